@@ -1,0 +1,138 @@
+"""Console surface: a REPL over the same pipeline as Slack and Discord.
+
+Interactive: readline history, prompts. Piped: reads lines from stdin, prints plain text; an
+approval prompts `Approve? [y/N]` and reads the next line; `--yes` approves everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from bot.app import Cockpit
+from tools.contract import Platform, Reply, Role
+
+CONSOLE_WORKSPACE_ID = "local"
+CONSOLE_WORKSPACE_NAME = "local"
+PROMPT = "cockpit> "
+EXIT_WORDS = {"exit", "quit", "/exit", "/quit"}
+
+
+def default_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return "operator"
+
+
+class Console:
+    def __init__(
+        self,
+        cockpit: Cockpit,
+        *,
+        user: str,
+        role: Role = Role.owner,
+        yes: bool = False,
+        stdin: TextIO | None = None,
+        stdout: TextIO | None = None,
+    ) -> None:
+        self.cockpit = cockpit
+        self.user = user
+        self.role = role
+        self.yes = yes
+        self.stdin = stdin or sys.stdin
+        self.stdout = stdout or sys.stdout
+        self.interactive = self.stdin.isatty() and self.stdout.isatty()
+
+    def context(self):
+        return self.cockpit.context_for(
+            platform=Platform.console,
+            workspace_id=CONSOLE_WORKSPACE_ID,
+            workspace_name=CONSOLE_WORKSPACE_NAME,
+            user_id=self.user,
+            display_name=self.user,
+            role=self.role,
+            channel="console",
+        )
+
+    def say(self, text: str) -> None:
+        self.stdout.write(text + "\n")
+        self.stdout.flush()
+
+    async def progress(self, text: str) -> None:
+        self.say(f"  … {text}")
+
+    async def read_line(self, prompt: str) -> str | None:
+        if self.interactive:
+            try:
+                return await asyncio.to_thread(input, prompt)
+            except EOFError:
+                return None
+        if prompt.startswith("Approve"):
+            self.stdout.write(prompt)
+            self.stdout.flush()
+        line = await asyncio.to_thread(self.stdin.readline)
+        if line == "":
+            return None
+        if prompt.startswith("Approve"):
+            self.say(line.strip())
+        return line.rstrip("\n")
+
+    async def run(self) -> int:
+        if self.interactive:
+            _enable_history(self.cockpit.settings.data_dir / "console_history")
+            mode = "sandbox (local RunPod emulator)" if self.cockpit.services.sandbox else "RunPod"
+            self.say(
+                f"AI Dev Cockpit console — you are {self.user} ({self.role.value}); cloud: {mode}."
+            )
+            self.say("Type /help, or ask in plain words. Ctrl-D or `exit` quits.")
+        while True:
+            line = await self.read_line(PROMPT)
+            if line is None or line.strip().lower() in EXIT_WORDS:
+                return 0
+            if not line.strip():
+                continue
+            if not self.interactive:
+                self.say(f"{PROMPT}{line.strip()}")
+            await self.handle_line(line)
+
+    async def handle_line(self, line: str) -> None:
+        reply = await self.cockpit.handle(self.context(), line, progress=self.progress)
+        self.render(reply)
+        if reply.approval_id is not None:
+            await self.ask_approval(reply.approval_id)
+
+    async def ask_approval(self, approval_id: int) -> None:
+        if self.yes:
+            self.say("Approve? [y/N] y (--yes)")
+            answer = "y"
+        else:
+            answer = (await self.read_line("Approve? [y/N] ") or "").strip().lower()
+        ctx = self.context()
+        if answer in ("y", "yes"):
+            result = await self.cockpit.approve(ctx, approval_id, progress=self.progress)
+        else:
+            result = await self.cockpit.cancel(ctx, approval_id)
+        self.render(result)
+
+    def render(self, reply: Reply) -> None:
+        text = reply.as_plain_text()
+        self.say(("Error: " + text) if not reply.ok and not text.startswith("Error") else text)
+
+
+def _enable_history(path: Path) -> None:
+    try:
+        import readline
+    except ImportError:  # Windows without pyreadline
+        return
+    import atexit
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        readline.read_history_file(path)
+    readline.set_history_length(1000)
+    atexit.register(readline.write_history_file, str(path))

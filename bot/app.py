@@ -1,0 +1,186 @@
+"""Wiring: settings → database, secrets, clients, registry, dispatcher. One `Cockpit` per process;
+every surface (console, Slack, Discord, HTTP API) talks to it through `handle`/`approve`."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+from bot import router
+from bot.agent import offline
+from bot.dispatcher import Dispatcher
+from bot.logs import SECRETS, install_record_redaction
+from bot.settings import Settings
+from storage import orgs
+from storage.crypto import load_secret_box
+from storage.db import Database
+from tools.clock import Clock
+from tools.contract import REGISTRY, Platform, ProgressSink, Registry, Reply, RequestContext, Role
+from tools.errors import CockpitError
+from tools.services import Services
+
+log = logging.getLogger(__name__)
+
+# Built-in tools load exactly like any other tool module: importing registers them.
+BUILTIN_TOOL_MODULES = ("tools.builtin",)
+DEFAULT_NEW_MEMBER_ROLE = Role.member
+
+
+def load_tool_modules(modules: tuple[str, ...] = BUILTIN_TOOL_MODULES) -> None:
+    for name in modules:
+        importlib.import_module(name)
+
+
+class Cockpit:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        registry: Registry | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or Clock()
+        install_record_redaction()
+        load_tool_modules()
+        self.db = Database(settings.effective_database_url)
+        box, generated = load_secret_box(settings.secret_key, settings.data_dir)
+        self.generated_secret_key = generated
+        for value in settings.secret_values():
+            SECRETS.add(value)
+        self.services = Services(
+            db=self.db,
+            clock=self.clock,
+            secrets=box,
+            registry=registry or REGISTRY,
+            sandbox=settings.use_sandbox,
+        )
+        self.dispatcher = Dispatcher(
+            self.services,
+            approval_ttl_seconds=settings.approval_ttl_seconds,
+            rate_limit_per_minute=settings.rate_limit_per_minute,
+        )
+        self._closers: list[Any] = []
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bring storage to the current schema, then start what the configuration asks for."""
+        if self.generated_secret_key:
+            log.warning(
+                "COCKPIT_SECRET_KEY is not set: generated one into %s/secret.key. Set your own in "
+                "production (and keep it: stored keys cannot be read without it).",
+                self.settings.data_dir,
+            )
+        self.db.upgrade()
+
+    async def stop(self) -> None:
+        for close in reversed(self._closers):
+            try:
+                await close()
+            except Exception:  # shutting down: log and continue closing the rest
+                log.exception("error while closing")
+        self._closers.clear()
+        self.db.dispose()
+
+    # -- identity ---------------------------------------------------------------------------
+
+    def context_for(
+        self,
+        *,
+        platform: Platform,
+        workspace_id: str,
+        workspace_name: str,
+        user_id: str,
+        display_name: str,
+        role: Role | None = None,
+        channel: str | None = None,
+        thread: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> RequestContext:
+        """Resolve (platform, workspace, user) to a request context, creating the workspace's
+        organisation and the member on first sight. The first member of a new organisation is its
+        owner; later ones join as members. `role` forces a role (console and tests only)."""
+        now = self.clock.now()
+        with self.db.session() as s:
+            ws = orgs.ensure_workspace(
+                s, platform=platform.value, external_id=workspace_id, name=workspace_name, now=now
+            )
+            assert ws.id is not None
+            member = orgs.get_member(
+                s, org_id=ws.org_id, platform=platform.value, platform_user_id=user_id
+            )
+            if member is None:
+                first = orgs.count_members(s, org_id=ws.org_id) == 0
+                member = orgs.add_member(
+                    s,
+                    org_id=ws.org_id,
+                    platform=platform.value,
+                    platform_user_id=user_id,
+                    display_name=display_name,
+                    role=(role or (Role.owner if first else DEFAULT_NEW_MEMBER_ROLE)).value,
+                    now=now,
+                )
+            elif role is not None and member.role != role.value:
+                member.role = role.value
+                s.add(member)
+            return RequestContext(
+                org_id=ws.org_id,
+                workspace_id=ws.id,
+                member_id=member.id,
+                user_id=user_id,
+                display_name=member.display_name,
+                role=Role(member.role),
+                platform=platform,
+                workspace_name=ws.name,
+                timezone=ws.timezone,
+                channel=channel,
+                thread=thread,
+                idempotency_key=idempotency_key,
+            )
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def handle(
+        self, ctx: RequestContext, text: str, *, progress: ProgressSink | None = None
+    ) -> Reply:
+        """One message from a person: a slash command, or plain words for the agent."""
+        text = text.strip()
+        if not text:
+            return Reply(text="Type /help to see what I can do.")
+        if router.is_command(text):
+            try:
+                call = router.parse(self.services.registry, text)
+            except CockpitError as exc:
+                return Reply.error(str(exc))
+            return await self.dispatcher.run(ctx, call.tool.name, call.args, progress=progress)
+        return await self.converse(ctx, text, progress=progress)
+
+    async def converse(
+        self, ctx: RequestContext, text: str, *, progress: ProgressSink | None = None
+    ) -> Reply:
+        available = {t.name for t in self.services.registry.for_role(ctx.role)}
+        hit = offline.match(text, available)
+        if hit is None:
+            return Reply(
+                text="I did not understand that. Try a command such as /help, /whoami.",
+                footer=offline.LIMITED_MODE_NOTE,
+                ok=False,
+            )
+        tool_name, args = hit
+        reply = await self.dispatcher.run(ctx, tool_name, args, progress=progress)
+        reply.footer = (
+            f"{reply.footer} · {offline.LIMITED_MODE_NOTE}"
+            if reply.footer
+            else offline.LIMITED_MODE_NOTE
+        )
+        return reply
+
+    async def approve(
+        self, ctx: RequestContext, approval_id: int, *, progress: ProgressSink | None = None
+    ) -> Reply:
+        return await self.dispatcher.approve(ctx, approval_id, progress=progress)
+
+    async def cancel(self, ctx: RequestContext, approval_id: int) -> Reply:
+        return await self.dispatcher.cancel(ctx, approval_id)

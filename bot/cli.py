@@ -1,0 +1,126 @@
+"""`cockpit` command line. Imports are lazy so `cockpit --help` stays fast."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from bot.app import Cockpit
+    from bot.settings import Settings
+
+ROLES = ["viewer", "member", "admin", "owner"]
+
+
+def _settings() -> Settings:
+    from bot.logs import setup_logging
+    from bot.settings import Settings
+
+    settings = Settings()
+    setup_logging(settings.log_level)
+    return settings
+
+
+async def _with_cockpit(settings: Settings, body: Any) -> int:
+    from bot.app import Cockpit
+
+    cockpit = Cockpit(settings)
+    try:
+        await cockpit.start()
+        return int(await body(cockpit) or 0)
+    finally:
+        await cockpit.stop()
+
+
+def _run(coro: Any) -> None:
+    try:
+        code = asyncio.run(coro)
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """AI Dev Cockpit: deploy and run open LLMs on RunPod from Slack, Discord or this console."""
+
+
+@main.command()
+def run() -> None:
+    """Start everything configured: surfaces, and the sandbox cloud when there is no RunPod key."""
+    settings = _settings()
+
+    async def body(cockpit: Cockpit) -> int:
+        from bot.adapters.console import Console, default_user
+
+        surfaces = []
+        if settings.slack_socket_mode or settings.slack_http_mode:
+            surfaces.append("slack")
+        if settings.discord_enabled:
+            surfaces.append("discord")
+        if surfaces:
+            click.echo(
+                f"Configured surfaces ({', '.join(surfaces)}) are not part of this build yet; "
+                "starting the console instead.",
+                err=True,
+            )
+        return await Console(cockpit, user=default_user()).run()
+
+    _run(_with_cockpit(settings, body))
+
+
+@main.command()
+@click.option("--yes", is_flag=True, help="Approve every approval prompt (for scripts).")
+@click.option("--user", default=None, help="Act as this user (default: the OS user).")
+@click.option("--role", type=click.Choice(ROLES), default="owner", show_default=True)
+def console(yes: bool, user: str | None, role: str) -> None:
+    """Interactive console (reads stdin when piped)."""
+    settings = _settings()
+
+    async def body(cockpit: Cockpit) -> int:
+        from bot.adapters.console import Console, default_user
+        from tools.contract import Role
+
+        return await Console(cockpit, user=user or default_user(), role=Role(role), yes=yes).run()
+
+    _run(_with_cockpit(settings, body))
+
+
+@main.command()
+def doctor() -> None:
+    """Check configuration and reachability; say what is real and what is sandbox."""
+    settings = _settings()
+    from bot.doctor import run_doctor
+
+    _run(run_doctor(settings))
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply migrations up to the newest schema."""
+    settings = _settings()
+    from storage.db import Database
+
+    database = Database(settings.effective_database_url)
+    database.upgrade()
+    click.echo(
+        f"Database at {_safe_url(database.url)} is at revision {database.current_revision()}."
+    )
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":
+    main()

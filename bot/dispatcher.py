@@ -1,0 +1,375 @@
+"""The one gate every tool call passes: rate limit → role → idempotency → approval → run → audit.
+
+Slash commands, the agent, the HTTP API and the scheduler all call `Dispatcher.run`; approval
+clicks call `Dispatcher.approve`. Nothing else executes tools.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict, deque
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+from bot.logs import SECRETS
+from storage import approvals, audit, events
+from tools.contract import Button, ProgressSink, Reply, RequestContext, Role, Tool, ToolContext
+from tools.errors import CockpitError, Forbidden, NotFound, RateLimited
+from tools.services import Services
+
+log = logging.getLogger(__name__)
+
+DEFAULT_APPROVAL_TTL_SECONDS = 600
+DEFAULT_RATE_LIMIT_PER_MINUTE = 30
+RATE_WINDOW_SECONDS = 60.0
+
+
+class RateLimiter:
+    """Sliding window of calls per (organisation, user); isolated per organisation."""
+
+    def __init__(self, services: Services, per_minute: int) -> None:
+        self._clock = services.clock
+        self._per_minute = per_minute
+        self._calls: dict[tuple[int, str], deque[float]] = defaultdict(deque)
+
+    def check(self, ctx: RequestContext) -> None:
+        if self._per_minute <= 0 or ctx.platform.value == "system":
+            return
+        now = self._clock.now().timestamp()
+        window = self._calls[(ctx.org_id, ctx.user_id)]
+        while window and window[0] <= now - RATE_WINDOW_SECONDS:
+            window.popleft()
+        if len(window) >= self._per_minute:
+            retry = RATE_WINDOW_SECONDS - (now - window[0])
+            raise RateLimited(
+                f"Slow down: you have used {self._per_minute} commands in the last minute.",
+                retry_after=retry,
+                fix=f"Try again in {int(retry) + 1} s.",
+            )
+        window.append(now)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        services: Services,
+        *,
+        approval_ttl_seconds: int = DEFAULT_APPROVAL_TTL_SECONDS,
+        rate_limit_per_minute: int = DEFAULT_RATE_LIMIT_PER_MINUTE,
+    ) -> None:
+        self.services = services
+        self.approval_ttl = timedelta(seconds=approval_ttl_seconds)
+        self.rate_limiter = RateLimiter(services, rate_limit_per_minute)
+
+    # -- entry points ---------------------------------------------------------------------
+
+    async def run(
+        self,
+        ctx: RequestContext,
+        tool_name: str,
+        raw_args: dict[str, Any] | BaseModel | None = None,
+        *,
+        progress: ProgressSink | None = None,
+    ) -> Reply:
+        """Validate, authorise and run (or queue for approval) one tool call."""
+        tool = self.services.registry.get(tool_name)
+        if tool is None:
+            return Reply.error(f"There is no tool called {tool_name!r}. Type /help for the list.")
+        try:
+            args = raw_args if isinstance(raw_args, BaseModel) else tool.parse_args(raw_args or {})
+            self.rate_limiter.check(ctx)
+        except RateLimited as exc:
+            self._audit(ctx, tool, {}, "denied", str(exc))
+            return self._finish(Reply.error(str(exc)))
+        except CockpitError as exc:
+            # Bad input changes nothing, not even the audit trail.
+            return self._finish(Reply.error(str(exc)))
+        args_dict = args.model_dump(mode="json")
+        for name in tool.secret_fields:
+            SECRETS.add(str(args_dict.get(name) or ""))
+        if not ctx.role.allows(tool.role):
+            return self._deny(ctx, tool, args_dict)
+
+        replay = self._replay(ctx)
+        if replay is not None:
+            return replay
+        if tool.needs_approval:
+            reply = await self._request_approval(ctx, tool, args)
+        else:
+            reply = await self._execute(ctx, tool, args, progress=progress)
+        self._remember(ctx, reply)
+        return reply
+
+    async def approve(
+        self, ctx: RequestContext, approval_id: int, *, progress: ProgressSink | None = None
+    ) -> Reply:
+        """A human clicked Approve. Runs the stored action once, as the requester."""
+        now = self.services.clock.now()
+        with self.services.db.session() as s:
+            row = approvals.get(s, org_id=ctx.org_id, approval_id=approval_id)
+            if row is None:
+                audit.record(
+                    s,
+                    org_id=ctx.org_id,
+                    workspace_id=ctx.workspace_id,
+                    actor=ctx.user_id,
+                    actor_role=ctx.role.value,
+                    platform=ctx.platform.value,
+                    tool="approval",
+                    outcome="denied",
+                    args={"approval_id": approval_id},
+                    detail="approval not found in this organisation",
+                    request_id=ctx.request_id,
+                    now=now,
+                )
+                return Reply.error(f"Approval #{approval_id} was not found.")
+            tool = self.services.registry.get(row.tool)
+            requester_ctx = RequestContext.model_validate_json(row.request_json)
+            problem = self._approval_problem(ctx, row.status, row.requester, row.expires_at, now)
+            if problem:
+                if problem.startswith("This approval expired"):
+                    approvals.finish(
+                        s, org_id=ctx.org_id, approval_id=approval_id, status="expired"
+                    )
+                    outcome = "expired"
+                else:
+                    outcome = "denied"
+                audit.record(
+                    s,
+                    org_id=ctx.org_id,
+                    workspace_id=ctx.workspace_id,
+                    actor=ctx.user_id,
+                    actor_role=ctx.role.value,
+                    platform=ctx.platform.value,
+                    tool=row.tool,
+                    outcome=outcome,
+                    args=json.loads(row.args_json),
+                    detail=problem,
+                    request_id=ctx.request_id,
+                    now=now,
+                )
+                return Reply.error(problem)
+            claimed = approvals.claim(
+                s, org_id=ctx.org_id, approval_id=approval_id, decided_by=ctx.user_id, now=now
+            )
+            args_json = row.args_json
+        if not claimed or tool is None:
+            return Reply.error(f"Approval #{approval_id} is already being handled.")
+        args = tool.parse_args(json.loads(args_json))
+        self._audit(
+            requester_ctx,
+            tool,
+            args.model_dump(mode="json"),
+            "approved",
+            f"approved by {ctx.user_id} ({ctx.role.value})",
+        )
+        reply = await self._execute(
+            requester_ctx, tool, args, progress=progress, approved_by=ctx.user_id
+        )
+        with self.services.db.session() as s:
+            approvals.finish(
+                s,
+                org_id=ctx.org_id,
+                approval_id=approval_id,
+                status="executed" if reply.ok else "failed",
+                result_text=reply.as_plain_text(),
+            )
+        return reply
+
+    async def cancel(self, ctx: RequestContext, approval_id: int) -> Reply:
+        now = self.services.clock.now()
+        with self.services.db.session() as s:
+            row = approvals.get(s, org_id=ctx.org_id, approval_id=approval_id)
+            if row is None:
+                return Reply.error(f"Approval #{approval_id} was not found.")
+            problem = self._approval_problem(ctx, row.status, row.requester, row.expires_at, now)
+            if problem:
+                return Reply.error(problem)
+            approvals.finish(
+                s,
+                org_id=ctx.org_id,
+                approval_id=approval_id,
+                status="cancelled",
+                decided_by=ctx.user_id,
+                now=now,
+            )
+            tool_name, args = row.tool, json.loads(row.args_json)
+        tool = self.services.registry.get(tool_name)
+        if tool:
+            self._audit(ctx, tool, args, "cancelled", f"cancelled by {ctx.user_id}")
+        return Reply(text=f"Cancelled: nothing was done for approval #{approval_id}.")
+
+    # -- steps ----------------------------------------------------------------------------
+
+    def _deny(self, ctx: RequestContext, tool: Tool, args: dict[str, Any]) -> Reply:
+        msg = (
+            f"/{tool.command or tool.name} needs the {tool.role.value} role; you are "
+            f"{_article(ctx.role.value)} {ctx.role.value}. Ask an admin of this workspace to run "
+            "it or to change your role."
+        )
+        self._audit(ctx, tool, args, "denied", msg)
+        return self._finish(Reply.error(msg))
+
+    def _approval_problem(
+        self, ctx: RequestContext, status: str, requester: str, expires_at: Any, now: Any
+    ) -> str | None:
+        if status == "pending" and expires_at <= now:
+            return (
+                "This approval expired; nothing was done. Run the command again to get a new one."
+            )
+        if status != "pending":
+            return f"This request was already {status}; nothing more was done."
+        if ctx.user_id != requester and not ctx.role.allows(Role.admin):
+            return "Only the person who asked, or an admin, can approve or cancel this."
+        return None
+
+    async def _request_approval(self, ctx: RequestContext, tool: Tool, args: BaseModel) -> Reply:
+        preview = Reply(text=f"/{tool.command or tool.name} {_args_text(tool, args)}".strip())
+        if tool.preview is not None:
+            tc = ToolContext(request=ctx, services=self.services)
+            try:
+                preview = await tool.preview(tc, args)
+            except CockpitError as exc:
+                self._audit(ctx, tool, args.model_dump(mode="json"), "failed", str(exc))
+                return self._finish(Reply.error(str(exc)))
+        now = self.services.clock.now()
+        expires = now + self.approval_ttl
+        redacted = tool.redact(args.model_dump(mode="json"))
+        with self.services.db.session() as s:
+            row = approvals.create(
+                s,
+                org_id=ctx.org_id,
+                workspace_id=ctx.workspace_id,
+                tool=tool.name,
+                args_json=json.dumps(args.model_dump(mode="json")),
+                request_json=ctx.model_dump_json(),
+                summary=preview.as_plain_text(),
+                requester=ctx.user_id,
+                expires_at=expires,
+                now=now,
+            )
+            assert row.id is not None
+            approval_id = row.id
+            audit.record(
+                s,
+                org_id=ctx.org_id,
+                workspace_id=ctx.workspace_id,
+                actor=ctx.user_id,
+                actor_role=ctx.role.value,
+                platform=ctx.platform.value,
+                tool=tool.name,
+                outcome="approval_requested",
+                args=redacted,
+                detail=f"approval #{approval_id}",
+                request_id=ctx.request_id,
+                now=now,
+            )
+        minutes = int(self.approval_ttl.total_seconds() // 60)
+        preview.title = preview.title or f"Approve /{tool.command or tool.name}?"
+        preview.approval_id = approval_id
+        preview.buttons = [
+            Button(label="Approve", action="approve", value=str(approval_id), style="primary"),
+            Button(label="Cancel", action="cancel", value=str(approval_id), style="danger"),
+        ]
+        note = (
+            f"Approval #{approval_id}: only {ctx.display_name} or an admin can approve; "
+            f"expires in {minutes} min."
+        )
+        preview.footer = note if not self.services.footer else f"{note} · {self.services.footer}"
+        return preview
+
+    async def _execute(
+        self,
+        ctx: RequestContext,
+        tool: Tool,
+        args: BaseModel,
+        *,
+        progress: ProgressSink | None,
+        approved_by: str | None = None,
+    ) -> Reply:
+        tc = ToolContext(request=ctx, services=self.services, approved_by=approved_by)
+        if progress is not None:
+            tc.progress = progress
+        redacted = tool.redact(args.model_dump(mode="json"))
+        if not approved_by:
+            self._audit(ctx, tool, redacted, "allowed", "")
+        try:
+            reply = await tool.func(tc, args)
+        except CockpitError as exc:
+            self._audit(ctx, tool, redacted, "failed", str(exc))
+            return self._finish(Reply.error(str(exc)))
+        except Exception:
+            log.exception("tool %s failed (request %s)", tool.name, ctx.request_id)
+            self._audit(ctx, tool, redacted, "failed", "internal error")
+            return self._finish(
+                Reply.error(
+                    f"Something went wrong running /{tool.command or tool.name} "
+                    f"(reference {ctx.request_id}). Nothing else was changed; the details are in "
+                    "the bot's logs."
+                )
+            )
+        self._audit(ctx, tool, redacted, "succeeded" if reply.ok else "failed", reply.text[:300])
+        return self._finish(reply)
+
+    def _finish(self, reply: Reply) -> Reply:
+        if reply.footer is None and self.services.footer:
+            reply.footer = self.services.footer
+        return reply
+
+    def _replay(self, ctx: RequestContext) -> Reply | None:
+        if not ctx.idempotency_key:
+            return None
+        with self.services.db.session() as s:
+            if events.claim(
+                s, org_id=ctx.org_id, key=ctx.idempotency_key, now=self.services.clock.now()
+            ):
+                return None
+            ev = events.seen(s, org_id=ctx.org_id, key=ctx.idempotency_key)
+            stored = ev.result_json if ev else "{}"
+        if stored and stored != "{}":
+            reply = Reply.model_validate_json(stored)
+            reply.footer = "(already handled: this is the earlier answer)"
+            return reply
+        return Reply(text="This request is already being handled.", footer="(duplicate ignored)")
+
+    def _remember(self, ctx: RequestContext, reply: Reply) -> None:
+        if not ctx.idempotency_key:
+            return
+        with self.services.db.session() as s:
+            events.store_result(
+                s, org_id=ctx.org_id, key=ctx.idempotency_key, result_json=reply.model_dump_json()
+            )
+
+    def _audit(
+        self, ctx: RequestContext, tool: Tool, args: dict[str, Any], outcome: str, detail: str
+    ) -> None:
+        with self.services.db.session() as s:
+            audit.record(
+                s,
+                org_id=ctx.org_id,
+                workspace_id=ctx.workspace_id,
+                actor=ctx.user_id,
+                actor_role=ctx.role.value,
+                platform=ctx.platform.value,
+                tool=tool.name,
+                outcome=outcome,
+                args=tool.redact(args),
+                detail=detail,
+                request_id=ctx.request_id,
+                now=self.services.clock.now(),
+            )
+
+
+def _args_text(tool: Tool, args: BaseModel) -> str:
+    data = tool.redact(args.model_dump(mode="json", exclude_defaults=True))
+    return " ".join(f"{k}={v}" for k, v in data.items())
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+__all__ = ["Dispatcher", "Forbidden", "NotFound", "RateLimiter"]

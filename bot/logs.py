@@ -1,0 +1,107 @@
+"""Logging setup with a redaction filter: no secret value ever reaches a log line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from typing import Any
+
+# Shapes of provider keys, caught even when we were never told the value.
+SECRET_PATTERNS = [
+    re.compile(r"rpa_[A-Za-z0-9]{8,}"),
+    re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}"),
+    re.compile(r"hf_[A-Za-z0-9]{8,}"),
+    re.compile(r"xox[abposr]-[A-Za-z0-9\-]{8,}"),
+    re.compile(r"xapp-[A-Za-z0-9\-]{8,}"),
+    re.compile(r"(?i)bearer\s+[A-Za-z0-9._\-]{8,}"),
+]
+REDACTED = "[redacted]"
+
+
+class SecretRegistry:
+    """Known secret values (from settings and decrypted credentials), shared by all filters."""
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+
+    def add(self, value: str | None) -> None:
+        if value and len(value) >= 6:
+            self._values.add(value)
+
+    def redact(self, text: str) -> str:
+        for v in self._values:
+            if v in text:
+                text = text.replace(v, REDACTED)
+        for pat in SECRET_PATTERNS:
+            text = pat.sub(REDACTED, text)
+        return text
+
+
+SECRETS = SecretRegistry()
+
+
+def redact(text: str) -> str:
+    return SECRETS.redact(text)
+
+
+def _redact_record(record: logging.LogRecord) -> None:
+    record.msg = SECRETS.redact(record.getMessage())
+    record.args = None
+    if record.exc_info and not record.exc_text:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+    if record.exc_text:
+        record.exc_text = SECRETS.redact(record.exc_text)
+
+
+def install_record_redaction() -> None:
+    """Redact every log record when it is created, so no handler (ours, pytest's, a host's)
+    ever sees a secret."""
+    current = logging.getLogRecordFactory()
+    if getattr(current, "_cockpit_redacting", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = current(*args, **kwargs)
+        _redact_record(record)
+        return record
+
+    factory._cockpit_redacting = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+class JsonFormatter(logging.Formatter):
+    FIELDS = ("org_id", "request_id", "tool", "platform")
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for f in self.FIELDS:
+            if hasattr(record, f):
+                out[f] = getattr(record, f)
+        if record.exc_text:
+            out["exc"] = record.exc_text
+        return json.dumps(out, default=str)
+
+
+def setup_logging(level: str = "INFO", *, json_output: bool | None = None) -> None:
+    root = logging.getLogger()
+    root.setLevel(level.upper())
+    for h in list(root.handlers):
+        if getattr(h, "_cockpit", False):
+            root.removeHandler(h)
+    handler = logging.StreamHandler(sys.stderr)
+    handler._cockpit = True  # type: ignore[attr-defined]
+    use_json = (not sys.stderr.isatty()) if json_output is None else json_output
+    handler.setFormatter(
+        JsonFormatter() if use_json else logging.Formatter("%(levelname)s %(name)s: %(message)s")
+    )
+    root.addHandler(handler)
+    install_record_redaction()
+    for noisy in ("httpx", "httpcore", "httpx2", "aiohttp.access", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,91 @@
+"""Settings from the environment and `.env` (names as in DESIGN.md §4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_RUNPOD_API_URL = "https://api.runpod.io/v2"
+DEFAULT_RUNPOD_SERVERLESS_URL = "https://api.runpod.ai/v2"
+DEFAULT_AGENT_MODEL = "claude-sonnet-4-5"
+DEFAULT_WEB_PORT = 3000
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    data_dir: Path = Field(default=Path("./data"), alias="COCKPIT_DATA_DIR")
+    secret_key: str | None = Field(default=None, alias="COCKPIT_SECRET_KEY", repr=False)
+    sandbox: Literal["auto", "on", "off"] = Field(default="auto", alias="COCKPIT_SANDBOX")
+    log_level: str = Field(default="INFO", alias="COCKPIT_LOG_LEVEL")
+    rate_limit_per_minute: int = Field(default=30, alias="COCKPIT_RATE_LIMIT_PER_MINUTE")
+    approval_ttl_seconds: int = Field(default=600, alias="COCKPIT_APPROVAL_TTL_SECONDS")
+    sandbox_worker_ready_seconds: float = Field(default=8.0, alias="COCKPIT_SANDBOX_READY_SECONDS")
+
+    runpod_api_key: str | None = Field(default=None, alias="RUNPOD_API_KEY", repr=False)
+    runpod_api_url: str = Field(default=DEFAULT_RUNPOD_API_URL, alias="RUNPOD_API_URL")
+    runpod_serverless_url: str = Field(
+        default=DEFAULT_RUNPOD_SERVERLESS_URL, alias="RUNPOD_SERVERLESS_URL"
+    )
+
+    hf_token: str | None = Field(default=None, alias="HF_TOKEN", repr=False)
+    hf_endpoint: str | None = Field(default=None, alias="HF_ENDPOINT")
+
+    anthropic_api_key: str | None = Field(default=None, alias="ANTHROPIC_API_KEY", repr=False)
+    anthropic_base_url: str | None = Field(default=None, alias="ANTHROPIC_BASE_URL")
+    agent_model: str = Field(default=DEFAULT_AGENT_MODEL, alias="COCKPIT_AGENT_MODEL")
+
+    slack_bot_token: str | None = Field(default=None, alias="SLACK_BOT_TOKEN", repr=False)
+    slack_app_token: str | None = Field(default=None, alias="SLACK_APP_TOKEN", repr=False)
+    slack_signing_secret: str | None = Field(default=None, alias="SLACK_SIGNING_SECRET", repr=False)
+    slack_client_id: str | None = Field(default=None, alias="SLACK_CLIENT_ID")
+    slack_client_secret: str | None = Field(default=None, alias="SLACK_CLIENT_SECRET", repr=False)
+    slack_api_url: str | None = Field(default=None, alias="SLACK_API_URL")
+
+    discord_bot_token: str | None = Field(default=None, alias="DISCORD_BOT_TOKEN", repr=False)
+    discord_api_url: str | None = Field(default=None, alias="DISCORD_API_URL")
+
+    port: int | None = Field(default=None, alias="PORT")
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'cockpit.db').as_posix()}"
+
+    @property
+    def use_sandbox(self) -> bool:
+        if self.sandbox == "on":
+            return True
+        if self.sandbox == "off":
+            return False
+        return not self.runpod_api_key
+
+    @property
+    def slack_socket_mode(self) -> bool:
+        return bool(self.slack_bot_token and self.slack_app_token)
+
+    @property
+    def slack_http_mode(self) -> bool:
+        return bool(self.slack_signing_secret and self.slack_client_id and self.slack_client_secret)
+
+    @property
+    def discord_enabled(self) -> bool:
+        return bool(self.discord_bot_token)
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for the log redaction filter."""
+        values = [
+            self.secret_key,
+            self.runpod_api_key,
+            self.hf_token,
+            self.anthropic_api_key,
+            self.slack_bot_token,
+            self.slack_app_token,
+            self.slack_signing_secret,
+            self.slack_client_secret,
+            self.discord_bot_token,
+        ]
+        return [v for v in values if v]

@@ -1,0 +1,110 @@
+"""Organisations, workspaces and members. A workspace (Slack team, Discord guild, console)
+belongs to exactly one organisation; members are per organisation and platform identity."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from storage.models import Member, Organization, Workspace
+
+
+def ensure_workspace(
+    s: Session,
+    *,
+    platform: str,
+    external_id: str,
+    name: str,
+    now: datetime,
+    timezone: str = "UTC",
+) -> Workspace:
+    """Find the workspace for a platform id, creating it (and its organisation) on first sight."""
+    ws = s.exec(
+        select(Workspace).where(
+            Workspace.platform == platform, Workspace.external_id == external_id
+        )
+    ).first()
+    if ws:
+        return ws
+    org = Organization(name=name, created_at=now)
+    s.add(org)
+    s.flush()
+    assert org.id is not None
+    ws = Workspace(
+        org_id=org.id,
+        platform=platform,
+        external_id=external_id,
+        name=name,
+        timezone=timezone,
+        created_at=now,
+    )
+    s.add(ws)
+    s.flush()
+    return ws
+
+
+def get_workspace(s: Session, *, org_id: int, workspace_id: int) -> Workspace | None:
+    return s.exec(
+        select(Workspace).where(Workspace.id == workspace_id, Workspace.org_id == org_id)
+    ).first()
+
+
+def get_organization(s: Session, *, org_id: int) -> Organization | None:
+    return s.get(Organization, org_id)
+
+
+def set_timezone(s: Session, *, org_id: int, workspace_id: int, timezone: str) -> None:
+    ws = get_workspace(s, org_id=org_id, workspace_id=workspace_id)
+    if ws:
+        ws.timezone = timezone
+        s.add(ws)
+
+
+def get_member(s: Session, *, org_id: int, platform: str, platform_user_id: str) -> Member | None:
+    return s.exec(
+        select(Member).where(
+            Member.org_id == org_id,
+            Member.platform == platform,
+            Member.platform_user_id == platform_user_id,
+        )
+    ).first()
+
+
+def count_members(s: Session, *, org_id: int) -> int:
+    return len(s.exec(select(Member.id).where(Member.org_id == org_id)).all())
+
+
+def add_member(
+    s: Session,
+    *,
+    org_id: int,
+    platform: str,
+    platform_user_id: str,
+    display_name: str,
+    role: str,
+    now: datetime,
+) -> Member:
+    m = Member(
+        org_id=org_id,
+        platform=platform,
+        platform_user_id=platform_user_id,
+        display_name=display_name,
+        role=role,
+        created_at=now,
+    )
+    s.add(m)
+    s.flush()
+    return m
+
+
+def list_members(s: Session, *, org_id: int) -> list[Member]:
+    return list(s.exec(select(Member).where(Member.org_id == org_id).order_by(col(Member.id))))
+
+
+def set_role(s: Session, *, org_id: int, member_id: int, role: str) -> Member | None:
+    m = s.exec(select(Member).where(Member.id == member_id, Member.org_id == org_id)).first()
+    if m:
+        m.role = role
+        s.add(m)
+    return m

@@ -1,0 +1,465 @@
+"""The tool contract: what a tool is, what it receives, what it returns.
+
+One definition per tool yields the Claude tool schema, the slash-command syntax and usage line,
+the `/help` text, validation errors and the audit record. Surfaces and the dispatcher (in `bot/`)
+only ever talk to tools through these types.
+"""
+
+from __future__ import annotations
+
+import shlex
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tools.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from tools.services import Services
+
+
+class Role(StrEnum):
+    viewer = "viewer"
+    member = "member"
+    admin = "admin"
+    owner = "owner"
+
+    @property
+    def rank(self) -> int:
+        return _ROLE_RANK[self]
+
+    def allows(self, required: Role) -> bool:
+        return self.rank >= required.rank
+
+
+_ROLE_RANK = {Role.viewer: 0, Role.member: 1, Role.admin: 2, Role.owner: 3}
+
+
+class SideEffect(StrEnum):
+    none = "none"
+    spend = "spend"
+    destroy = "destroy"
+    admin = "admin"
+
+
+class Platform(StrEnum):
+    console = "console"
+    slack = "slack"
+    discord = "discord"
+    api = "api"
+    system = "system"
+
+
+class RequestContext(BaseModel):
+    """Who is asking, from where. Built by an adapter, trusted by everything below it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    org_id: int
+    workspace_id: int
+    member_id: int | None = None
+    user_id: str
+    display_name: str
+    role: Role
+    platform: Platform
+    workspace_name: str = ""
+    timezone: str = "UTC"
+    channel: str | None = None
+    thread: str | None = None
+    idempotency_key: str | None = None
+    request_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+
+# --- Replies -------------------------------------------------------------------------------
+
+
+class ReplyField(BaseModel):
+    label: str
+    value: str
+
+
+class Table(BaseModel):
+    columns: list[str]
+    rows: list[list[str]]
+
+
+class Button(BaseModel):
+    label: str
+    action: str  # "approve" | "cancel" | any surface-neutral action id
+    value: str
+    style: str = "default"  # "primary" | "danger" | "default"
+
+
+class Image(BaseModel):
+    path: str
+    title: str
+    alt: str = ""
+
+
+class Reply(BaseModel):
+    """Surface-neutral answer: text plus structured parts each adapter renders its own way."""
+
+    text: str = ""
+    title: str | None = None
+    fields: list[ReplyField] = Field(default_factory=list)
+    table: Table | None = None
+    buttons: list[Button] = Field(default_factory=list)
+    image: Image | None = None
+    footer: str | None = None
+    ok: bool = True
+    approval_id: int | None = None
+    ephemeral: bool = False
+
+    @classmethod
+    def error(cls, text: str) -> Reply:
+        return cls(text=text, ok=False)
+
+    def add_field(self, label: str, value: object) -> Reply:
+        self.fields.append(ReplyField(label=label, value=str(value)))
+        return self
+
+    def as_plain_text(self) -> str:
+        """The reply as plain text, as the console prints it and tests read it."""
+        lines: list[str] = []
+        if self.title:
+            lines.append(self.title)
+        if self.text:
+            lines.append(self.text)
+        lines.extend(f"  {f.label}: {f.value}" for f in self.fields)
+        if self.table:
+            lines.append(_render_table(self.table))
+        if self.image:
+            lines.append(f"[chart] {self.image.title}: {self.image.path}")
+        if self.buttons:
+            lines.append("  " + "  ".join(f"[{b.label}]" for b in self.buttons))
+        if self.footer:
+            lines.append(f"— {self.footer}")
+        return "\n".join(lines)
+
+
+def _render_table(table: Table) -> str:
+    widths = [len(c) for c in table.columns]
+    for row in table.rows:
+        for i, cell in enumerate(row[: len(widths)]):
+            widths[i] = max(widths[i], len(cell))
+
+    def fmt(cells: list[str]) -> str:
+        return "  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False)).rstrip()
+
+    out = [fmt(table.columns), "  " + "  ".join("-" * w for w in widths)]
+    out.extend(fmt(r) for r in table.rows)
+    return "\n".join(out)
+
+
+# --- Tool definition -----------------------------------------------------------------------
+
+ProgressSink = Callable[[str], Awaitable[None]]
+
+
+async def _no_progress(_: str) -> None:
+    return None
+
+
+@dataclass
+class ToolContext:
+    """What a running tool gets: the caller, the shared services, and a progress channel."""
+
+    request: RequestContext
+    services: Services
+    progress: ProgressSink = _no_progress
+    approved_by: str | None = None
+
+    @property
+    def org_id(self) -> int:
+        return self.request.org_id
+
+
+ToolFunc = Callable[[ToolContext, Any], Awaitable[Reply]]
+PreviewFunc = Callable[[ToolContext, Any], Awaitable[Reply]]
+
+
+def arg(
+    default: Any = ...,
+    *,
+    description: str,
+    positional: bool = False,
+    secret: bool = False,
+    metavar: str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Declare a tool input field. Positional fields come first on the command line, in order;
+    others are `--flags`. `secret` fields are redacted in audit rows and never echoed."""
+    extra: dict[str, Any] = {}
+    if positional:
+        extra["positional"] = True
+    if secret:
+        extra["secret"] = True
+    if metavar:
+        extra["metavar"] = metavar
+    return Field(default, description=description, json_schema_extra=extra or None, **kwargs)
+
+
+class NoArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class Tool:
+    name: str
+    func: ToolFunc
+    input_model: type[BaseModel]
+    description: str
+    role: Role = Role.viewer
+    side_effect: SideEffect = SideEffect.none
+    needs_approval: bool = False
+    command: str | None = None
+    aliases: tuple[str, ...] = ()
+    group: str = "general"
+    preview: PreviewFunc | None = None
+    examples: tuple[str, ...] = ()
+    _secret_fields: frozenset[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        self._secret_fields = frozenset(
+            n for n, f in self.input_model.model_fields.items() if _extra(f).get("secret")
+        )
+
+    # -- schema & syntax --
+    @property
+    def summary(self) -> str:
+        return self.description.strip().splitlines()[0]
+
+    def anthropic_schema(self) -> dict[str, Any]:
+        schema = self.input_model.model_json_schema()
+        schema.pop("title", None)
+        for prop in schema.get("properties", {}).values():
+            prop.pop("title", None)
+            prop.pop("positional", None)
+            prop.pop("metavar", None)
+        return {"name": self.name, "description": self.description.strip(), "input_schema": schema}
+
+    def positional_fields(self) -> list[str]:
+        return [n for n, f in self.input_model.model_fields.items() if _extra(f).get("positional")]
+
+    def usage(self) -> str:
+        parts = [f"/{self.command or self.name}"]
+        for name, f in self.input_model.model_fields.items():
+            meta = _extra(f).get("metavar") or name.upper()
+            if _extra(f).get("positional"):
+                token = f"<{name}>" if f.is_required() else f"[{name}]"
+                if _is_list(f.annotation):
+                    token = f"<{name}...>"
+            elif _is_bool(f.annotation):
+                token = f"[--{_flag(name)}]"
+            else:
+                token = f"--{_flag(name)} {meta}"
+                token = token if f.is_required() else f"[{token}]"
+            parts.append(token)
+        return " ".join(parts)
+
+    def help_text(self) -> str:
+        lines = [f"{self.usage()}", f"  {self.description.strip()}"]
+        for name, f in self.input_model.model_fields.items():
+            label = name if _extra(f).get("positional") else f"--{_flag(name)}"
+            default = (
+                "" if f.is_required() or f.default in (None, False) else f" (default {f.default})"
+            )
+            lines.append(f"    {label}: {f.description or ''}{default}")
+        lines.extend(f"  e.g. {e}" for e in self.examples)
+        return "\n".join(lines)
+
+    # -- validation --
+    def parse_args(self, raw: dict[str, Any]) -> BaseModel:
+        """Validate structured arguments (from Claude or an API call)."""
+        try:
+            return self.input_model.model_validate(raw)
+        except ValidationError as exc:
+            raise InvalidInput(_describe_validation(exc), fix=f"Usage: {self.usage()}") from None
+
+    def parse_command(self, argline: str) -> BaseModel:
+        """Parse the text after `/command` into the input model, or raise with the usage line."""
+        try:
+            tokens = shlex.split(argline)
+        except ValueError as exc:
+            raise InvalidInput(
+                f"Could not read the arguments ({exc}).", fix=f"Usage: {self.usage()}"
+            ) from None
+        return self.parse_args(self._tokens_to_dict(tokens))
+
+    def _tokens_to_dict(self, tokens: list[str]) -> dict[str, Any]:
+        fields = self.input_model.model_fields
+        flags = {_flag(n): n for n in fields}
+        positional = self.positional_fields()
+        out: dict[str, Any] = {}
+        loose: list[str] = []
+        i = 0
+        while i < len(tokens):
+            tok = tokens[i]
+            if tok.startswith("--") and len(tok) > 2:
+                key, _, inline = tok[2:].partition("=")
+                name = flags.get(key)
+                if name is None:
+                    raise InvalidInput(f"Unknown option --{key}.", fix=f"Usage: {self.usage()}")
+                if _is_bool(fields[name].annotation) and not inline:
+                    out[name] = True
+                elif inline:
+                    out[name] = inline
+                elif i + 1 < len(tokens):
+                    i += 1
+                    out[name] = tokens[i]
+                else:
+                    raise InvalidInput(f"--{key} needs a value.", fix=f"Usage: {self.usage()}")
+            else:
+                loose.append(tok)
+            i += 1
+        for idx, name in enumerate(positional):
+            if idx >= len(loose):
+                break
+            is_last = idx == len(positional) - 1
+            if _is_list(fields[name].annotation):
+                out[name] = loose[idx:]
+                loose = loose[:idx]
+                break
+            # The last positional swallows the rest, so `/deploy llama 8b` works unquoted.
+            out[name] = " ".join(loose[idx:]) if is_last else loose[idx]
+            if is_last:
+                loose = loose[: idx + 1]
+        if len(loose) > len(positional) and not positional:
+            raise InvalidInput(
+                f"/{self.command or self.name} takes no arguments like {loose[0]!r}.",
+                fix=f"Usage: {self.usage()}",
+            )
+        return out
+
+    @property
+    def secret_fields(self) -> frozenset[str]:
+        return self._secret_fields
+
+    def redact(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {k: ("[redacted]" if k in self._secret_fields else v) for k, v in args.items()}
+
+
+def _extra(f: Any) -> dict[str, Any]:
+    extra = f.json_schema_extra
+    return extra if isinstance(extra, dict) else {}
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _is_bool(annotation: Any) -> bool:
+    if annotation is bool:
+        return True
+    return bool(get_args(annotation)) and all(a in (bool, type(None)) for a in get_args(annotation))
+
+
+def _is_list(annotation: Any) -> bool:
+    if get_origin(annotation) is list:
+        return True
+    return any(get_origin(a) is list for a in get_args(annotation))
+
+
+def _describe_validation(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "input"
+        if err["type"] == "missing":
+            problems.append(f"{loc} is required")
+        elif err["type"] == "extra_forbidden":
+            problems.append(f"{loc} is not a known argument")
+        else:
+            problems.append(f"{loc}: {err['msg']}")
+    return "Invalid arguments: " + "; ".join(problems) + "."
+
+
+# --- Registry ------------------------------------------------------------------------------
+
+
+class Registry:
+    """All tools by name and by slash command. Built-in tools register like any other."""
+
+    def __init__(self) -> None:
+        self._tools: dict[str, Tool] = {}
+        self._commands: dict[str, str] = {}
+
+    def add(self, t: Tool) -> Tool:
+        if t.name in self._tools:
+            raise ValueError(f"tool {t.name!r} registered twice")
+        self._tools[t.name] = t
+        for cmd in (t.command or t.name, *t.aliases):
+            if cmd in self._commands:
+                raise ValueError(f"command /{cmd} registered twice")
+            self._commands[cmd] = t.name
+        return t
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def by_command(self, command: str) -> Tool | None:
+        name = self._commands.get(command.lower())
+        return self._tools[name] if name else None
+
+    def commands(self) -> list[str]:
+        return sorted(self._commands)
+
+    def all(self) -> list[Tool]:
+        return sorted(self._tools.values(), key=lambda t: (t.group, t.name))
+
+    def for_role(self, role: Role) -> list[Tool]:
+        return [t for t in self.all() if role.allows(t.role)]
+
+
+REGISTRY = Registry()
+
+
+def tool(
+    *,
+    name: str,
+    description: str,
+    input_model: type[BaseModel] = NoArgs,
+    role: Role = Role.viewer,
+    side_effect: SideEffect = SideEffect.none,
+    needs_approval: bool = False,
+    command: str | None = None,
+    aliases: tuple[str, ...] = (),
+    group: str = "general",
+    examples: tuple[str, ...] = (),
+    registry: Registry | None = None,
+) -> Callable[[ToolFunc], Tool]:
+    """Register an async function `f(tc: ToolContext, args: InputModel) -> Reply` as a tool.
+
+    The decorated name becomes the `Tool`; attach a price/plan preview with `@t.previewer`.
+    """
+
+    def wrap(func: ToolFunc) -> Tool:
+        t = Tool(
+            name=name,
+            func=func,
+            input_model=input_model,
+            description=description,
+            role=role,
+            side_effect=side_effect,
+            needs_approval=needs_approval,
+            command=command,
+            aliases=aliases,
+            group=group,
+            examples=examples,
+        )
+        return (registry or REGISTRY).add(t)
+
+    return wrap
+
+
+def previewer(t: Tool) -> Callable[[PreviewFunc], PreviewFunc]:
+    """Attach a preview (what will happen, what it costs) shown on the approval card."""
+
+    def wrap(func: PreviewFunc) -> PreviewFunc:
+        t.preview = func
+        return func
+
+    return wrap
