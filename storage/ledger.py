@@ -1,0 +1,125 @@
+"""The spend ledger: estimates the bot accrues (uptime × price) and agent (Claude) usage.
+
+Entries never straddle an hour boundary, so an hour covered by RunPod's billing can replace the
+estimate for that hour exactly (no double counting)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from storage.models import Budget, LedgerEntry
+
+
+def add(
+    s: Session,
+    *,
+    org_id: int,
+    kind: str,
+    start: datetime,
+    end: datetime,
+    amount: Decimal,
+    now: datetime,
+    deployment_id: int | None = None,
+    source: str = "estimate",
+    user: str | None = None,
+    gpu: str | None = None,
+    description: str = "",
+) -> LedgerEntry:
+    entry = LedgerEntry(
+        org_id=org_id,
+        deployment_id=deployment_id,
+        kind=kind,
+        source=source,
+        period_start=start,
+        period_end=end,
+        amount=amount,
+        user=user,
+        gpu=gpu,
+        description=description[:500],
+        created_at=now,
+    )
+    s.add(entry)
+    return entry
+
+
+def last_accrued_end(s: Session, *, org_id: int, deployment_id: int) -> datetime | None:
+    return s.exec(
+        select(func.max(LedgerEntry.period_end)).where(
+            LedgerEntry.org_id == org_id, LedgerEntry.deployment_id == deployment_id
+        )
+    ).one()
+
+
+def entries(
+    s: Session, *, org_id: int, start: datetime, end: datetime, kind: str | None = None
+) -> list[LedgerEntry]:
+    stmt = select(LedgerEntry).where(
+        LedgerEntry.org_id == org_id,
+        LedgerEntry.period_start >= start,
+        LedgerEntry.period_start < end,
+    )
+    if kind:
+        stmt = stmt.where(LedgerEntry.kind == kind)
+    return list(s.exec(stmt.order_by(col(LedgerEntry.period_start))))
+
+
+def total(
+    s: Session, *, org_id: int, start: datetime, end: datetime, kind: str | None = None
+) -> Decimal:
+    stmt = select(func.sum(LedgerEntry.amount)).where(
+        LedgerEntry.org_id == org_id,
+        LedgerEntry.period_start >= start,
+        LedgerEntry.period_start < end,
+    )
+    if kind:
+        stmt = stmt.where(LedgerEntry.kind == kind)
+    value = s.exec(stmt).one()
+    return Decimal(value) if value is not None else Decimal(0)
+
+
+def totals_by_deployment_hour(
+    s: Session, *, org_id: int, start: datetime, end: datetime
+) -> list[tuple[int | None, datetime, Decimal]]:
+    """GPU estimate per (deployment, hour start) — the unit billing replaces."""
+    rows = s.exec(
+        select(LedgerEntry.deployment_id, LedgerEntry.period_start, func.sum(LedgerEntry.amount))
+        .where(
+            LedgerEntry.org_id == org_id,
+            LedgerEntry.kind == "gpu",
+            LedgerEntry.period_start >= start,
+            LedgerEntry.period_start < end,
+        )
+        .group_by(col(LedgerEntry.deployment_id), col(LedgerEntry.period_start))
+    ).all()
+    return [(d, t, Decimal(a or 0)) for d, t, a in rows]
+
+
+def get_budget(s: Session, *, org_id: int) -> Budget | None:
+    return s.exec(select(Budget).where(Budget.org_id == org_id)).first()
+
+
+def set_budget(
+    s: Session,
+    *,
+    org_id: int,
+    period: str,
+    amount: Decimal,
+    thresholds: str,
+    hard_cap: bool,
+    auto_stop: bool,
+    actor: str,
+    now: datetime,
+) -> Budget:
+    budget = get_budget(s, org_id=org_id) or Budget(
+        org_id=org_id, amount=amount, updated_by=actor, updated_at=now
+    )
+    budget.period, budget.amount, budget.thresholds = period, amount, thresholds
+    budget.hard_cap, budget.auto_stop = hard_cap, auto_stop
+    budget.updated_by, budget.updated_at = actor, now
+    s.add(budget)
+    s.flush()
+    return budget

@@ -1,0 +1,1 @@
+"""Cost: prices before spending, spend by period, ledger accrual, budgets."""
