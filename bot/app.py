@@ -23,7 +23,7 @@ from tools.services import Services
 log = logging.getLogger(__name__)
 
 # Built-in tools load exactly like any other tool module: importing registers them.
-BUILTIN_TOOL_MODULES = ("tools.builtin",)
+BUILTIN_TOOL_MODULES = ("tools.builtin", "tools.team")
 DEFAULT_NEW_MEMBER_ROLE = Role.member
 
 

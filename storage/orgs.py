@@ -108,3 +108,48 @@ def set_role(s: Session, *, org_id: int, member_id: int, role: str) -> Member | 
         m.role = role
         s.add(m)
     return m
+
+
+def remove_member(s: Session, *, org_id: int, member_id: int) -> bool:
+    m = s.exec(select(Member).where(Member.id == member_id, Member.org_id == org_id)).first()
+    if m is None:
+        return False
+    s.delete(m)
+    return True
+
+
+def find_member(s: Session, *, org_id: int, ref: str) -> Member | None:
+    """A member by platform user id (`U123`, `<@U123>`) or display name (`@alice`, `alice`)."""
+    ref = ref.strip()
+    if ref.startswith("<@") and ref.endswith(">"):
+        ref = ref[2:-1].split("|", 1)[0]
+    ref = ref.lstrip("@")
+    by_id = s.exec(
+        select(Member).where(Member.org_id == org_id, Member.platform_user_id == ref)
+    ).first()
+    if by_id:
+        return by_id
+    return s.exec(select(Member).where(Member.org_id == org_id, Member.display_name == ref)).first()
+
+
+def count_owners(s: Session, *, org_id: int) -> int:
+    return len(
+        s.exec(select(Member.id).where(Member.org_id == org_id, Member.role == "owner")).all()
+    )
+
+
+def workspaces_of(s: Session, *, org_id: int) -> list[Workspace]:
+    return list(s.exec(select(Workspace).where(Workspace.org_id == org_id)))
+
+
+def move_workspace(s: Session, *, from_org_id: int, to_org_id: int, workspace_id: int) -> None:
+    """Re-home a workspace (and its members) into another organisation. Only for an
+    organisation that holds nothing else — the caller checks that."""
+    ws = get_workspace(s, org_id=from_org_id, workspace_id=workspace_id)
+    if ws is None:
+        raise LookupError("workspace not in the source organisation")
+    ws.org_id = to_org_id
+    s.add(ws)
+    for m in list_members(s, org_id=from_org_id):
+        s.delete(m)
+    s.flush()

@@ -28,6 +28,8 @@ class Services:
     sandbox: bool = True
     runpod_factory: Any = None  # Callable[[int], RunPodClient]
     hub_factory: Any = None  # Callable[[int], HubClient]
+    # async (provider, key) -> None; raises ProviderError when the provider rejects the key
+    credential_verifier: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def runpod_for(self, org_id: int) -> Any:

@@ -1,0 +1,66 @@
+"""Invite codes: stored only as a hash, single use, expiring."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from storage.models import Invite
+
+
+def code_hash(code: str) -> str:
+    return hashlib.sha256(code.strip().upper().encode()).hexdigest()
+
+
+def create(
+    s: Session,
+    *,
+    org_id: int,
+    code: str,
+    role: str,
+    invited_user: str | None,
+    created_by: str,
+    now: datetime,
+    expires_at: datetime,
+) -> Invite:
+    inv = Invite(
+        org_id=org_id,
+        code_hash=code_hash(code),
+        role=role,
+        invited_user=invited_user,
+        created_by=created_by,
+        created_at=now,
+        expires_at=expires_at,
+    )
+    s.add(inv)
+    s.flush()
+    return inv
+
+
+def lookup(s: Session, *, code: str) -> Invite | None:
+    """Find by code across organisations: the code itself is the proof of invitation."""
+    return s.exec(select(Invite).where(Invite.code_hash == code_hash(code))).first()
+
+
+def redeem(s: Session, *, invite_id: int, used_by: str, now: datetime) -> bool:
+    result = s.execute(
+        update(Invite)
+        .where(
+            col(Invite.id) == invite_id, col(Invite.used_at).is_(None), col(Invite.expires_at) > now
+        )
+        .values(used_at=now, used_by=used_by)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def list_open(s: Session, *, org_id: int, now: datetime) -> list[Invite]:
+    return list(
+        s.exec(
+            select(Invite).where(
+                Invite.org_id == org_id, col(Invite.used_at).is_(None), Invite.expires_at > now
+            )
+        )
+    )
