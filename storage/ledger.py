@@ -5,13 +5,15 @@ estimate for that hour exactly (no double counting)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from storage.models import Budget, LedgerEntry
+
+SECONDS_PER_HOUR = Decimal(3600)
 
 
 def add(
@@ -49,7 +51,9 @@ def add(
 def last_accrued_end(s: Session, *, org_id: int, deployment_id: int) -> datetime | None:
     return s.exec(
         select(func.max(LedgerEntry.period_end)).where(
-            LedgerEntry.org_id == org_id, LedgerEntry.deployment_id == deployment_id
+            LedgerEntry.org_id == org_id,
+            LedgerEntry.deployment_id == deployment_id,
+            LedgerEntry.kind == "gpu",
         )
     ).one()
 
@@ -123,3 +127,54 @@ def set_budget(
     s.add(budget)
     s.flush()
     return budget
+
+
+def accrue(
+    s: Session,
+    *,
+    org_id: int,
+    deployment_id: int,
+    start: datetime,
+    end: datetime,
+    per_hour: Decimal,
+    now: datetime,
+    user: str | None = None,
+    gpu: str | None = None,
+) -> Decimal:
+    """Add uptime × price for [start, end), one row per (deployment, hour): an hour's row is
+    extended on later accruals rather than duplicated. Returns the amount added."""
+    added = Decimal(0)
+    cursor = start
+    while cursor < end:
+        hour = cursor.replace(minute=0, second=0, microsecond=0)
+        slice_end = min(end, hour + timedelta(hours=1))
+        amount = per_hour * Decimal((slice_end - cursor).total_seconds()) / SECONDS_PER_HOUR
+        row = s.exec(
+            select(LedgerEntry).where(
+                LedgerEntry.org_id == org_id,
+                LedgerEntry.deployment_id == deployment_id,
+                LedgerEntry.kind == "gpu",
+                LedgerEntry.period_start == hour,
+            )
+        ).first()
+        if row is None:
+            row = LedgerEntry(
+                org_id=org_id,
+                deployment_id=deployment_id,
+                kind="gpu",
+                source="estimate",
+                period_start=hour,
+                period_end=slice_end,
+                amount=Decimal(0),
+                user=user,
+                gpu=gpu,
+                description="uptime × price",
+                created_at=now,
+            )
+        row.amount = (row.amount or Decimal(0)) + amount
+        row.period_end = max(row.period_end, slice_end)
+        s.add(row)
+        added += amount
+        cursor = slice_end
+    s.flush()
+    return added

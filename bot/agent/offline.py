@@ -6,12 +6,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from tools.contract import ProgressSink, Reply, RequestContext
+
+if TYPE_CHECKING:
+    from bot.dispatcher import Dispatcher
 
 LIMITED_MODE_NOTE = (
     "limited mode: no Claude key, so I understand only common requests. "
     "Set ANTHROPIC_API_KEY (or `/connect anthropic`) for full conversations."
 )
+NOT_UNDERSTOOD = "I did not understand that. Try a command such as /help, /whoami."
 
 
 @dataclass(frozen=True)
@@ -33,10 +39,64 @@ def _group(name: str, key: str) -> Callable[[re.Match[str]], dict[str, Any]]:
     return build
 
 
+_PERIOD = r"(?P<period>today|yesterday|this week|last week|this month|last month)"
+
+
+def _spend(m: re.Match[str]) -> dict[str, Any]:
+    period = (m.group("period") or "").lower()
+    return {"period": period or "this week"}
+
+
+def _idle(_: re.Match[str]) -> dict[str, Any]:
+    return {"idle": True}
+
+
 # Order matters: the first match wins. Other modules append intents for their tools.
 INTENTS: list[Intent] = [
     Intent(re.compile(r"\b(who am i|whoami|my role)\b", re.I), "whoami", _none),
     Intent(re.compile(r"^\s*(help|what can you do|commands)\b", re.I), "help", _none),
+    Intent(
+        re.compile(r"^\s*(?:please\s+)?deploy\s+(?P<model>\S.*?)(?:\s*,?\s+please)?\s*[?.!]*$", re.I),
+        "deploy_model",
+        _group("model", "model"),
+    ),
+    Intent(
+        re.compile(
+            r"\b(spend|spent|spending|cost|costs|costing|bill|billing)\b(?:.*?\b" + _PERIOD + r")?",
+            re.I,
+        ),
+        "get_spend",
+        _spend,
+    ),
+    Intent(re.compile(r"\bstop\b.*\bidle\b", re.I), "stop_deployment", _idle),
+    Intent(
+        re.compile(r"^\s*(?:please\s+)?stop\s+(?:the\s+)?(?P<dep>[\w./:-]+)", re.I),
+        "stop_deployment",
+        _group("dep", "deployment"),
+    ),
+    Intent(
+        re.compile(r"\bis\s+(?:the\s+)?(?P<dep>[\w./:-]+)\s+(?:healthy|up|ok|okay|alive|down)\b", re.I),
+        "deployment_status",
+        _group("dep", "deployment"),
+    ),
+    Intent(
+        re.compile(
+            r"^\s*(?:what'?s\s+the\s+)?(?:status|health)(?:\s+of)?(?:\s+(?!of\b)(?P<dep>[\w./:-]+))?"
+            r"\s*[?.!]*$",
+            re.I,
+        ),
+        "deployment_status",
+        _group("dep", "deployment"),
+    ),
+    Intent(
+        re.compile(
+            r"\b(list\s+(?:my\s+|the\s+|all\s+)?deployments|what'?s\s+running|what\s+is\s+running"
+            r"|show\s+(?:me\s+)?(?:my\s+|the\s+|all\s+)?deployments)\b",
+            re.I,
+        ),
+        "list_deployments",
+        _none,
+    ),
 ]
 
 
@@ -56,4 +116,37 @@ def match(text: str, available: set[str]) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
-__all__ = ["INTENTS", "LIMITED_MODE_NOTE", "_group", "match", "register_intent"]
+async def respond(
+    dispatcher: Dispatcher,
+    ctx: RequestContext,
+    text: str,
+    *,
+    progress: ProgressSink | None = None,
+    note: str = LIMITED_MODE_NOTE,
+) -> Reply:
+    """Answer plain words without Claude: match an intent, run its tool through the dispatcher
+    (approvals and roles apply as always), and say in the footer that this is limited mode."""
+    registry = dispatcher.services.registry
+    available = {t.name for t in registry.for_role(ctx.role)}
+    hit = match(text, available)
+    if hit is None:
+        return Reply(text=NOT_UNDERSTOOD, footer=note, ok=False)
+    tool_name, args = hit
+    tool = registry.get(tool_name)
+    if tool is not None:
+        # An intent may offer an argument the registered tool does not take (e.g. `idle`).
+        args = {k: v for k, v in args.items() if k in tool.input_model.model_fields}
+    reply = await dispatcher.run(ctx, tool_name, args, progress=progress)
+    reply.footer = f"{reply.footer} · {note}" if reply.footer else note
+    return reply
+
+
+__all__ = [
+    "INTENTS",
+    "LIMITED_MODE_NOTE",
+    "NOT_UNDERSTOOD",
+    "_group",
+    "match",
+    "register_intent",
+    "respond",
+]

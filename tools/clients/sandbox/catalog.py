@@ -74,11 +74,13 @@ def _gpu(
     name: str,
     memory: int,
     pool: str | None,
-    secure: str,
-    community: str,
+    secure_price: str,
+    community_price: str,
     **extra: Any,
 ) -> GpuSpec:
-    return GpuSpec(gpu_id, name, memory, pool, Decimal(secure), Decimal(community), **extra)
+    return GpuSpec(
+        gpu_id, name, memory, pool, Decimal(secure_price), Decimal(community_price), **extra
+    )
 
 
 GPUS: tuple[GpuSpec, ...] = (

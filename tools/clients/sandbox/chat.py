@@ -48,7 +48,9 @@ def _content_text(content: Any) -> str:
     return ""
 
 
-def reply_for(model: str, messages: Sequence[Mapping[str, Any]], max_tokens: int | None) -> ChatReply:
+def reply_for(
+    model: str, messages: Sequence[Mapping[str, Any]], max_tokens: int | None
+) -> ChatReply:
     """The deterministic answer to a chat request."""
     texts = [_content_text(m.get("content")) for m in messages]
     user = [_content_text(m.get("content")) for m in messages if m.get("role") == "user"]

@@ -49,7 +49,7 @@ class OpenApiSpec:
 
     def __init__(self, document: dict[str, Any]) -> None:
         self.document = document
-        resource = Resource(contents=document, specification=DRAFT202012)
+        resource: Resource[Any] = DRAFT202012.create_resource(document)
         self._registry: Registry[Any] = Registry().with_resource(SPEC_URI, resource)
         self._validators: dict[str, Draft202012Validator] = {}
         self.operations: list[Operation] = []

@@ -49,6 +49,7 @@ AMOUNT_PLACES = Decimal("0.000001")
 CONTAINER_FIELDS = ("image", "args", "disk", "ports", "env", "registry")
 SANDBOX_USER_ID = "user_sandbox"
 SANDBOX_CUDA = "12.8"
+_MS = timedelta(milliseconds=1)
 
 _TITLES = {
     400: "Bad Request",
@@ -67,11 +68,18 @@ _TITLES = {
 class ApiError(Exception):
     """A refusal rendered as an RFC 9457 problem (REST) or `{"error": ...}` (data plane)."""
 
-    def __init__(self, status: int, detail: str, errors: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        errors: list[str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.errors = errors
+        self.headers = headers
 
     def problem(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -145,7 +153,8 @@ class WorkerSim:
         return max(now, self.ready_at, self.busy_until or self.ready_at)
 
     def idle_deadline(self, idle_timeout: int) -> datetime:
-        last = max(self.ready_at, self.busy_until or self.ready_at, self.last_activity or self.ready_at)
+        ready = self.ready_at
+        last = max(ready, self.busy_until or ready, self.last_activity or ready)
         return last + timedelta(seconds=idle_timeout)
 
 
@@ -187,9 +196,9 @@ class JobSim:
         status = self.status(now)
         body: dict[str, Any] = {"id": self.id, "status": status}
         if self.start_at is not None and now >= self.start_at:
-            body["delayTime"] = int((self.start_at - self.submitted_at) / timedelta(milliseconds=1))
+            body["delayTime"] = (self.start_at - self.submitted_at) // _MS
             if status == "COMPLETED" and self.end_at is not None:
-                body["executionTime"] = int((self.end_at - self.start_at) / timedelta(milliseconds=1))
+                body["executionTime"] = (self.end_at - self.start_at) // _MS
         if status == "COMPLETED":
             body["output"] = self.output
         if status == "FAILED":
@@ -476,7 +485,9 @@ class SandboxState:
             raise ApiError(404, "serverless endpoint not found")
         return self.endpoints[endpoint_id]
 
-    def _release(self, ep: EndpointSim, now: datetime, diff: list[dict[str, Any]]) -> dict[str, Any]:
+    def _release(
+        self, ep: EndpointSim, now: datetime, diff: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         return {
             "id": self.new_id(8),
             "version": ep.version,

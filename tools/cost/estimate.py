@@ -1,0 +1,132 @@
+"""What a configuration will cost, before anything is spent. Decimal throughout.
+
+Serverless: flex workers bill per second while running (plus the idle timeout after each burst)
+and scale to zero; active workers (workersMin > 0) bill 24/7 at the active rate. Pods bill per
+hour at the secure or community rate while running."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Literal
+
+HOURS_PER_MONTH = Decimal(730)  # 365 × 24 / 12
+SECONDS_PER_HOUR = Decimal(3600)
+DEFAULT_UTILISATION = Decimal("0.25")  # share of the month a flex worker is busy
+CENT = Decimal("0.01")
+
+# Active-worker $/GPU-second per pool, as RunPod published it until 2026-05-13 (docs pricing
+# table; later "discounts available through sales inquiry"). Used only to estimate workersMin>0.
+ACTIVE_PRICE_PER_SECOND: dict[str, Decimal] = {
+    "AMPERE_16": Decimal("0.00011"),
+    "AMPERE_24": Decimal("0.00013"),
+    "ADA_24": Decimal("0.00021"),
+    "AMPERE_48": Decimal("0.00024"),
+    "ADA_48_PRO": Decimal("0.00037"),
+    "AMPERE_80": Decimal("0.00060"),
+    "ADA_80_PRO": Decimal("0.00093"),
+    "HOPPER_141": Decimal("0.00124"),
+    "BLACKWELL_180": Decimal("0.00190"),
+}
+ACTIVE_PRICES_DATE = "2026-05-13"
+
+Mode = Literal["serverless", "pod"]
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    mode: Mode
+    gpu: str
+    gpu_count: int
+    per_second: Decimal  # while running, all GPUs
+    per_hour: Decimal  # while running, all GPUs
+    monthly: Decimal  # under the stated assumptions
+    assumptions: list[str]
+    price_source: str
+
+    def lines(self) -> list[str]:
+        return [
+            f"{rate(self.per_hour)}/h while running ({self.per_second.normalize():f} $/s)",
+            f"≈ {money(self.monthly)}/month: " + "; ".join(self.assumptions),
+        ]
+
+
+def money(value: Decimal) -> str:
+    """Dollars for people: cents, or more places below a cent so small rates stay visible."""
+    if value != 0 and abs(value) < CENT:
+        return f"${value.quantize(Decimal('0.00001'), rounding=ROUND_HALF_UP)}"
+    return f"${value.quantize(CENT, rounding=ROUND_HALF_UP):,}"
+
+
+def rate(value: Decimal) -> str:
+    """An hourly rate: tenths of a cent matter ($1.116/h), trailing zeros do not."""
+    q = value.quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
+    text = f"{q:f}".rstrip("0")
+    if text.endswith("."):
+        text += "00"
+    elif len(text.split(".")[1]) == 1:
+        text += "0"
+    return f"${text}"
+
+
+def serverless_estimate(
+    *,
+    pool: str,
+    flex_per_hour: Decimal,
+    gpu_count: int = 1,
+    workers_min: int = 0,
+    workers_max: int = 1,
+    utilisation: Decimal = DEFAULT_UTILISATION,
+    idle_timeout_s: int = 5,
+    price_source: str = "live",
+) -> CostEstimate:
+    per_hour = flex_per_hour * gpu_count
+    per_second = per_hour / SECONDS_PER_HOUR
+    assumptions: list[str] = []
+    monthly = Decimal(0)
+    if workers_min > 0:
+        active_s = ACTIVE_PRICE_PER_SECOND.get(pool, per_second / gpu_count)
+        active_hour = active_s * SECONDS_PER_HOUR * gpu_count
+        monthly += active_hour * HOURS_PER_MONTH * workers_min
+        assumptions.append(
+            f"{workers_min} active worker(s) 24/7 at {money(active_hour)}/h "
+            f"(active rates as published {ACTIVE_PRICES_DATE})"
+        )
+    flex_workers = max(workers_max - workers_min, 0)
+    if flex_workers:
+        monthly += per_hour * HOURS_PER_MONTH * utilisation * flex_workers
+        assumptions.append(
+            f"{flex_workers} flex worker(s) busy {utilisation * 100:.0f}% of the time, "
+            f"scaling to zero {idle_timeout_s}s after the last request"
+        )
+    return CostEstimate(
+        mode="serverless",
+        gpu=pool,
+        gpu_count=gpu_count,
+        per_second=per_second,
+        per_hour=per_hour,
+        monthly=monthly,
+        assumptions=assumptions,
+        price_source=price_source,
+    )
+
+
+def pod_estimate(
+    *,
+    gpu: str,
+    per_gpu_hour: Decimal,
+    gpu_count: int = 1,
+    cloud: str = "secure",
+    price_source: str = "live",
+) -> CostEstimate:
+    per_hour = per_gpu_hour * gpu_count
+    return CostEstimate(
+        mode="pod",
+        gpu=gpu,
+        gpu_count=gpu_count,
+        per_second=per_hour / SECONDS_PER_HOUR,
+        per_hour=per_hour,
+        monthly=per_hour * HOURS_PER_MONTH,
+        assumptions=[f"running 24/7 on {cloud} cloud until stopped"],
+        price_source=price_source,
+    )
