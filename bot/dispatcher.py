@@ -14,10 +14,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from bot.logs import SECRETS
+from bot.logs import SECRETS, log_context
 from storage import approvals, audit, events
 from tools.contract import Button, ProgressSink, Reply, RequestContext, Role, Tool, ToolContext
 from tools.errors import CockpitError, Forbidden, NotFound, RateLimited
+from tools.metrics import TOOL_CALLS
 from tools.services import Services
 
 log = logging.getLogger(__name__)
@@ -290,6 +291,25 @@ class Dispatcher:
         progress: ProgressSink | None,
         approved_by: str | None = None,
     ) -> Reply:
+        with log_context(
+            org_id=ctx.org_id,
+            request_id=ctx.request_id,
+            tool=tool.name,
+            platform=ctx.platform.value,
+        ):
+            return await self._execute_logged(
+                ctx, tool, args, progress=progress, approved_by=approved_by
+            )
+
+    async def _execute_logged(
+        self,
+        ctx: RequestContext,
+        tool: Tool,
+        args: BaseModel,
+        *,
+        progress: ProgressSink | None,
+        approved_by: str | None,
+    ) -> Reply:
         tc = ToolContext(request=ctx, services=self.services, approved_by=approved_by)
         if progress is not None:
             tc.progress = progress
@@ -346,6 +366,7 @@ class Dispatcher:
     def _audit(
         self, ctx: RequestContext, tool: Tool, args: dict[str, Any], outcome: str, detail: str
     ) -> None:
+        TOOL_CALLS.labels(tool=tool.name, outcome=outcome).inc()
         with self.services.db.session() as s:
             audit.record(
                 s,

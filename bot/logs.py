@@ -6,6 +6,9 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 # Shapes of provider keys, caught even when we were never told the value.
@@ -46,7 +49,26 @@ def redact(text: str) -> str:
     return SECRETS.redact(text)
 
 
+LOG_FIELDS = ("org_id", "request_id", "tool", "platform")
+_LOG_CONTEXT: ContextVar[dict[str, Any] | None] = ContextVar("cockpit_log_context", default=None)
+
+
+@contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """Attach fields (organisation, request id, tool) to every log line inside the block,
+    including lines logged by clients and libraries further down the call."""
+    merged = {**(_LOG_CONTEXT.get() or {}), **{k: v for k, v in fields.items() if v is not None}}
+    token = _LOG_CONTEXT.set(merged)
+    try:
+        yield
+    finally:
+        _LOG_CONTEXT.reset(token)
+
+
 def _redact_record(record: logging.LogRecord) -> None:
+    for key, value in (_LOG_CONTEXT.get() or {}).items():
+        if not hasattr(record, key):
+            setattr(record, key, value)
     record.msg = SECRETS.redact(record.getMessage())
     record.args = None
     if record.exc_info and not record.exc_text:
@@ -72,7 +94,7 @@ def install_record_redaction() -> None:
 
 
 class JsonFormatter(logging.Formatter):
-    FIELDS = ("org_id", "request_id", "tool", "platform")
+    FIELDS = LOG_FIELDS
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {

@@ -140,9 +140,36 @@ class OpenApiSpec:
         return f"/components/schemas/{_escape(name)}"
 
     def errors(self, pointer: str, instance: Any) -> list[str]:
-        """Validation failures as RunPod words them: `$.gpu.pools: [] should be non-empty`."""
-        found = sorted(self.validator(pointer).iter_errors(instance), key=lambda e: e.json_path)
-        return [f"{e.json_path}: {e.message}" for e in found]
+        """Validation failures as RunPod words them: `$: additional properties 'bogus' not
+        allowed`, `$.gpu.pools: [] should be non-empty`."""
+        messages: list[str] = []
+        for err in sorted(self.validator(pointer).iter_errors(instance), key=lambda e: e.json_path):
+            if err.validator in ("unevaluatedProperties", "additionalProperties"):
+                # When a sibling branch failed, JSON Schema also reports that branch's declared
+                # fields as "unevaluated"; name only the fields no branch declares.
+                declared = self._declared(err.schema)
+                extra = [k for k in err.instance if k not in declared]
+                messages.extend(
+                    f"{err.json_path}: additional properties '{k}' not allowed" for k in extra
+                )
+            else:
+                messages.append(f"{err.json_path}: {err.message}")
+        return messages
+
+    def _declared(self, schema: Any, depth: int = 0) -> set[str]:
+        """Property names declared by a schema through $ref/allOf/anyOf/oneOf/if-then-else."""
+        if not isinstance(schema, dict) or depth > 8:
+            return set()
+        names = set(schema.get("properties", {}))
+        if "$ref" in schema:
+            target = self._registry.resolver(base_uri=SPEC_URI).lookup(schema["$ref"])
+            names |= self._declared(target.contents, depth + 1)
+        for key in ("allOf", "anyOf", "oneOf"):
+            for sub in schema.get(key, []):
+                names |= self._declared(sub, depth + 1)
+        for key in ("if", "then", "else"):
+            names |= self._declared(schema.get(key), depth + 1)
+        return names
 
 
 @cache
