@@ -9,6 +9,8 @@ from typing import Any
 
 from bot import router
 from bot.agent import offline
+from bot.agent.claude import ClaudeAgent
+from bot.clients import wire_clients
 from bot.dispatcher import Dispatcher
 from bot.logs import SECRETS, install_record_redaction
 from bot.settings import Settings
@@ -19,11 +21,17 @@ from tools.clock import Clock
 from tools.contract import REGISTRY, Platform, ProgressSink, Registry, Reply, RequestContext, Role
 from tools.errors import CockpitError
 from tools.services import Services
+from tools.skills import SKILLS_EXTRA_KEY, load_skills
 
 log = logging.getLogger(__name__)
 
 # Built-in tools load exactly like any other tool module: importing registers them.
-BUILTIN_TOOL_MODULES = ("tools.builtin", "tools.team")
+BUILTIN_TOOL_MODULES = (
+    "tools.builtin",
+    "tools.team",
+    "tools.skills_tool",
+    "tools.catalog.tools",
+)
 DEFAULT_NEW_MEMBER_ROLE = Role.member
 
 
@@ -61,7 +69,13 @@ class Cockpit:
             approval_ttl_seconds=settings.approval_ttl_seconds,
             rate_limit_per_minute=settings.rate_limit_per_minute,
         )
-        self._closers: list[Any] = []
+        self._closers: list[Any] = list(wire_clients(settings, self.services))
+        # Skills load once, through the one loader (shipped skills + COCKPIT_SKILLS_DIRS).
+        self.services.extras[SKILLS_EXTRA_KEY] = load_skills(extra_dirs=settings.skills_dirs)
+        self.agent = ClaudeAgent(
+            settings=settings, services=self.services, dispatcher=self.dispatcher
+        )
+        self._closers.append(self.agent.aclose)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -158,24 +172,19 @@ class Cockpit:
         return await self.converse(ctx, text, progress=progress)
 
     async def converse(
-        self, ctx: RequestContext, text: str, *, progress: ProgressSink | None = None
+        self,
+        ctx: RequestContext,
+        text: str,
+        *,
+        progress: ProgressSink | None = None,
+        on_text: ProgressSink | None = None,
     ) -> Reply:
-        available = {t.name for t in self.services.registry.for_role(ctx.role)}
-        hit = offline.match(text, available)
-        if hit is None:
-            return Reply(
-                text="I did not understand that. Try a command such as /help, /whoami.",
-                footer=offline.LIMITED_MODE_NOTE,
-                ok=False,
-            )
-        tool_name, args = hit
-        reply = await self.dispatcher.run(ctx, tool_name, args, progress=progress)
-        reply.footer = (
-            f"{reply.footer} · {offline.LIMITED_MODE_NOTE}"
-            if reply.footer
-            else offline.LIMITED_MODE_NOTE
-        )
-        return reply
+        """Plain words: Claude when the organisation has an Anthropic key (its own, see
+        `ClaudeAgent.api_key_for`, else ANTHROPIC_API_KEY), otherwise the limited-mode matcher.
+        `on_text` receives Claude's text deltas as they stream."""
+        if self.agent.api_key_for(ctx.org_id):
+            return await self.agent.respond(ctx, text, progress=progress, on_text=on_text)
+        return await offline.respond(self.dispatcher, ctx, text, progress=progress)
 
     async def approve(
         self, ctx: RequestContext, approval_id: int, *, progress: ProgressSink | None = None

@@ -57,17 +57,34 @@ def run() -> None:
         from bot.adapters.console import Console, default_user
 
         surfaces = []
-        if settings.slack_socket_mode or settings.slack_http_mode:
-            surfaces.append("slack")
         if settings.discord_enabled:
             surfaces.append("discord")
         if surfaces:
             click.echo(
-                f"Configured surfaces ({', '.join(surfaces)}) are not part of this build yet; "
-                "starting the console instead.",
+                f"Configured surfaces ({', '.join(surfaces)}) are not part of this build yet.",
                 err=True,
             )
+        if settings.slack_socket_mode or settings.slack_http_mode:
+            # Slack runs; the console joins only when someone is at the terminal.
+            from bot.adapters.slack_run import run_slack
+
+            return await run_slack(cockpit)
         return await Console(cockpit, user=default_user()).run()
+
+    _run(_with_cockpit(settings, body))
+
+
+@main.command()
+@click.option("--port", type=int, default=None, help="Port (default: $PORT, else 3000).")
+def web(port: int | None) -> None:
+    """HTTP server: Slack HTTP mode (/slack/events, /slack/install, /slack/oauth_redirect),
+    /healthz, /readyz, /metrics."""
+    settings = _settings()
+
+    async def body(cockpit: Cockpit) -> int:
+        from bot.web import run_web
+
+        return await run_web(cockpit, port=port)
 
     _run(_with_cockpit(settings, body))
 

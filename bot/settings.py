@@ -34,10 +34,13 @@ class Settings(BaseSettings):
 
     hf_token: str | None = Field(default=None, alias="HF_TOKEN", repr=False)
     hf_endpoint: str | None = Field(default=None, alias="HF_ENDPOINT")
+    # auto: answer from the bundled snapshot in the sandbox unless HF_ENDPOINT/HF_TOKEN is set
+    hub_offline: Literal["auto", "on", "off"] = Field(default="auto", alias="COCKPIT_HUB_OFFLINE")
 
     anthropic_api_key: str | None = Field(default=None, alias="ANTHROPIC_API_KEY", repr=False)
     anthropic_base_url: str | None = Field(default=None, alias="ANTHROPIC_BASE_URL")
     agent_model: str = Field(default=DEFAULT_AGENT_MODEL, alias="COCKPIT_AGENT_MODEL")
+    skills_dirs: str = Field(default="", alias="COCKPIT_SKILLS_DIRS")  # extra skill folders
 
     slack_bot_token: str | None = Field(default=None, alias="SLACK_BOT_TOKEN", repr=False)
     slack_app_token: str | None = Field(default=None, alias="SLACK_APP_TOKEN", repr=False)
@@ -62,6 +65,12 @@ class Settings(BaseSettings):
         if self.sandbox == "off":
             return False
         return not self.runpod_api_key
+
+    @property
+    def use_hub_snapshot_only(self) -> bool:
+        if self.hub_offline != "auto":
+            return self.hub_offline == "on"
+        return self.use_sandbox and not (self.hf_endpoint or self.hf_token)
 
     @property
     def slack_socket_mode(self) -> bool:

@@ -1,4 +1,4 @@
-"""Agent memory per thread, the agent's token spend, and the few reads its system prompt needs.
+"""Agent memory per thread.
 
 A conversation is keyed by (organisation, platform, channel, thread): a new thread starts fresh.
 Messages are stored in order; the agent trims what it sends to Claude, not what is stored.
@@ -10,23 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 
-from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
-from storage.models import (
-    Budget,
-    Conversation,
-    ConversationMessage,
-    Deployment,
-    LedgerEntry,
-)
+from storage.models import Conversation, ConversationMessage
 
 NO_CHANNEL = "-"  # the key columns are NOT NULL; a surface without channels/threads uses this
 DEFAULT_RECENT_MESSAGES = 200
-INACTIVE_DEPLOYMENT_STATUSES = ("deleted",)
 
 
 @dataclass(frozen=True)
@@ -139,75 +130,12 @@ def clear(s: Session, *, org_id: int, conversation_id: int) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-# --- agent usage ---------------------------------------------------------------------------
-
-
-def record_agent_usage(
-    s: Session,
-    *,
-    org_id: int,
-    user: str,
-    amount: Decimal,
-    description: str,
-    now: datetime,
-) -> LedgerEntry:
-    """One ledger row (kind "agent", an estimate from token counts) for one agent request."""
-    entry = LedgerEntry(
-        org_id=org_id,
-        kind="agent",
-        source="estimate",
-        period_start=now,
-        period_end=now,
-        amount=amount,
-        user=user,
-        description=description,
-        created_at=now,
-    )
-    s.add(entry)
-    s.flush()
-    return entry
-
-
-# --- what the agent's system prompt says about the organisation ----------------------------
-
-
-def budget(s: Session, *, org_id: int) -> Budget | None:
-    return s.exec(select(Budget).where(Budget.org_id == org_id)).first()
-
-
-def spend_since(s: Session, *, org_id: int, since: datetime) -> Decimal:
-    """Sum of the organisation's ledger rows (GPU and agent, estimates included) since `since`."""
-    total = s.exec(
-        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
-            LedgerEntry.org_id == org_id, LedgerEntry.period_start >= since
-        )
-    ).one()
-    return total if isinstance(total, Decimal) else Decimal(int(total or 0)) / Decimal(1_000_000)
-
-
-def live_deployments(s: Session, *, org_id: int, limit: int) -> tuple[list[Deployment], int]:
-    """Up to `limit` deployments that are not deleted (newest first) and how many there are."""
-    where = (
-        col(Deployment.org_id) == org_id,
-        col(Deployment.status).not_in(INACTIVE_DEPLOYMENT_STATUSES),
-    )
-    rows = s.exec(
-        select(Deployment).where(*where).order_by(col(Deployment.created_at).desc()).limit(limit)
-    ).all()
-    count = s.exec(select(func.count()).select_from(Deployment).where(*where)).one()
-    return list(rows), int(count)
-
-
 __all__ = [
     "NO_CHANNEL",
     "NewMessage",
     "append",
-    "budget",
     "clear",
     "find",
     "get_or_create",
-    "live_deployments",
     "recent_messages",
-    "record_agent_usage",
-    "spend_since",
 ]

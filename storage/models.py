@@ -311,3 +311,8 @@ class SchedulerLease(SQLModel, table=True):
     name: str = Field(primary_key=True)
     owner: str
     expires_at: datetime
+
+
+# Tables owned by the Slack surface live in their own module; importing it here registers them on
+# the same metadata, so alembic and every user of these models see one complete schema.
+from storage import slack_models as _slack_models  # noqa: E402, F401

@@ -145,7 +145,8 @@ def load_skills(
             skill = load_skill(folder)
             if skill.enabled and skill.name in seen:
                 skill = _disabled(
-                    folder, f"duplicate name: {skill.name} is already loaded from {seen[skill.name]}"
+                    folder,
+                    f"duplicate name: {skill.name} is already loaded from {seen[skill.name]}",
                 )
             elif skill.enabled:
                 seen[skill.name] = folder
@@ -173,7 +174,9 @@ def load_skill(folder: Path) -> Skill:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "parse error"
         return _disabled(folder, f"front matter is not valid YAML ({first})")
     if not isinstance(meta, dict):
-        return _disabled(folder, "front matter must be a YAML mapping (name: ..., description: ...)")
+        return _disabled(
+            folder, "front matter must be a YAML mapping (name: ..., description: ...)"
+        )
     body = text.lstrip("\ufeff")[m.end() :].strip()
     problem = _validate(meta, folder)
     name = meta.get("name") if isinstance(meta.get("name"), str) else folder.name
@@ -257,7 +260,9 @@ def _quote_colon_values(text: str) -> str:
     return "\n".join(out)
 
 
-def _disabled(folder: Path, problem: str, *, name: str | None = None, description: str = "") -> Skill:
+def _disabled(
+    folder: Path, problem: str, *, name: str | None = None, description: str = ""
+) -> Skill:
     return Skill(
         name=name or folder.name,
         description=description.strip(),

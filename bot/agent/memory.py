@@ -102,7 +102,9 @@ def exchanges(rows: Sequence[StoredMessage]) -> list[Exchange]:
     return out
 
 
-def history(rows: Sequence[StoredMessage], *, budget: int = HISTORY_TOKEN_BUDGET) -> list[MessageParam]:
+def history(
+    rows: Sequence[StoredMessage], *, budget: int = HISTORY_TOKEN_BUDGET
+) -> list[MessageParam]:
     """The messages to send before the new question: newest exchanges within `budget` tokens."""
     kept: list[list[MessageParam]] = []
     used = 0

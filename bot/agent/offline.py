@@ -56,7 +56,9 @@ INTENTS: list[Intent] = [
     Intent(re.compile(r"\b(who am i|whoami|my role)\b", re.I), "whoami", _none),
     Intent(re.compile(r"^\s*(help|what can you do|commands)\b", re.I), "help", _none),
     Intent(
-        re.compile(r"^\s*(?:please\s+)?deploy\s+(?P<model>\S.*?)(?:\s*,?\s+please)?\s*[?.!]*$", re.I),
+        re.compile(
+            r"^\s*(?:please\s+)?deploy\s+(?P<model>\S.*?)(?:\s*,?\s+please)?\s*[?.!]*$", re.I
+        ),
         "deploy_model",
         _group("model", "model"),
     ),
@@ -75,7 +77,9 @@ INTENTS: list[Intent] = [
         _group("dep", "deployment"),
     ),
     Intent(
-        re.compile(r"\bis\s+(?:the\s+)?(?P<dep>[\w./:-]+)\s+(?:healthy|up|ok|okay|alive|down)\b", re.I),
+        re.compile(
+            r"\bis\s+(?:the\s+)?(?P<dep>[\w./:-]+)\s+(?:healthy|up|ok|okay|alive|down)\b", re.I
+        ),
         "deployment_status",
         _group("dep", "deployment"),
     ),

@@ -111,7 +111,7 @@ class AliasResult(BaseModel):
 
 
 def tokenize(text: str) -> list[str]:
-    """"Qwen2.5-7B-Instruct" → ["qwen", "2.5", "7b", "instruct"]."""
+    """ "Qwen2.5-7B-Instruct" → ["qwen", "2.5", "7b", "instruct"]."""
     return _TOKEN.findall(text.lower())
 
 

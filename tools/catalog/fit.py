@@ -132,7 +132,12 @@ def _option(
 
 def _cost_key(option: FitOption) -> tuple[bool, Decimal, int, float]:
     price = option.price_per_hour
-    return (price is None, price if price is not None else Decimal(0), option.gpu_count, -option.headroom_gib)
+    return (
+        price is None,
+        price if price is not None else Decimal(0),
+        option.gpu_count,
+        -option.headroom_gib,
+    )
 
 
 def fit(

@@ -124,7 +124,9 @@ class SizeEstimate(BaseModel):
     per_gpu_gib: float
     max_position_embeddings: int | None
 
-    def usable_gib(self, memory_gib: float, *, utilization: float = GPU_MEMORY_UTILIZATION) -> float:
+    def usable_gib(
+        self, memory_gib: float, *, utilization: float = GPU_MEMORY_UTILIZATION
+    ) -> float:
         return memory_gib * utilization
 
     def headroom_gib(
@@ -239,19 +241,26 @@ def _dtype_label(torch_dtype: str | None) -> str:
     return {"bfloat16": "bf16", "float16": "fp16", "float32": "bf16"}.get(torch_dtype or "", "bf16")
 
 
-def kv_bytes_per_token(model: ModelInfo, kv_dtype: str | None = None, *, tensor_parallel: int = 1) -> int:
+def kv_bytes_per_token(
+    model: ModelInfo, kv_dtype: str | None = None, *, tensor_parallel: int = 1
+) -> int:
     """2 (K and V) × layers × KV heads × head_dim × bytes. Under tensor parallelism each GPU
     holds kv_heads / tp heads, and at least one (vLLM replicates KV heads when tp > kv_heads)."""
     g = _require_geometry(model)
     _, nbytes = _kv_bytes(kv_dtype)
-    heads = g.num_key_value_heads if tensor_parallel == 1 else max(1, g.num_key_value_heads // tensor_parallel)
+    heads = (
+        g.num_key_value_heads
+        if tensor_parallel == 1
+        else max(1, g.num_key_value_heads // tensor_parallel)
+    )
     return int(2 * g.num_hidden_layers * heads * g.head_dim * nbytes)
 
 
 def _require_geometry(model: ModelInfo) -> ArchGeometry:
     if model.geometry is None:
         raise InvalidInput(
-            f"{model.id} has no readable config.json (layers, heads), so its KV cache cannot be sized.",
+            f"{model.id} has no readable config.json (layers, heads), so its KV cache "
+            "cannot be sized.",
             fix="Pick a transformers model with a config.json.",
         )
     return model.geometry

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import socket
@@ -60,6 +61,10 @@ CATALOG_PRODUCTS = ("POD", "CLUSTER", "SERVERLESS")
 SANDBOX_BANNER = "RunPod sandbox: simulated cloud, no real GPUs, no charges."
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Per-request values shared by the middleware and the handlers (same task, same context).
+_BODY: contextvars.ContextVar[Any] = contextvars.ContextVar("sandbox_body", default=None)
+_SSE: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("sandbox_sse", default=None)
 
 
 @dataclass
@@ -200,7 +205,7 @@ class RunPodEmulator:
     # --- app ---------------------------------------------------------------------------------
     def make_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=20 * 1024**2)
-        app["emulator"] = self
+        app[EMULATOR_KEY] = self
         rest: list[tuple[str, str, Handler]] = [
             ("GET", "/v2/catalog/gpus", self._list_gpus),
             ("GET", "/v2/templates", self._list_templates),
@@ -240,7 +245,8 @@ class RunPodEmulator:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         plane = "rest" if request.path.startswith(REST_PREFIX + "/") else "sls"
         body, unreadable = _parse_body(await request.read())
-        request["json"] = body
+        _BODY.set(body)
+        _SSE.set(None)
         try:
             response = await self._guarded(request, handler, plane, unreadable)
         except ApiError as err:
@@ -314,7 +320,7 @@ class RunPodEmulator:
             return
         if unreadable:
             raise ApiError(400, "request body is not valid JSON")
-        body = request["json"]
+        body = _BODY.get()
         if body is None and self.spec.request_body_required(op):
             raise ApiError(400, "request body is required")
         errors = self.spec.errors(pointer, body)
@@ -372,7 +378,7 @@ class RunPodEmulator:
         if isinstance(response, web.Response) and isinstance(response.body, bytes):
             text = response.body.decode()
         else:
-            text = "".join(request.get("sse", []))
+            text = "".join(_SSE.get() or [])
         parsed, _ = _parse_body(text.encode()) if "json" in response.content_type else (None, False)
         self.exchanges.append(
             Exchange(
@@ -407,7 +413,7 @@ class RunPodEmulator:
         return web.json_response({"templates": list(self.state.templates.values())})
 
     async def _create_template(self, request: web.Request) -> web.Response:
-        return web.json_response(self.state.create_template(request["json"]), status=201)
+        return web.json_response(self.state.create_template(_BODY.get()), status=201)
 
     async def _get_template(self, request: web.Request) -> web.Response:
         return web.json_response(self.state.get_template(request.match_info["id"]))
@@ -432,7 +438,7 @@ class RunPodEmulator:
         return web.json_response({"endpoints": endpoints})
 
     async def _create_endpoint(self, request: web.Request) -> web.Response:
-        ep = self.state.create_endpoint(request["json"], self.clock.now())
+        ep = self.state.create_endpoint(_BODY.get(), self.clock.now())
         return self._endpoint_response(request, ep, status=201)
 
     async def _get_endpoint(self, request: web.Request) -> web.Response:
@@ -440,7 +446,7 @@ class RunPodEmulator:
 
     async def _update_endpoint(self, request: web.Request) -> web.Response:
         ep_id = request.match_info["id"]
-        ep = self.state.update_endpoint(ep_id, request["json"] or {}, self.clock.now())
+        ep = self.state.update_endpoint(ep_id, _BODY.get() or {}, self.clock.now())
         return self._endpoint_response(request, ep)
 
     async def _delete_endpoint(self, request: web.Request) -> web.Response:
@@ -463,7 +469,7 @@ class RunPodEmulator:
 
     async def _create_pod(self, request: web.Request) -> web.Response:
         now = self.clock.now()
-        pod = self.state.create_pod(request["json"], now)
+        pod = self.state.create_pod(_BODY.get(), now)
         return web.json_response(self.state.pod_json(pod, now), status=201)
 
     async def _get_pod(self, request: web.Request) -> web.Response:
@@ -476,7 +482,7 @@ class RunPodEmulator:
 
     async def _pod_action(self, request: web.Request) -> web.Response:
         now = self.clock.now()
-        pod = self.state.pod_action(request.match_info["id"], request["json"]["action"], now)
+        pod = self.state.pod_action(request.match_info["id"], _BODY.get()["action"], now)
         if pod is None:
             return web.Response(status=204)
         return web.json_response(self.state.pod_json(pod, now))
@@ -526,7 +532,7 @@ class RunPodEmulator:
 
     @staticmethod
     def _job_input(request: web.Request) -> Any:
-        body = request["json"]
+        body = _BODY.get()
         if not isinstance(body, dict) or "input" not in body:
             raise ApiError(400, "request body must be a JSON object with an 'input' field")
         return body["input"]
@@ -587,7 +593,7 @@ class RunPodEmulator:
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         ep = self._endpoint(request)
-        body = request["json"]
+        body = _BODY.get()
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             raise ApiError(400, "messages must be a list of chat messages")
         model = body.get("model")
@@ -617,7 +623,7 @@ class RunPodEmulator:
         )
         await response.prepare(request)
         sent: list[str] = []
-        request["sse"] = sent
+        _SSE.set(sent)
         hold = self._holds.pop(0) if self._holds else None
 
         async def emit(data: dict[str, Any] | str) -> None:
@@ -642,6 +648,9 @@ class RunPodEmulator:
         await emit("[DONE]")
         await response.write_eof()
         return response
+
+
+EMULATOR_KEY = web.AppKey("emulator", RunPodEmulator)
 
 
 def make_app(**options: Any) -> web.Application:

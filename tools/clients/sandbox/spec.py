@@ -118,9 +118,7 @@ class OpenApiSpec:
         pointer = self._follow(f"{op.pointer}/responses/{key}")
         return pointer, self.resolve(pointer)
 
-    def response_schema_pointer(
-        self, op: Operation, status: int, content_type: str
-    ) -> str | None:
+    def response_schema_pointer(self, op: Operation, status: int, content_type: str) -> str | None:
         found = self.response_spec(op, status)
         if found is None:
             return None

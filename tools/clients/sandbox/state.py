@@ -414,12 +414,24 @@ class SandboxState:
         if gpu.get("allowedCudaVersions") and gpu.get("minCudaVersion"):
             raise ApiError(400, "allowedCudaVersions and minCudaVersion are mutually exclusive")
 
-    def _check_workers(self, config: dict[str, Any]) -> None:
+    @staticmethod
+    def _no_idle_timeout(config: dict[str, Any]) -> bool:
+        """Queue endpoints scaling on request count have no idle timeout (spec)."""
+        return config["type"] == "QUEUE" and config["scaling"]["type"] == "REQUEST_COUNT"
+
+    def _check_workers(self, config: dict[str, Any], body: dict[str, Any]) -> None:
         workers = config["workers"]
         if workers.get("min", 0) > workers.get("max", DEFAULT_WORKERS_MAX):
             raise ApiError(400, "workers.min cannot exceed workers.max")
-        if config["type"] == "QUEUE" and config["scaling"]["type"] == "REQUEST_COUNT":
+        if self._no_idle_timeout(config):
+            if "idleTimeout" in body.get("workers", {}):
+                detail = (
+                    "workers.idleTimeout does not apply to QUEUE endpoints scaling on REQUEST_COUNT"
+                )
+                raise ApiError(400, detail)
             workers.pop("idleTimeout", None)
+        else:
+            workers.setdefault("idleTimeout", self.idle_timeout_default)
 
     def create_endpoint(self, body: dict[str, Any], now: datetime) -> EndpointSim:
         if ("gpu" in body) == ("cpu" in body):
@@ -437,19 +449,14 @@ class SandboxState:
         config.update(self._container(body, template))
         config.update(
             gpu=gpu,
-            workers={
-                "min": 0,
-                "max": DEFAULT_WORKERS_MAX,
-                "idleTimeout": self.idle_timeout_default,
-                **body.get("workers", {}),
-            },
+            workers={"min": 0, "max": DEFAULT_WORKERS_MAX, **body.get("workers", {})},
             scaling=dict(body["scaling"]),
             dataCenterIds=list(body.get("dataCenterIds", [])),
             networkVolumes=list(body.get("networkVolumes", [])),
             timeout=body.get("timeout", DEFAULT_TIMEOUT_MS),
             flashboot=body.get("flashboot", "OFF"),
         )
-        self._check_workers(config)
+        self._check_workers(config, body)
         ep = EndpointSim(
             id=self.new_id(14),
             config=config,
@@ -515,7 +522,7 @@ class SandboxState:
         for key in ("name", "scaling", "dataCenterIds", "networkVolumes", "timeout", "flashboot"):
             if key in body:
                 new[key] = copy.deepcopy(body[key])
-        self._check_workers(new)
+        self._check_workers(new, body)
         diff = _diff(ep.config, new)
         if not diff:
             return ep

@@ -1,0 +1,159 @@
+"""Where one request's answers go in Slack: a channel, a thread under the first message, an
+ephemeral note to one person, or the command's response_url when the bot cannot post in the
+channel. Translation only: what to say was decided by the dispatcher and the tools.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.adapters.slack_blocks import SlackMessage, escape, progress_line, render_reply, truncate
+from tools.contract import Reply
+
+log = logging.getLogger(__name__)
+
+# chat.postMessage errors after which the command's response_url is the only way to answer.
+CANNOT_POST_ERRORS = frozenset(
+    {"not_in_channel", "channel_not_found", "is_archived", "restricted_action", "cannot_dm_bot"}
+)
+MAX_LABEL = 80
+
+Respond = Callable[..., Awaitable[Any]]
+
+
+class SlackConversation:
+    """The answers to one request.
+
+    - `thread_ts` given (mentions, DMs, approval cards): everything goes into that thread.
+    - otherwise (slash commands) the answer is a new message; when the tool reports progress
+      before it finishes, a short "working on it" message is posted first and the progress lines
+      and the final answer go into its thread (the answer also broadcast to the channel).
+    - `private_errors`: an error that nobody else has seen yet goes only to the requester.
+    """
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        *,
+        channel: str,
+        user: str,
+        sandbox: bool,
+        thread_ts: str | None = None,
+        respond: Respond | None = None,
+        label: str = "",
+        private_errors: bool = False,
+        broadcast_final: bool = False,
+    ) -> None:
+        self.client = client
+        self.channel = channel
+        self.user = user
+        self.sandbox = sandbox
+        self.thread_ts = thread_ts
+        self.respond = respond
+        self.label = truncate(label, MAX_LABEL)
+        self.private_errors = private_errors
+        self.broadcast_final = broadcast_final
+        self.via_response_url = False
+        self.progress_count = 0
+
+    # -- progress -------------------------------------------------------------------------
+
+    async def progress(self, text: str) -> None:
+        """A progress line from a running tool: into the thread, opening one if needed. Never
+        raises: a failed progress post must not break the tool that reports it."""
+        try:
+            self.progress_count += 1
+            if self.thread_ts is None and not self.via_response_url:
+                opener = (
+                    f":hourglass_flowing_sand: `{escape(self.label)}`: working on it, "
+                    "progress in the thread."
+                )
+                self.thread_ts = await self.post(SlackMessage(text=opener, blocks=[]))
+            if self.via_response_url:
+                if self.respond is not None:
+                    await self.respond(text=f"… {text}", response_type="ephemeral")
+                return
+            await self.post(progress_line(text), thread_ts=self.thread_ts)
+        except Exception:
+            log.warning("could not post a progress line to Slack", exc_info=True)
+
+    # -- answers --------------------------------------------------------------------------
+
+    async def send(self, reply: Reply, *, expires_at: datetime | None = None) -> str | None:
+        """Post the reply; returns the message ts when there is one."""
+        message = render_reply(reply, sandbox=self.sandbox, expires_at=expires_at)
+        seen_by_others = self.thread_ts is not None
+        if reply.ephemeral or (not reply.ok and self.private_errors and not seen_by_others):
+            await self.ephemeral(message)
+            return None
+        ts = await self.post(message, thread_ts=self.thread_ts, broadcast=self.broadcast_final)
+        if reply.image is not None:
+            await self.upload_image(reply, thread_ts=self.thread_ts or ts)
+        return ts
+
+    async def post(
+        self, message: SlackMessage, *, thread_ts: str | None = None, broadcast: bool = False
+    ) -> str | None:
+        """chat.postMessage; falls back to the response_url when the bot cannot post here."""
+        if not self.via_response_url:
+            kwargs: dict[str, Any] = {
+                "channel": self.channel,
+                "unfurl_links": False,
+                "unfurl_media": False,
+                **message.as_kwargs(),
+            }
+            if thread_ts:
+                kwargs["thread_ts"] = thread_ts
+                if broadcast:
+                    kwargs["reply_broadcast"] = True
+            try:
+                resp = await self.client.chat_postMessage(**kwargs)
+                return str(resp.get("ts") or "") or None
+            except SlackApiError as exc:
+                error = exc.response.get("error") if exc.response is not None else None
+                if error not in CANNOT_POST_ERRORS or self.respond is None:
+                    raise
+                log.info("cannot post in %s (%s): answering via response_url", self.channel, error)
+                self.via_response_url = True
+        if self.respond is not None:
+            await self.respond(response_type="in_channel", **message.as_kwargs())
+        return None
+
+    async def ephemeral(self, message: SlackMessage) -> None:
+        """Only the requester sees it: response_url when we have one, else chat.postEphemeral."""
+        if self.respond is not None:
+            await self.respond(
+                response_type="ephemeral", replace_original=False, **message.as_kwargs()
+            )
+            return
+        kwargs: dict[str, Any] = {"channel": self.channel, "user": self.user, **message.as_kwargs()}
+        if self.thread_ts:
+            kwargs["thread_ts"] = self.thread_ts
+        await self.client.chat_postEphemeral(**kwargs)
+
+    async def upload_image(self, reply: Reply, *, thread_ts: str | None) -> None:
+        image = reply.image
+        if image is None or self.via_response_url:
+            return
+        path = Path(image.path)
+        if not path.is_file():
+            log.warning("reply image %s does not exist; not uploaded", path)
+            return
+        try:
+            await self.client.files_upload_v2(
+                channel=self.channel,
+                thread_ts=thread_ts,
+                file=str(path),
+                filename=path.name,
+                title=image.title,
+                alt_txt=image.alt or image.title,
+            )
+        except SlackApiError:
+            log.warning("could not upload the chart %s to Slack", path.name, exc_info=True)

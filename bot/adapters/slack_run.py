@@ -1,0 +1,50 @@
+"""`cockpit run` with Slack configured: Socket Mode and/or the HTTP server, plus the console when
+someone is at the terminal. Runs until SIGTERM/SIGINT (or the console exits)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from bot.adapters.slack import SlackAdapter
+from bot.app import Cockpit
+from bot.settings import DEFAULT_WEB_PORT
+
+log = logging.getLogger(__name__)
+
+
+async def run_slack(cockpit: Cockpit, *, console: bool | None = None) -> int:
+    """Start Slack as configured: Socket Mode when SLACK_BOT_TOKEN + SLACK_APP_TOKEN are set,
+    HTTP mode (`cockpit web`'s server) when SLACK_SIGNING_SECRET + client id/secret are set.
+    The console runs too when stdin is a terminal (`console=None` decides by that)."""
+    from bot.web import resolve_port, serve, stop_on_signals
+
+    settings = cockpit.settings
+    if console is None:
+        console = sys.stdin.isatty()
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    socket: SlackAdapter | None = None
+    web_task: asyncio.Task[None] | None = None
+    try:
+        if settings.slack_socket_mode:
+            socket = SlackAdapter(cockpit, mode="socket")
+            await socket.start_socket_mode()
+        if settings.slack_http_mode:
+            port = resolve_port(None, settings.port, DEFAULT_WEB_PORT)
+            http = SlackAdapter(cockpit, mode="http")
+            web_task = asyncio.create_task(serve(cockpit, port=port, slack=http, stop=stop))
+        print("Slack is connected. Stop with Ctrl-C.", file=sys.stderr)
+        if console:
+            from bot.adapters.console import Console, default_user
+
+            return await Console(cockpit, user=default_user()).run()
+        await stop.wait()
+        return 0
+    finally:
+        stop.set()
+        if web_task is not None:
+            await asyncio.gather(web_task, return_exceptions=True)
+        if socket is not None:
+            await socket.close()

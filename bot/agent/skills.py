@@ -1,0 +1,99 @@
+"""The agent's skill tools: `activate_skill` and `read_skill_file`.
+
+These are handled inside the agent loop, not by the dispatcher: they only read the skill folders
+the server loaded (no side effect, no organisation data), so they need no role or approval. The
+loader itself is `tools.skills` (shared with the `/skills` command).
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from tools.errors import CockpitError
+from tools.skills import Skill, SkillSet, load_skill, load_skills, skills_for
+
+ACTIVATE_SKILL = "activate_skill"
+READ_SKILL_FILE = "read_skill_file"
+SKILL_TOOL_NAMES = frozenset({ACTIVATE_SKILL, READ_SKILL_FILE})
+
+
+def skill_tool_schemas(skills: SkillSet) -> list[dict[str, Any]]:
+    """Anthropic tool definitions; empty when no skill is enabled. The skill names are an enum,
+    so Claude cannot ask for a skill that does not exist."""
+    names = skills.names()
+    if not names:
+        return []
+    return [
+        {
+            "name": ACTIVATE_SKILL,
+            "description": (
+                "Load the instructions of one skill from <available_skills> before you follow "
+                "it. Returns the skill's text and the list of its bundled files."
+            ),
+            "input_schema": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "enum": names, "description": "The skill name"}
+                },
+                "required": ["name"],
+                "additionalProperties": False,
+            },
+        },
+        {
+            "name": READ_SKILL_FILE,
+            "description": (
+                "Read a file bundled with a skill, when the skill's instructions point to it. "
+                "`path` is relative to the skill folder, e.g. references/gpu-pools.md."
+            ),
+            "input_schema": {
+                "type": "object",
+                "properties": {
+                    "skill": {"type": "string", "enum": names, "description": "The skill name"},
+                    "path": {"type": "string", "description": "Relative path inside the skill"},
+                },
+                "required": ["skill", "path"],
+                "additionalProperties": False,
+            },
+        },
+    ]
+
+
+def run_skill_tool(skills: SkillSet, name: str, args: dict[str, Any]) -> tuple[str, bool]:
+    """Run one skill tool call; returns (tool_result text, is_error)."""
+    skill_name = str(args.get("name" if name == ACTIVATE_SKILL else "skill") or "")
+    skill = skills.get(skill_name)
+    if skill is None:
+        known = ", ".join(skills.names()) or "none"
+        return f"There is no enabled skill called {skill_name!r}. Skills: {known}.", True
+    if name == ACTIVATE_SKILL:
+        return activation_text(skill), False
+    try:
+        return skill.read_file(str(args.get("path") or "")), False
+    except CockpitError as exc:
+        return str(exc), True
+
+
+def activation_text(skill: Skill) -> str:
+    """The skill body wrapped for the model, with its bundled files listed (not read)."""
+    files = skill.files()
+    listing = "\n".join(f"- {f}" for f in files) if files else "(none)"
+    return (
+        f'<skill_content name="{escape(skill.name)}">\n{skill.body}\n</skill_content>\n'
+        f"Bundled files (open with {READ_SKILL_FILE} when the skill says so):\n{listing}"
+    )
+
+
+__all__ = [
+    "ACTIVATE_SKILL",
+    "READ_SKILL_FILE",
+    "SKILL_TOOL_NAMES",
+    "Skill",
+    "SkillSet",
+    "activation_text",
+    "load_skill",
+    "load_skills",
+    "run_skill_tool",
+    "skill_tool_schemas",
+    "skills_for",
+]

@@ -1,0 +1,184 @@
+"""`cockpit web`: the HTTP server (aiohttp).
+
+Routes: Slack HTTP mode (`POST /slack/events`, `GET /slack/install`, `GET /slack/oauth_redirect`)
+when Slack is configured, `/healthz` (the process is alive), `/readyz` (the database answers and
+its schema is current; 503 with the reason otherwise) and `/metrics` (Prometheus text format).
+Port: `--port`, else `$PORT`, else 3000.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from bot.adapters.slack import SlackAdapter
+    from bot.app import Cockpit
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "0.0.0.0"
+SLACK_EVENTS_PATH = "/slack/events"
+SLACK_INSTALL_PATH = "/slack/install"
+SLACK_REDIRECT_PATH = "/slack/oauth_redirect"
+READY_CHECK_TIMEOUT_SECONDS = 5.0
+
+COCKPIT_KEY: web.AppKey[Cockpit] = web.AppKey("cockpit")
+SLACK_KEY: web.AppKey[SlackAdapter | None] = web.AppKey("slack")
+
+
+def resolve_port(option: int | None, env_port: int | None, default: int) -> int:
+    """`--port` wins, then `$PORT`, then the default."""
+    if option:
+        return option
+    if env_port:
+        return env_port
+    return default
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    cockpit = request.app[COCKPIT_KEY]
+
+    def check() -> tuple[str | None, str | None]:
+        return cockpit.db.current_revision(), cockpit.db.head_revision()
+
+    try:
+        current, head = await asyncio.wait_for(
+            asyncio.to_thread(check), timeout=READY_CHECK_TIMEOUT_SECONDS
+        )
+    except TimeoutError:
+        return _not_ready("the database did not answer within 5 s")
+    except Exception as exc:  # any driver error means "not ready"; the details go to the log
+        log.warning("readiness check failed", exc_info=True)
+        return _not_ready(f"the database is unreachable ({type(exc).__name__})")
+    if current != head:
+        return _not_ready(
+            f"database migrations are not current (at {current or 'none'}, code expects "
+            f"{head}); run `cockpit db upgrade`"
+        )
+    return web.json_response({"status": "ready", "revision": current})
+
+
+def _not_ready(reason: str) -> web.Response:
+    return web.json_response({"status": "unavailable", "reason": reason}, status=503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    response = web.Response(body=generate_latest())
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+async def _slack_not_configured(request: web.Request) -> web.Response:
+    return web.json_response(
+        {
+            "error": "Slack HTTP mode is not configured: set SLACK_SIGNING_SECRET and either "
+            "SLACK_BOT_TOKEN or SLACK_CLIENT_ID + SLACK_CLIENT_SECRET."
+        },
+        status=404,
+    )
+
+
+def build_web_app(cockpit: Cockpit, *, slack: SlackAdapter | None = None) -> web.Application:
+    """The aiohttp application; `slack` is the HTTP-mode adapter, or None without Slack."""
+    app = web.Application()
+    app[COCKPIT_KEY] = cockpit
+    app[SLACK_KEY] = slack
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    if slack is not None:
+        app.router.add_post(SLACK_EVENTS_PATH, slack.handle_events)
+        app.router.add_get(slack.install_path or SLACK_INSTALL_PATH, slack.handle_install)
+        app.router.add_get(slack.redirect_path or SLACK_REDIRECT_PATH, slack.handle_oauth_redirect)
+    else:
+        app.router.add_post(SLACK_EVENTS_PATH, _slack_not_configured)
+        app.router.add_get(SLACK_INSTALL_PATH, _slack_not_configured)
+        app.router.add_get(SLACK_REDIRECT_PATH, _slack_not_configured)
+    return app
+
+
+def slack_for_web(cockpit: Cockpit) -> SlackAdapter | None:
+    """The Slack HTTP-mode adapter when a signing secret is configured, else None."""
+    settings = cockpit.settings
+    if not settings.slack_signing_secret:
+        return None
+    from bot.adapters.slack import SlackAdapter
+
+    return SlackAdapter(cockpit, mode="http")
+
+
+async def serve(
+    cockpit: Cockpit,
+    *,
+    port: int,
+    host: str = DEFAULT_HOST,
+    slack: SlackAdapter | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve until `stop` is set (or the task is cancelled)."""
+    if slack is not None:
+        await slack.start()
+    runner = web.AppRunner(build_web_app(cockpit, slack=slack), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    log.info(
+        "cockpit web listening on http://%s:%s (Slack HTTP mode: %s)",
+        host,
+        port,
+        "on" if slack else "off",
+    )
+    try:
+        await (stop or asyncio.Event()).wait()
+    finally:
+        await runner.cleanup()
+        if slack is not None:
+            await slack.close()
+
+
+def stop_on_signals(stop: asyncio.Event) -> None:
+    """Set `stop` on SIGTERM/SIGINT (hosts stop processes with SIGTERM)."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        # Not available on Windows, nor outside the main thread.
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+async def run_web(cockpit: Cockpit, *, port: int | None = None) -> int:
+    """`cockpit web`: serve until SIGTERM/SIGINT. Returns the exit code."""
+    from bot.adapters.slack import SlackConfigError
+    from bot.settings import DEFAULT_WEB_PORT
+
+    settings = cockpit.settings
+    try:
+        slack = slack_for_web(cockpit)
+    except SlackConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    if slack is None:
+        log.warning(
+            "SLACK_SIGNING_SECRET is not set: serving health checks only, no Slack HTTP mode."
+        )
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    await serve(
+        cockpit,
+        port=resolve_port(port, settings.port, DEFAULT_WEB_PORT),
+        slack=slack,
+        stop=stop,
+    )
+    return 0

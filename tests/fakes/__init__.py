@@ -1,0 +1,1 @@
+"""Loopback fakes of outside services (Hugging Face Hub, ...), used by the tests."""
