@@ -19,6 +19,7 @@ from storage.crypto import load_secret_box
 from storage.db import Database
 from tools.clock import Clock
 from tools.contract import REGISTRY, Platform, ProgressSink, Registry, Reply, RequestContext, Role
+from tools.deploy.saga import recover_interrupted
 from tools.errors import CockpitError
 from tools.services import Services
 from tools.skills import SKILLS_EXTRA_KEY, load_skills
@@ -31,6 +32,7 @@ BUILTIN_TOOL_MODULES = (
     "tools.team",
     "tools.skills_tool",
     "tools.catalog.tools",
+    "tools.deploy.tools",
 )
 DEFAULT_NEW_MEMBER_ROLE = Role.member
 
@@ -69,7 +71,8 @@ class Cockpit:
             approval_ttl_seconds=settings.approval_ttl_seconds,
             rate_limit_per_minute=settings.rate_limit_per_minute,
         )
-        self._closers: list[Any] = list(wire_clients(settings, self.services))
+        self.runpod = wire_clients(settings, self.services)
+        self._closers: list[Any] = [self.runpod.aclose]
         # Skills load once, through the one loader (shipped skills + COCKPIT_SKILLS_DIRS).
         self.services.extras[SKILLS_EXTRA_KEY] = load_skills(extra_dirs=settings.skills_dirs)
         self.agent = ClaudeAgent(
@@ -88,6 +91,10 @@ class Cockpit:
                 self.settings.data_dir,
             )
         self.db.upgrade()
+        await self.runpod.start()
+        recovered = await recover_interrupted(self.services)
+        if recovered:
+            log.warning("cleaned up %d deploy(s) interrupted by the last shutdown", recovered)
 
     async def stop(self) -> None:
         for close in reversed(self._closers):

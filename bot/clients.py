@@ -11,6 +11,8 @@ from bot.logs import SECRETS
 from storage import credentials
 from tools.catalog.db_cache import DatabaseHubCache
 from tools.clients.huggingface import CircuitBreaker, HubClient
+from tools.clients.runpod import RunPodClient, make_http_pool
+from tools.errors import ProviderError
 from tools.services import Services
 
 if TYPE_CHECKING:
@@ -46,7 +48,64 @@ def wire_hub(settings: Settings, services: Services) -> None:
     services.hub_factory = hub_for
 
 
-def wire_clients(settings: Settings, services: Services) -> list[Any]:
-    """Install the client factories on `services`; returns async closers."""
+SANDBOX_API_KEY = "sandbox-key"
+RUNPOD_KEY_FIX = "Set RUNPOD_API_KEY, or `/connect runpod` for this organisation."
+
+
+class RunPodWiring:
+    """One shared HTTP pool; a light client per call with the organisation's key. In the
+    sandbox the emulator is started in-process and every organisation uses it."""
+
+    def __init__(self, settings: Settings, services: Services) -> None:
+        self.settings = settings
+        self.services = services
+        self.http = make_http_pool()
+        self.api_url = settings.runpod_api_url
+        self.serverless_url = settings.runpod_serverless_url
+        self.emulator: Any = None
+
+    async def start(self) -> None:
+        if not self.services.sandbox:
+            return
+        from tools.clients.sandbox import RunPodEmulator
+
+        self.emulator = RunPodEmulator(
+            clock=self.services.clock,
+            worker_ready_seconds=self.settings.sandbox_worker_ready_seconds,
+        )
+        await self.emulator.start()
+        self.api_url, self.serverless_url = self.emulator.api_url, self.emulator.serverless_url
+        log.info("sandbox cloud (RunPod emulator) at %s", self.emulator.base_url)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        if self.emulator is not None:
+            await self.emulator.stop()
+
+    def key_for(self, org_id: int) -> str:
+        if self.services.sandbox:
+            return SANDBOX_API_KEY
+        key = org_secret(self.services, org_id, "runpod") or self.settings.runpod_api_key
+        if not key:
+            raise ProviderError("No RunPod API key is set.", service="runpod", fix=RUNPOD_KEY_FIX)
+        return key
+
+    def client_for(self, org_id: int) -> RunPodClient:
+        return RunPodClient(
+            api_key=self.key_for(org_id),
+            api_url=self.api_url,
+            serverless_url=self.serverless_url,
+            http=self.http,
+            clock=self.services.clock,
+        )
+
+
+def wire_clients(settings: Settings, services: Services) -> RunPodWiring:
+    """Install the client factories on `services`; the caller starts and closes the wiring."""
     wire_hub(settings, services)
-    return []
+    runpod = RunPodWiring(settings, services)
+    services.runpod_factory = runpod.client_for
+    services.extras["hf_token_for"] = lambda org_id: (
+        org_secret(services, org_id, "huggingface") or settings.hf_token
+    )
+    return runpod

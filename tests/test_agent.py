@@ -761,3 +761,73 @@ async def test_system_prompt_and_tools_fit_in_4k_tokens(
     (req,) = fake.message_requests
     size = memory.estimate_tokens(req.system_text) + memory.estimate_tokens(req.body["tools"])
     assert size < 4_000, size
+    assert "whoami" in req.tool_names
+    assert "connect_provider" not in req.tool_names  # tools taking a secret are not offered
+
+
+# --- keys ------------------------------------------------------------------------------------------
+
+
+async def test_an_organisations_own_key_from_connect_is_used(tmp_path: Path) -> None:
+    org_key = "sk-ant-org-key-0001"
+    async with running_fake_anthropic(api_keys={org_key}) as fake:
+        async with running_bot(tmp_path, ANTHROPIC_BASE_URL=fake.url) as bot:
+            offline_reply = await bot.send("who am i", user="alice", role="owner")
+            assert "limited mode" in (offline_reply.footer or "")
+            saved = await bot.send(f"/connect anthropic {org_key}", user="alice", role="owner")
+            assert saved.ok, saved.text
+            fake.add(text_turn("Hello from Claude."))
+            reply = await bot.send("hello", user="alice")
+    assert reply.text == "Hello from Claude."
+    (req,) = fake.message_requests
+    assert req.api_key == org_key
+
+
+async def test_a_pasted_key_never_reaches_claude_or_memory(
+    bot: BotHarness, fake: FakeAnthropic
+) -> None:
+    fake.add(text_turn("Please use /connect in a DM instead."))
+    await bot.send("my runpod key is rpa_ABCDEFGHIJKLMNOP please store it", user="alice")
+    (req,) = fake.message_requests
+    assert "rpa_ABCDEFGHIJKLMNOP" not in json.dumps(req.body)
+    assert "[redacted]" in req.messages[0]["content"][0]["text"]
+    with bot.services.db.session() as s:
+        stored = " ".join(m.content for m in s.exec(select(ConversationMessage)))
+    assert "rpa_ABCDEFGHIJKLMNOP" not in stored
+
+
+# --- the fake itself -------------------------------------------------------------------------------
+
+
+async def test_fake_answers_non_streaming_calls_and_x_api_key(fake: FakeAnthropic) -> None:
+    import aiohttp
+    import anthropic
+
+    fake.add(tool_use("get_spend", {"period": "today"}), text_turn("plain"))
+    client = anthropic.AsyncAnthropic(api_key=KEY, base_url=fake.url, max_retries=0)
+    try:
+        message = await client.messages.create(
+            model="claude-sonnet-4-5",
+            max_tokens=100,
+            messages=[{"role": "user", "content": "spend?"}],
+        )
+        assert message.stop_reason == "tool_use"
+        assert message.content[0].type == "tool_use"
+        assert message.content[0].input == {"period": "today"}
+        count = await client.messages.count_tokens(
+            model="claude-sonnet-4-5", messages=[{"role": "user", "content": "hi"}]
+        )
+        assert count.input_tokens > 0
+    finally:
+        await client.close()
+    async with aiohttp.ClientSession() as session:
+        body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+        async with session.post(
+            f"{fake.url}/v1/messages", json=body, headers={"x-api-key": KEY}
+        ) as ok:
+            assert ok.status == 200 and (await ok.json())["content"][0]["text"] == "plain"
+        async with session.post(
+            f"{fake.url}/v1/messages", json=body, headers={"x-api-key": "wrong"}
+        ) as denied:
+            assert denied.status == 401
+            assert (await denied.json())["error"]["type"] == "authentication_error"

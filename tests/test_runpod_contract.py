@@ -226,7 +226,8 @@ def _resolve(node: Any) -> Any:
     while isinstance(node, dict) and "$ref" in node:
         target: Any = SPEC
         for part in node["$ref"].lstrip("#/").split("/"):
-            target = target[part.replace("~1", "/").replace("~0", "~")]
+            token = part.replace("~1", "/").replace("~0", "~")
+            target = target[int(token)] if isinstance(target, list) else target[token]
         node = target
     return node
 
@@ -255,25 +256,26 @@ def _operation(method: str, path: str) -> tuple[str, dict[str, Any]] | None:
     return template, SPEC["paths"][template][method.lower()]
 
 
-def _query_errors(op: dict[str, Any], query: dict[str, str]) -> list[str]:
-    params = {p["name"]: p for p in map(_resolve, op.get("parameters", [])) if p["in"] == "query"}
+def _query_errors(template: str, method: str, query: dict[str, str]) -> list[str]:
+    op = SPEC["paths"][template][method]
+    pointers: dict[str, str] = {}  # query parameter name -> pointer of its schema
+    for index, param in enumerate(op.get("parameters", [])):
+        base = param["$ref"].lstrip("#") if "$ref" in param else None
+        base = base or _pointer("paths", template, method, "parameters", str(index))
+        if _resolve(param)["in"] == "query":
+            pointers[_resolve(param)["name"]] = f"{base}/schema"
     problems = []
     for name, raw in query.items():
-        if name not in params:
+        if name not in pointers:
             problems.append(f"query parameter {name!r} is not in the spec")
             continue
-        schema = _resolve(params[name]["schema"])
+        schema = _resolve(_resolve({"$ref": "#" + pointers[name]}))
         value: Any = raw
         if schema.get("type") == "array":
             value = raw.split(",")
-        elif schema.get("type") == "integer":
-            value = int(raw) if raw.isdigit() else raw
-        validator = OAS31Validator(
-            params[name]["schema"] if "$ref" not in params[name]["schema"] else schema,
-            registry=REGISTRY,
-            format_checker=oas31_format_checker,
-        )
-        problems += [f"query {name}: {e.message}" for e in validator.iter_errors(value)]
+        elif schema.get("type") == "integer" and raw.isdigit():
+            value = int(raw)
+        problems += [f"query {name}: {e}" for e in _oas_errors(pointers[name], value)]
     return problems
 
 
@@ -291,7 +293,7 @@ def _rest_problems(ex: Exchange) -> Iterator[str]:
         yield from (f"{where}: request {e}" for e in _oas_errors(pointer, ex.request_json))
     elif ex.request_json is not None:
         yield f"{where}: the spec defines no request body here"
-    yield from (f"{where}: {e}" for e in _query_errors(op, ex.query))
+    yield from (f"{where}: {e}" for e in _query_errors(template, ex.method.lower(), ex.query))
     key = str(ex.status) if str(ex.status) in op["responses"] else "default"
     response = _resolve(op["responses"][key])
     content = response.get("content", {})

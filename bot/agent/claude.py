@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from bot.agent import memory, offline, pricing
 from bot.agent.prompt import SystemPrompt, render_system_prompt
 from bot.agent.skills import SKILL_TOOL_NAMES, run_skill_tool, skill_tool_schemas
-from bot.logs import SECRETS
+from bot.logs import SECRETS, redact
 from storage import conversations, credentials, events, ledger
 from tools.contract import Button, ProgressSink, Reply, RequestContext
 from tools.services import Services
@@ -181,7 +181,8 @@ class ClaudeAgent:
         system = render_system_prompt(ctx, self.services, skills=skills.enabled())
         tools = self.tool_definitions(ctx, skills)
         past = self._history(ctx)
-        run = _Run(new=[{"role": "user", "content": text}])
+        # A key pasted into chat is neither sent to Anthropic nor kept in the thread's memory.
+        run = _Run(new=[{"role": "user", "content": redact(text)}])
         try:
             await self._loop(
                 self._client(api_key), ctx, system, tools, past, run, skills, progress, on_text
@@ -200,10 +201,13 @@ class ClaudeAgent:
         return reply
 
     def tool_definitions(self, ctx: RequestContext, skills: SkillSet) -> list[dict[str, Any]]:
-        """The tools offered to Claude for this caller: the registry's tools their role may use,
-        then the skill tools. The last one carries the prompt-cache breakpoint."""
+        """The tools offered to Claude for this caller: the registry's tools their role may use
+        (except those taking a secret), then the skill tools. The last one carries the
+        prompt-cache breakpoint."""
         defs: list[dict[str, Any]] = []
         for t in self.services.registry.for_role(ctx.role):
+            if t.secret_fields:
+                continue  # keys go through a modal or DM (`/connect`), never through Claude
             if t.name in SKILL_TOOL_NAMES:
                 log.warning("registry tool %s is shadowed by the agent's skill tool", t.name)
                 continue

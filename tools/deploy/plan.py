@@ -1,0 +1,162 @@
+"""A deploy plan: which model, on which GPU, at what price, with which worker settings.
+
+Built the same way for the approval card (preview) and for the deploy itself, so the price a
+person approves is the price of what gets created."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from typing import Any
+
+from tools.catalog import ModelInfo
+from tools.catalog.fit import FitReport
+from tools.catalog.tools import plan_fit, resolve_model
+from tools.contract import ToolContext
+from tools.cost.estimate import CostEstimate, pod_estimate, serverless_estimate
+from tools.errors import InvalidInput
+
+# worker-vllm ≥ v2.24 runs `vllm serve` configured by env (reference §3).
+VLLM_WORKER_IMAGE = "runpod/worker-v1-vllm:v2.25.2"
+VLLM_POD_IMAGE = "vllm/vllm-openai:v0.27.1"
+RESOURCE_PREFIX = "cockpit-"
+MAX_NAME_LENGTH = 60
+DEFAULT_IDLE_TIMEOUT_SECONDS = 60
+DEFAULT_WORKERS_MAX = 1
+MIN_DISK_GB = 40
+DISK_HEADROOM = Decimal("1.5")
+
+
+@dataclass
+class DeployPlan:
+    model_id: str
+    mode: str  # serverless | pod
+    gpu: str  # pool id (serverless) or GPU type id (pod)
+    gpu_label: str
+    gpu_count: int
+    context: int
+    quant: str | None
+    workers_min: int
+    workers_max: int
+    idle_timeout: int
+    disk_gb: int
+    price_per_hour: Decimal
+    explanation: str
+    price_note: str | None
+    model_note: str
+    estimate: CostEstimate
+
+    def settings_json(self) -> str:
+        data = asdict(self)
+        data.pop("estimate")
+        data["price_per_hour"] = str(self.price_per_hour)
+        return json.dumps(data, sort_keys=True)
+
+    def worker_env(self, hf_token: str | None) -> dict[str, str]:
+        env = {
+            "MODEL_NAME": self.model_id,
+            "MAX_MODEL_LEN": str(self.context),
+            "GPU_MEMORY_UTILIZATION": "0.92",
+            "TENSOR_PARALLEL_SIZE": str(self.gpu_count),
+            "MAX_CONCURRENCY": "30",
+        }
+        if self.quant in ("awq", "gptq", "fp8"):
+            env["QUANTIZATION"] = self.quant
+        if hf_token:
+            env["HF_TOKEN"] = hf_token
+        return env
+
+
+def resource_name(org_id: int, deployment_id: int, model_id: str) -> str:
+    """`cockpit-o3-d17-qwen2-5-7b-instruct`: the prefix marks resources this bot created; the
+    ids keep organisations sharing one RunPod account apart."""
+    slug = re.sub(r"[^a-z0-9]+", "-", model_id.split("/")[-1].lower()).strip("-")
+    return f"{RESOURCE_PREFIX}o{org_id}-d{deployment_id}-{slug}"[:MAX_NAME_LENGTH].rstrip("-")
+
+
+async def build_plan(
+    tc: ToolContext,
+    *,
+    model: str,
+    gpu: str | None = None,
+    context: int | None = None,
+    quant: str | None = None,
+    mode: str = "serverless",
+    workers_min: int = 0,
+    workers_max: int = DEFAULT_WORKERS_MAX,
+    idle_timeout: int = DEFAULT_IDLE_TIMEOUT_SECONDS,
+    check_access: bool = False,
+) -> tuple[DeployPlan, ModelInfo]:
+    if workers_min > workers_max:
+        raise InvalidInput("--workers-min cannot be more than --workers-max.")
+    info = await resolve_model(tc, model, check_access=check_access)
+    report, note = await plan_fit(tc, info, context=context, quant=quant, mode=mode)
+    choice = _pick_option(report, gpu)
+    price = choice.price_per_hour or Decimal(0)
+    per_gpu = price / choice.gpu_count
+    if mode == "serverless":
+        est = serverless_estimate(
+            pool=choice.offer_id,
+            flex_per_hour=per_gpu,
+            gpu_count=choice.gpu_count,
+            workers_min=workers_min,
+            workers_max=workers_max,
+            idle_timeout_s=idle_timeout,
+            price_source=report.prices,
+        )
+    else:
+        est = pod_estimate(
+            gpu=choice.offer_id,
+            per_gpu_hour=per_gpu,
+            gpu_count=choice.gpu_count,
+            price_source=report.prices,
+        )
+    weights_gb = Decimal(str(report.estimate.weights_gib))
+    disk = max(MIN_DISK_GB, int(weights_gb * DISK_HEADROOM) + 20)
+    plan = DeployPlan(
+        model_id=info.id,
+        mode=mode,
+        gpu=choice.offer_id,
+        gpu_label=choice.label,
+        gpu_count=choice.gpu_count,
+        context=report.context,
+        quant=report.quant,
+        workers_min=workers_min,
+        workers_max=workers_max,
+        idle_timeout=idle_timeout,
+        disk_gb=disk,
+        price_per_hour=price,
+        explanation=report.explanation
+        if gpu is None
+        else f"{report.explanation} (override: {choice.label})",
+        price_note=note,
+        model_note=info.source_label,
+        estimate=est,
+    )
+    return plan, info
+
+
+def _pick_option(report: FitReport, gpu: str | None) -> Any:
+    if gpu is None:
+        return report.choice
+    wanted = gpu.strip().lower()
+    for option in report.options:
+        names = {option.offer_id.lower(), option.name.lower(), (option.pool or "").lower()}
+        if wanted in names and option.fits:
+            return option
+    for option in report.options:
+        if wanted in {option.offer_id.lower(), option.name.lower(), (option.pool or "").lower()}:
+            raise InvalidInput(
+                f"{report.model_id} does not fit on {option.label} at {report.context} tokens.",
+                fix=f"Use {report.choice.label} (the cheapest that fits), a shorter --context, or "
+                "--quant awq/fp8.",
+            )
+    known = ", ".join(sorted({o.offer_id for o in report.options}))
+    raise InvalidInput(f"Unknown GPU {gpu!r}.", fix=f"Choose one of: {known}.")
+
+
+def plan_from_settings(settings_json: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(settings_json or "{}")
+    return data

@@ -1,0 +1,596 @@
+"""Deployment tools: /deploy, /deployments, /status, /scale, /stop, /delete, /rollback, /update,
+/reconcile. Provider calls go through the organisation's RunPod client."""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel, ConfigDict
+
+from storage import deployments
+from storage.models import Deployment
+from tools.catalog.tools import Mode, Quant
+from tools.clients.runpod import UpdateEndpointRequest, WorkersRequest
+from tools.contract import Reply, Role, SideEffect, Table, ToolContext, arg, previewer, tool
+from tools.cost.estimate import money, rate
+from tools.deploy.plan import (
+    DEFAULT_IDLE_TIMEOUT_SECONDS,
+    DEFAULT_WORKERS_MAX,
+    RESOURCE_PREFIX,
+    DeployPlan,
+    build_plan,
+    plan_from_settings,
+)
+from tools.deploy.saga import run_deploy
+from tools.errors import Conflict, InvalidInput, NotFound
+
+MAX_WORKERS = 10
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DeployInput(_Strict):
+    model: str = arg(description="Alias (qwen, llama 8b) or Hugging Face id", positional=True)
+    gpu: str | None = arg(None, description="Force a pool or GPU type, e.g. ADA_24")
+    context: int | None = arg(
+        None, description="Max context length in tokens", ge=256, le=1_048_576
+    )
+    quant: Quant | None = arg(None, description="awq, gptq, fp8 or bf16")
+    mode: Mode = arg("serverless", description="serverless (scales to zero) or pod")
+    workers_max: int = arg(DEFAULT_WORKERS_MAX, description="Most workers", ge=1, le=MAX_WORKERS)
+    workers_min: int = arg(0, description="Always-on workers (billed 24/7)", ge=0, le=MAX_WORKERS)
+    idle_timeout: int = arg(
+        DEFAULT_IDLE_TIMEOUT_SECONDS,
+        description="Seconds idle before a worker stops",
+        ge=5,
+        le=3600,
+    )
+    name: str | None = arg(None, description="A short name for this deployment", max_length=40)
+    protected: bool = arg(False, description="Never auto-stopped by idle or budget rules")
+
+
+async def _plan(tc: ToolContext, args: DeployInput, *, check_access: bool) -> DeployPlan:
+    plan, _ = await build_plan(
+        tc,
+        model=args.model,
+        gpu=args.gpu,
+        context=args.context,
+        quant=args.quant,
+        mode=args.mode,
+        workers_min=args.workers_min,
+        workers_max=args.workers_max,
+        idle_timeout=args.idle_timeout,
+        check_access=check_access,
+    )
+    return plan
+
+
+def _plan_reply(plan: DeployPlan, *, title: str) -> Reply:
+    reply = Reply(title=title, text=plan.explanation)
+    reply.add_field("Model", f"{plan.model_id} ({plan.model_note})")
+    reply.add_field("GPU", plan.gpu_label + ("" if plan.gpu_count == 1 else " (tensor parallel)"))
+    reply.add_field(
+        "Price",
+        f"{rate(plan.price_per_hour)}/h while a worker runs "
+        f"(${plan.estimate.per_second.normalize():f}/s)",
+    )
+    reply.add_field(
+        "Estimate",
+        f"≈ {money(plan.estimate.monthly)}/month: " + "; ".join(plan.estimate.assumptions),
+    )
+    if plan.mode == "serverless":
+        reply.add_field(
+            "Workers",
+            f"{plan.workers_min}–{plan.workers_max}, stop after "
+            f"{plan.idle_timeout}s idle; context {plan.context} tokens",
+        )
+    if plan.price_note:
+        reply.add_field("Prices", plan.price_note)
+    return reply
+
+
+@tool(
+    name="deploy_model",
+    command="deploy",
+    input_model=DeployInput,
+    role=Role.member,
+    side_effect=SideEffect.spend,
+    needs_approval=True,
+    group="deploy",
+    description="Deploy a model as a vLLM endpoint on the cheapest GPU that fits (asks for "
+    "approval with the price first).",
+    examples=(
+        "/deploy qwen",
+        "/deploy Qwen/Qwen2.5-0.5B-Instruct",
+        "/deploy llama 8b --context 16384 --gpu ADA_24",
+    ),
+)
+async def deploy_model(tc: ToolContext, args: DeployInput) -> Reply:
+    plan = await _plan(tc, args, check_access=not tc.services.sandbox)
+    key = tc.request.idempotency_key or f"request:{tc.request.request_id}"
+    now = tc.services.clock.now()
+    with tc.services.db.session() as s:
+        dep = deployments.create(
+            s,
+            org_id=tc.org_id,
+            workspace_id=tc.request.workspace_id,
+            name=args.name or plan.model_id.split("/")[-1],
+            model_id=plan.model_id,
+            mode=plan.mode,
+            gpu_pool=plan.gpu if plan.mode == "serverless" else None,
+            gpu_type=plan.gpu if plan.mode == "pod" else None,
+            gpu_count=plan.gpu_count,
+            status="pending",
+            price_per_hour=plan.price_per_hour,
+            settings_json=plan.settings_json(),
+            protected=args.protected,
+            idempotency_key=key,
+            created_by=tc.request.user_id,
+            channel=tc.request.channel,
+            thread=tc.request.thread,
+            created_at=now,
+            updated_at=now,
+        )
+        if dep is None:
+            existing = deployments.by_idempotency_key(s, org_id=tc.org_id, key=key)
+            assert existing is not None
+            return Reply(text=f"Already handled: deployment #{existing.id} is {existing.status}.")
+        assert dep.id is not None
+        deployments.add_revision(
+            s,
+            org_id=tc.org_id,
+            deployment_id=dep.id,
+            revision=1,
+            model_id=plan.model_id,
+            settings_json=plan.settings_json(),
+            created_by=tc.request.user_id,
+            now=now,
+        )
+    client = tc.services.runpod_for(tc.org_id)
+    hf_token = tc.services.extras.get("hf_token_for", lambda _org: None)(tc.org_id)
+    dep = await run_deploy(tc, dep, plan, client=client, hf_token=hf_token)
+    reply = _plan_reply(plan, title=f"#{dep.id} {dep.name} is healthy")
+    reply.text = (
+        f"Endpoint {dep.provider_endpoint_id or dep.provider_pod_id} serves "
+        f"{plan.model_id}. Chat with it: `/chat {dep.id} hello`. "
+        f"Stop it: `/stop {dep.id}`."
+    )
+    return reply
+
+
+@previewer(deploy_model)
+async def preview_deploy(tc: ToolContext, args: DeployInput) -> Reply:
+    plan = await _plan(tc, args, check_access=not tc.services.sandbox)
+    return _plan_reply(plan, title=f"Deploy {plan.model_id} on {plan.gpu_label}?")
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def find_deployment(tc: ToolContext, ref: str, *, include_deleted: bool = False) -> Deployment:
+    with tc.services.db.session() as s:
+        found = deployments.find(s, org_id=tc.org_id, ref=ref, include_deleted=include_deleted)
+    if not found:
+        raise NotFound(f"No deployment matches {ref!r}.", fix="See /deployments.")
+    if len(found) > 1:
+        names = ", ".join(f"#{d.id} {d.name} ({d.status})" for d in found[:5])
+        raise InvalidInput(
+            f"{ref!r} matches several deployments: {names}.", fix="Use the number, e.g. /status 3."
+        )
+    return found[0]
+
+
+class ListInput(_Strict):
+    all: bool = arg(False, description="Include stopped, failed and deleted ones")
+
+
+@tool(
+    name="list_deployments",
+    command="deployments",
+    input_model=ListInput,
+    group="deploy",
+    description="List this organisation's deployments with status and price.",
+    examples=("/deployments", "/deployments --all"),
+)
+async def list_deployments(tc: ToolContext, args: ListInput) -> Reply:
+    statuses = None if args.all else (*deployments.ACTIVE_STATUSES, "stopped")
+    with tc.services.db.session() as s:
+        rows = deployments.list_for(s, org_id=tc.org_id, statuses=statuses)
+    if not rows:
+        return Reply(text="No deployments yet. Try `/deploy qwen`.")
+    table = Table(
+        columns=["#", "name", "model", "gpu", "status", "price", "by"],
+        rows=[
+            [
+                str(d.id),
+                d.name,
+                d.model_id,
+                _gpu(d),
+                d.status,
+                f"{rate(d.price_per_hour)}/h",
+                d.created_by,
+            ]
+            for d in rows
+        ],
+    )
+    return Reply(title=f"{len(rows)} deployment(s)", table=table)
+
+
+def _gpu(d: Deployment) -> str:
+    gpu = d.gpu_pool or d.gpu_type or "?"
+    return gpu if d.gpu_count == 1 else f"{d.gpu_count}× {gpu}"
+
+
+class RefInput(_Strict):
+    deployment: str = arg(description="Number, name or model of the deployment", positional=True)
+
+
+@tool(
+    name="deployment_status",
+    command="status",
+    input_model=RefInput,
+    group="deploy",
+    description="Health, workers and recent failures of a deployment.",
+    examples=("/status 3", "/status qwen"),
+)
+async def deployment_status(tc: ToolContext, args: RefInput) -> Reply:
+    dep = find_deployment(tc, args.deployment, include_deleted=True)
+    reply = Reply(title=f"#{dep.id} {dep.name}: {dep.status}")
+    reply.add_field("Model", dep.model_id)
+    reply.add_field("GPU", f"{_gpu(dep)} at {rate(dep.price_per_hour)}/h")
+    reply.add_field("Revision", dep.current_revision)
+    if dep.failure_reason:
+        reply.add_field("Last failure", dep.failure_reason)
+    if dep.status in ("deleted", "failed"):
+        return reply
+    client = tc.services.runpod_for(tc.org_id)
+    if dep.provider_endpoint_id:
+        health = await client.health(dep.provider_endpoint_id)
+        w, j = health.workers, health.jobs
+        reply.add_field("Endpoint", dep.provider_endpoint_id)
+        reply.add_field(
+            "Workers",
+            f"{health.ready_workers} ready, {w.initializing} starting, {w.unhealthy} unhealthy",
+        )
+        reply.add_field(
+            "Jobs",
+            f"{j.in_queue} queued, {j.in_progress} running, {j.completed} done, {j.failed} failed",
+        )
+        reply.text = _health_sentence(dep, health.ready_workers, w.unhealthy, j.failed)
+    elif dep.provider_pod_id:
+        pod = await client.get_pod(dep.provider_pod_id)
+        reply.add_field("Pod", f"{pod.id} {pod.status}")
+        reply.text = "Running." if pod.status == "RUNNING" else f"Pod is {pod.status.lower()}."
+    return reply
+
+
+def _health_sentence(dep: Deployment, ready: int, unhealthy: int, failed: int) -> str:
+    if dep.status == "stopped":
+        return "Stopped: no workers will start until you `/scale` it up."
+    if unhealthy and not ready:
+        return "Unhealthy: workers are crashing. See the RunPod worker logs or try `/rollback`."
+    if ready:
+        return "Healthy: a worker is ready."
+    return "Healthy and scaled to zero: the next request starts a worker (cold start)."
+
+
+# --- changing -------------------------------------------------------------------------------
+
+
+class ScaleInput(_Strict):
+    deployment: str = arg(description="Number, name or model of the deployment", positional=True)
+    max: int = arg(description="Most workers (0 stops it)", ge=0, le=MAX_WORKERS)
+    min: int = arg(0, description="Always-on workers", ge=0, le=MAX_WORKERS)
+
+
+@tool(
+    name="scale_deployment",
+    command="scale",
+    input_model=ScaleInput,
+    role=Role.member,
+    side_effect=SideEffect.spend,
+    group="deploy",
+    description="Change how many workers a serverless deployment may run.",
+    examples=("/scale 3 --max 2", "/scale qwen --max 1 --min 1"),
+)
+async def scale_deployment(tc: ToolContext, args: ScaleInput) -> Reply:
+    if args.min > args.max:
+        raise InvalidInput("--min cannot be more than --max.")
+    dep = _live(find_deployment(tc, args.deployment))
+    if not dep.provider_endpoint_id:
+        raise InvalidInput("Only serverless deployments scale; a pod is started or stopped.")
+    client = tc.services.runpod_for(tc.org_id)
+    await client.update_endpoint(
+        dep.provider_endpoint_id,
+        UpdateEndpointRequest(workers=WorkersRequest(min=args.min, max=args.max)),
+    )
+    status = "stopped" if args.max == 0 else "healthy"
+    _save(tc, dep, status=status, stopped_at=tc.services.clock.now() if args.max == 0 else None)
+    return Reply(text=f"#{dep.id} {dep.name}: workers {args.min}–{args.max} ({status}).")
+
+
+@tool(
+    name="stop_deployment",
+    command="stop",
+    input_model=RefInput,
+    role=Role.member,
+    side_effect=SideEffect.destroy,
+    group="deploy",
+    description="Stop a deployment: scale a serverless endpoint to zero, or stop a pod. "
+    "Nothing is deleted; `/scale` brings it back.",
+    examples=("/stop 3",),
+)
+async def stop_deployment(tc: ToolContext, args: RefInput) -> Reply:
+    dep = _live(find_deployment(tc, args.deployment))
+    await stop_resources(tc, dep)
+    return Reply(
+        text=f"Stopped #{dep.id} {dep.name}: no GPU is billed for it now. "
+        f"`/scale {dep.id} --max 1` starts it again; `/delete {dep.id}` removes it."
+    )
+
+
+async def stop_resources(tc: ToolContext, dep: Deployment) -> None:
+    client = tc.services.runpod_for(dep.org_id)
+    if dep.provider_endpoint_id:
+        await client.update_endpoint(
+            dep.provider_endpoint_id, UpdateEndpointRequest(workers=WorkersRequest(min=0, max=0))
+        )
+    elif dep.provider_pod_id:
+        await client.pod_action(dep.provider_pod_id, "stop")
+    _save(tc, dep, status="stopped", stopped_at=tc.services.clock.now())
+
+
+@tool(
+    name="delete_deployment",
+    command="delete",
+    input_model=RefInput,
+    role=Role.member,
+    side_effect=SideEffect.destroy,
+    needs_approval=True,
+    group="deploy",
+    description="Delete a deployment's endpoint and template (or pod) at RunPod.",
+    examples=("/delete 3",),
+)
+async def delete_deployment(tc: ToolContext, args: RefInput) -> Reply:
+    dep = find_deployment(tc, args.deployment)
+    if dep.status == "deleted":
+        return Reply(text=f"#{dep.id} is already deleted.")
+    client = tc.services.runpod_for(tc.org_id)
+    for rid, delete in (
+        (dep.provider_endpoint_id, client.delete_endpoint),
+        (dep.provider_pod_id, client.delete_pod),
+        (dep.provider_template_id, client.delete_template),
+    ):
+        if rid:
+            await _delete_quietly(delete, rid)
+    _save(tc, dep, status="deleted", stopped_at=tc.services.clock.now())
+    return Reply(text=f"Deleted #{dep.id} {dep.name} and its RunPod resources.")
+
+
+async def _delete_quietly(delete: object, rid: str) -> None:
+    from tools.errors import ProviderError
+
+    try:
+        await delete(rid)  # type: ignore[operator]
+    except ProviderError as exc:
+        if exc.status != 404:  # already gone is fine
+            raise
+
+
+@previewer(delete_deployment)
+async def preview_delete(tc: ToolContext, args: RefInput) -> Reply:
+    dep = find_deployment(tc, args.deployment)
+    return Reply(
+        title=f"Delete #{dep.id} {dep.name}?",
+        text=f"{dep.model_id} on {_gpu(dep)}. This removes the endpoint and its "
+        "template at RunPod; it cannot be undone.",
+    )
+
+
+class UpdateInput(_Strict):
+    deployment: str = arg(description="Number, name or model of the deployment", positional=True)
+    model: str | None = arg(None, description="A new model (alias or Hugging Face id)")
+    context: int | None = arg(None, description="New max context length", ge=256, le=1_048_576)
+    idle_timeout: int | None = arg(None, description="New idle timeout in seconds", ge=5, le=3600)
+
+
+@tool(
+    name="update_deployment",
+    command="update",
+    input_model=UpdateInput,
+    role=Role.member,
+    side_effect=SideEffect.spend,
+    needs_approval=True,
+    group="deploy",
+    description="Roll out a new model or settings to a serverless deployment (a new revision; "
+    "`/rollback` returns to the previous one).",
+    examples=("/update 3 --model qwen 14b", "/update 3 --context 16384"),
+)
+async def update_deployment(tc: ToolContext, args: UpdateInput) -> Reply:
+    dep = _live(find_deployment(tc, args.deployment))
+    plan = await _update_plan(tc, dep, args)
+    return await _apply_revision(tc, dep, plan.model_id, plan.settings_json(), plan, "update")
+
+
+@previewer(update_deployment)
+async def preview_update(tc: ToolContext, args: UpdateInput) -> Reply:
+    dep = _live(find_deployment(tc, args.deployment))
+    plan = await _update_plan(tc, dep, args)
+    return _plan_reply(plan, title=f"Update #{dep.id} {dep.name} to {plan.model_id}?")
+
+
+async def _update_plan(tc: ToolContext, dep: Deployment, args: UpdateInput) -> DeployPlan:
+    if not dep.provider_endpoint_id:
+        raise InvalidInput("Only serverless deployments can be updated in place.")
+    if args.model is None and args.context is None and args.idle_timeout is None:
+        raise InvalidInput("Nothing to change.", fix="Give --model, --context or --idle-timeout.")
+    old = plan_from_settings(dep.settings_json)
+    plan, _ = await build_plan(
+        tc,
+        model=args.model or dep.model_id,
+        gpu=None if args.model else dep.gpu_pool,
+        context=args.context or old.get("context"),
+        quant=old.get("quant") if not args.model else None,
+        workers_min=old.get("workers_min", 0),
+        workers_max=old.get("workers_max", DEFAULT_WORKERS_MAX),
+        idle_timeout=args.idle_timeout or old.get("idle_timeout", DEFAULT_IDLE_TIMEOUT_SECONDS),
+        check_access=not tc.services.sandbox,
+    )
+    return plan
+
+
+class RollbackInput(_Strict):
+    deployment: str = arg(description="Number, name or model of the deployment", positional=True)
+
+
+@tool(
+    name="rollback_deployment",
+    command="rollback",
+    input_model=RollbackInput,
+    role=Role.member,
+    side_effect=SideEffect.spend,
+    group="deploy",
+    description="Return a deployment to its previous revision (model and settings).",
+    examples=("/rollback 3",),
+)
+async def rollback_deployment(tc: ToolContext, args: RollbackInput) -> Reply:
+    dep = _live(find_deployment(tc, args.deployment))
+    assert dep.id is not None
+    with tc.services.db.session() as s:
+        revs = deployments.revisions(s, org_id=tc.org_id, deployment_id=dep.id)
+    current = next((r for r in revs if r.revision == dep.current_revision), None)
+    previous = [r for r in revs if r.revision < dep.current_revision]
+    if current is None or not previous:
+        raise Conflict(f"#{dep.id} has no earlier revision to roll back to.")
+    target = previous[-1]
+    reply = await _apply_revision(
+        tc,
+        dep,
+        target.model_id,
+        target.settings_json,
+        None,
+        f"rollback to revision {target.revision}",
+    )
+    reply.title = f"#{dep.id} rolled back to revision {target.revision} ({target.model_id})"
+    return reply
+
+
+async def _apply_revision(
+    tc: ToolContext,
+    dep: Deployment,
+    model_id: str,
+    settings_json: str,
+    plan: DeployPlan | None,
+    why: str,
+) -> Reply:
+    assert dep.id is not None and dep.provider_endpoint_id
+    settings = json.loads(settings_json)
+    env = {
+        "MODEL_NAME": model_id,
+        "MAX_MODEL_LEN": str(settings.get("context", 8192)),
+        "GPU_MEMORY_UTILIZATION": "0.92",
+        "TENSOR_PARALLEL_SIZE": str(settings.get("gpu_count", dep.gpu_count)),
+    }
+    if settings.get("quant") in ("awq", "gptq", "fp8"):
+        env["QUANTIZATION"] = settings["quant"]
+    hf_token = tc.services.extras.get("hf_token_for", lambda _org: None)(tc.org_id)
+    if hf_token:
+        env["HF_TOKEN"] = hf_token
+    client = tc.services.runpod_for(tc.org_id)
+    await client.update_endpoint(
+        dep.provider_endpoint_id,
+        UpdateEndpointRequest(
+            env=env, workers=WorkersRequest(idle_timeout=settings.get("idle_timeout"))
+        ),
+    )
+    releases = await client.list_releases(dep.provider_endpoint_id)
+    release_id = releases.releases[0].id if releases.releases else None
+    now = tc.services.clock.now()
+    new_rev = dep.current_revision + 1
+    with tc.services.db.session() as s:
+        deployments.add_revision(
+            s,
+            org_id=tc.org_id,
+            deployment_id=dep.id,
+            revision=new_rev,
+            model_id=model_id,
+            settings_json=settings_json,
+            created_by=tc.request.user_id,
+            now=now,
+            provider_release=release_id,
+        )
+        fields: dict[str, object] = {
+            "model_id": model_id,
+            "settings_json": settings_json,
+            "current_revision": new_rev,
+        }
+        if plan is not None:
+            fields["price_per_hour"] = plan.price_per_hour
+        deployments.update(s, org_id=tc.org_id, deployment_id=dep.id, now=now, **fields)
+    return Reply(
+        title=f"#{dep.id} {dep.name}: revision {new_rev}",
+        text=f"{why}: now serving {model_id} (RunPod release {release_id}). Workers "
+        "restart on the new release.",
+    )
+
+
+def _live(dep: Deployment) -> Deployment:
+    if dep.status in ("deleted", "failed"):
+        raise Conflict(f"#{dep.id} is {dep.status}.", fix="Deploy it again with /deploy.")
+    if dep.status in ("pending", "creating"):
+        raise Conflict(f"#{dep.id} is still being created.", fix="Wait for it to be healthy.")
+    return dep
+
+
+def _save(tc: ToolContext, dep: Deployment, **fields: object) -> None:
+    assert dep.id is not None
+    with tc.services.db.session() as s:
+        deployments.update(
+            s, org_id=tc.org_id, deployment_id=dep.id, now=tc.services.clock.now(), **fields
+        )
+
+
+# --- reconcile ------------------------------------------------------------------------------
+
+
+class ReconcileInput(_Strict):
+    pass
+
+
+@tool(
+    name="reconcile",
+    input_model=ReconcileInput,
+    role=Role.admin,
+    group="deploy",
+    description="List RunPod resources named by this bot that no deployment knows (orphans).",
+    examples=("/reconcile",),
+)
+async def reconcile(tc: ToolContext, args: ReconcileInput) -> Reply:
+    orphans = await find_orphans(tc)
+    if not orphans:
+        return Reply(text="No orphaned resources: every cockpit-… resource at RunPod is known.")
+    return Reply(
+        title=f"{len(orphans)} orphaned resource(s)",
+        text="These carry our name prefix but no deployment knows them. Delete them in "
+        "the RunPod console if they are not yours.",
+        table=Table(columns=["kind", "id", "name"], rows=[list(o) for o in orphans]),
+    )
+
+
+async def find_orphans(tc: ToolContext) -> list[tuple[str, str, str]]:
+    """Provider resources with our prefix (for this organisation's name tag) unknown to the
+    database."""
+    client = tc.services.runpod_for(tc.org_id)
+    prefix = f"{RESOURCE_PREFIX}o{tc.org_id}-"
+    with tc.services.db.session() as s:
+        known = deployments.known_provider_ids(s)
+    found: list[tuple[str, str, str]] = []
+    for kind, items in (
+        ("endpoint", await client.list_endpoints(name_prefix=prefix)),
+        ("template", await client.list_templates(name_prefix=prefix)),
+        ("pod", await client.list_pods(name_prefix=prefix)),
+    ):
+        found.extend((kind, item.id, item.name) for item in items if item.id not in known)
+    return found
