@@ -33,6 +33,7 @@ BUILTIN_TOOL_MODULES = (
     "tools.skills_tool",
     "tools.catalog.tools",
     "tools.deploy.tools",
+    "tools.chat",
 )
 DEFAULT_NEW_MEMBER_ROLE = Role.member
 
@@ -164,7 +165,12 @@ class Cockpit:
     # -- requests ---------------------------------------------------------------------------
 
     async def handle(
-        self, ctx: RequestContext, text: str, *, progress: ProgressSink | None = None
+        self,
+        ctx: RequestContext,
+        text: str,
+        *,
+        progress: ProgressSink | None = None,
+        stream: ProgressSink | None = None,
     ) -> Reply:
         """One message from a person: a slash command, or plain words for the agent."""
         text = text.strip()
@@ -175,7 +181,9 @@ class Cockpit:
                 call = router.parse(self.services.registry, text)
             except CockpitError as exc:
                 return Reply.error(str(exc))
-            return await self.dispatcher.run(ctx, call.tool.name, call.args, progress=progress)
+            return await self.dispatcher.run(
+                ctx, call.tool.name, call.args, progress=progress, stream=stream
+            )
         return await self.converse(ctx, text, progress=progress)
 
     async def converse(

@@ -74,6 +74,7 @@ class Dispatcher:
         raw_args: dict[str, Any] | BaseModel | None = None,
         *,
         progress: ProgressSink | None = None,
+        stream: ProgressSink | None = None,
     ) -> Reply:
         """Validate, authorise and run (or queue for approval) one tool call."""
         tool = self.services.registry.get(tool_name)
@@ -100,7 +101,7 @@ class Dispatcher:
         if tool.needs_approval:
             reply = await self._request_approval(ctx, tool, args)
         else:
-            reply = await self._execute(ctx, tool, args, progress=progress)
+            reply = await self._execute(ctx, tool, args, progress=progress, stream=stream)
         self._remember(ctx, reply)
         return reply
 
@@ -290,6 +291,7 @@ class Dispatcher:
         *,
         progress: ProgressSink | None,
         approved_by: str | None = None,
+        stream: ProgressSink | None = None,
     ) -> Reply:
         with log_context(
             org_id=ctx.org_id,
@@ -298,7 +300,7 @@ class Dispatcher:
             platform=ctx.platform.value,
         ):
             return await self._execute_logged(
-                ctx, tool, args, progress=progress, approved_by=approved_by
+                ctx, tool, args, progress=progress, approved_by=approved_by, stream=stream
             )
 
     async def _execute_logged(
@@ -309,8 +311,11 @@ class Dispatcher:
         *,
         progress: ProgressSink | None,
         approved_by: str | None,
+        stream: ProgressSink | None,
     ) -> Reply:
-        tc = ToolContext(request=ctx, services=self.services, approved_by=approved_by)
+        tc = ToolContext(
+            request=ctx, services=self.services, approved_by=approved_by, stream=stream
+        )
         if progress is not None:
             tc.progress = progress
         redacted = tool.redact(args.model_dump(mode="json"))

@@ -257,11 +257,25 @@ def delete_installation(
     team_id: str | None,
     user_id: str | None = None,
 ) -> int:
-    """Delete the installation rows of one installer, or of the whole workspace."""
-    stmt = delete(SlackInstallation).where(*_scope(client_id, enterprise_id, team_id, False))
+    """Forget installations. With `user_id` (that user's token was revoked) only their user
+    token goes: the row may still hold the workspace's bot token. Without it (app uninstalled)
+    every row of the workspace is deleted."""
     if user_id is not None:
-        stmt = stmt.where(col(SlackInstallation.user_id) == user_id)
-    result = s.execute(stmt)
+        rows = s.exec(
+            select(SlackInstallation).where(
+                *_scope(client_id, enterprise_id, team_id, False),
+                SlackInstallation.user_id == user_id,
+            )
+        ).all()
+        for row in rows:
+            row.user_token_encrypted = None
+            row.user_refresh_token_encrypted = None
+            row.user_scopes = ""
+            s.add(row)
+        return len(rows)
+    result = s.execute(
+        delete(SlackInstallation).where(*_scope(client_id, enterprise_id, team_id, False))
+    )
     return int(getattr(result, "rowcount", 0) or 0)
 
 

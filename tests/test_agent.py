@@ -765,19 +765,21 @@ async def test_system_prompt_and_tools_fit_in_4k_tokens(
     assert "connect_provider" not in req.tool_names  # tools taking a secret are not offered
 
 
-# --- keys ------------------------------------------------------------------------------------------
+# --- keys ----------------------------------------------------------------------------------------
 
 
 async def test_an_organisations_own_key_from_connect_is_used(tmp_path: Path) -> None:
     org_key = "sk-ant-org-key-0001"
-    async with running_fake_anthropic(api_keys={org_key}) as fake:
-        async with running_bot(tmp_path, ANTHROPIC_BASE_URL=fake.url) as bot:
-            offline_reply = await bot.send("who am i", user="alice", role="owner")
-            assert "limited mode" in (offline_reply.footer or "")
-            saved = await bot.send(f"/connect anthropic {org_key}", user="alice", role="owner")
-            assert saved.ok, saved.text
-            fake.add(text_turn("Hello from Claude."))
-            reply = await bot.send("hello", user="alice")
+    async with (
+        running_fake_anthropic(api_keys={org_key}) as fake,
+        running_bot(tmp_path, ANTHROPIC_BASE_URL=fake.url) as bot,
+    ):
+        offline_reply = await bot.send("who am i", user="alice", role="owner")
+        assert "limited mode" in (offline_reply.footer or "")
+        saved = await bot.send(f"/connect anthropic {org_key}", user="alice", role="owner")
+        assert saved.ok, saved.text
+        fake.add(text_turn("Hello from Claude."))
+        reply = await bot.send("hello", user="alice")
     assert reply.text == "Hello from Claude."
     (req,) = fake.message_requests
     assert req.api_key == org_key
@@ -796,7 +798,7 @@ async def test_a_pasted_key_never_reaches_claude_or_memory(
     assert "rpa_ABCDEFGHIJKLMNOP" not in stored
 
 
-# --- the fake itself -------------------------------------------------------------------------------
+# --- the fake itself -----------------------------------------------------------------------------
 
 
 async def test_fake_answers_non_streaming_calls_and_x_api_key(fake: FakeAnthropic) -> None:

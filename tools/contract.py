@@ -172,6 +172,8 @@ class ToolContext:
     services: Services
     progress: ProgressSink = _no_progress
     approved_by: str | None = None
+    # Text deltas of a streamed answer (model chat); None when the surface cannot stream.
+    stream: ProgressSink | None = None
 
     @property
     def org_id(self) -> int:

@@ -47,6 +47,7 @@ class Console:
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
         self.interactive = self.stdin.isatty() and self.stdout.isatty()
+        self._streamed = False
 
     def context(self):
         return self.cockpit.context_for(
@@ -65,6 +66,11 @@ class Console:
 
     async def progress(self, text: str) -> None:
         self.say(f"  … {text}")
+
+    async def stream(self, delta: str) -> None:
+        self._streamed = True
+        self.stdout.write(delta)
+        self.stdout.flush()
 
     async def read_line(self, prompt: str) -> str | None:
         if self.interactive:
@@ -101,7 +107,14 @@ class Console:
             await self.handle_line(line)
 
     async def handle_line(self, line: str) -> None:
-        reply = await self.cockpit.handle(self.context(), line, progress=self.progress)
+        self._streamed = False
+        reply = await self.cockpit.handle(
+            self.context(), line, progress=self.progress, stream=self.stream
+        )
+        if self._streamed and reply.ok:
+            # The text already appeared token by token; finish the line and show the rest.
+            self.say("")
+            reply = reply.model_copy(update={"text": ""})
         self.render(reply)
         if reply.approval_id is not None:
             await self.ask_approval(reply.approval_id)

@@ -211,7 +211,7 @@ class ClaudeAgent:
             if t.name in SKILL_TOOL_NAMES:
                 log.warning("registry tool %s is shadowed by the agent's skill tool", t.name)
                 continue
-            defs.append(copy.deepcopy(t.anthropic_schema()))
+            defs.append(compact_tool_schema(t.anthropic_schema()))
         defs.extend(skill_tool_schemas(skills))
         if defs:
             defs[-1]["cache_control"] = dict(CACHE_CONTROL)
@@ -495,6 +495,36 @@ def _block_param(block: Any) -> dict[str, Any] | None:
     return dumped if isinstance(dumped, dict) else None
 
 
+def compact_tool_schema(definition: dict[str, Any]) -> dict[str, Any]:
+    """A tool definition with pydantic's verbose optionals folded (`anyOf: [X, null]` with
+    `default: null` becomes X, left out of `required`) and `additionalProperties: false`
+    dropped: the dispatcher validates arguments anyway, and every token here is paid per call."""
+    out = copy.deepcopy(definition)
+    schema = out.get("input_schema")
+    if isinstance(schema, dict):
+        if schema.get("additionalProperties") is False:
+            del schema["additionalProperties"]
+        out["input_schema"] = _compact_node(schema)
+    return out
+
+
+def _compact_node(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_compact_node(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _compact_node(v) for k, v in node.items()}
+    options = node.get("anyOf")
+    if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
+        kept = next(o for o in options if o != {"type": "null"})
+        if isinstance(kept, dict):
+            del node["anyOf"]
+            node = {**kept, **node}
+    if "default" in node and node["default"] is None:
+        del node["default"]
+    return node
+
+
 def _with_cache_breakpoint(messages: list[memory.MessageParam]) -> list[memory.MessageParam]:
     """A copy of the messages with a cache breakpoint on the last block, so each tool round
     reads the conversation so far from the cache (tools and system carry the other two)."""
@@ -634,4 +664,5 @@ __all__ = [
     "ClaudeAgent",
     "ClaudeUnavailable",
     "TextSink",
+    "compact_tool_schema",
 ]

@@ -1,0 +1,202 @@
+"""Slash commands (`/cockpit <sub>` and the shortcuts), command buttons and the /connect modal.
+
+Every command takes the same path: ack at once (empty body), then in the background
+`Cockpit.handle(ctx, "/<command> <text>")` with the command's trigger_id as idempotency key.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import router
+from bot.adapters import slack_blocks as blocks
+from bot.adapters.slack_base import SlackBase
+from bot.logs import SECRETS
+from tools.contract import Reply, RequestContext
+
+UMBRELLA_COMMAND = "cockpit"
+# Slash commands in slack-manifest.yml besides /cockpit; each maps to the registry command of
+# the same name, exactly like `/cockpit <name> ...`.
+SHORTCUT_COMMANDS = (
+    "deploy",
+    "models",
+    "fit",
+    "spend",
+    "budget",
+    "status",
+    "stop",
+    "rollback",
+    "chat",
+    "alerts",
+    "invite",
+    "connect",
+)
+CONNECT_COMMAND = "connect"
+CONNECT_TOOL = "connect_provider"
+CONNECT_UNAVAILABLE = (
+    "Connecting provider keys isn't available yet in this build, so nothing was stored. "
+    "Ask an admin to set the key in the bot's environment instead."
+)
+
+
+def _ephemeral(respond: Any) -> Any:
+    async def tell(text: str) -> None:
+        await respond(text=text, response_type="ephemeral", replace_original=False)
+
+    return tell
+
+
+class CommandHandlers(SlackBase):
+    # -- slash commands -------------------------------------------------------------------
+
+    async def on_command(
+        self, ack: Any, command: dict[str, Any], respond: Any, client: AsyncWebClient
+    ) -> None:
+        await ack()
+        self.spawn(
+            self.run_command(command, respond, client),
+            what="command",
+            on_error=_ephemeral(respond),
+        )
+
+    async def run_command(
+        self, command: dict[str, Any], respond: Any, client: AsyncWebClient
+    ) -> None:
+        name = str(command.get("command") or "").lstrip("/").lower()
+        line = f"/{name} {(command.get('text') or '').strip()}".strip()
+        trigger = str(command.get("trigger_id") or "")
+        self.remember_team(command.get("team_id"), command.get("team_domain"))
+        ctx = await self.context(
+            client,
+            team_id=command["team_id"],
+            team_name=command.get("team_domain"),
+            user_id=command["user_id"],
+            user_name=command.get("user_name"),
+            channel=command.get("channel_id"),
+            idempotency_key=f"slack:{trigger}" if trigger else None,
+        )
+        if trigger and not self.first_delivery(ctx, f"slack:delivery:{trigger}"):
+            return  # the same command delivered again (Socket Mode redelivery)
+        sub, rest = router.split_command(line)
+        if sub == CONNECT_COMMAND:
+            await self.open_connect(ctx, client, respond, trigger_id=trigger, provider=rest)
+            return
+        conversation = self.conversation(
+            client,
+            channel=command["channel_id"],
+            user=command["user_id"],
+            respond=respond,
+            label=line,
+            private_errors=True,
+            broadcast_final=True,
+        )
+        reply = await self.cockpit.handle(ctx, line, progress=conversation.progress)
+        await conversation.send(reply, expires_at=self.expires_at(ctx, reply))
+
+    async def on_other_action(
+        self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any, client: Any
+    ) -> None:
+        """Buttons other than Approve/Cancel: `cockpit_command` runs its value as a command."""
+        await ack()
+        if action.get("action_id") != blocks.COMMAND_ACTION_ID:
+            return
+        user = body.get("user") or {}
+        team = body.get("team") or {}
+        command = {
+            "command": "/" + UMBRELLA_COMMAND,
+            "text": str(action.get("value") or "").lstrip("/"),
+            "team_id": team.get("id") or user.get("team_id") or "",
+            "team_domain": team.get("domain"),
+            "user_id": user["id"],
+            "user_name": user.get("name") or user.get("username"),
+            "channel_id": (body.get("channel") or {}).get("id")
+            or (body.get("container") or {}).get("channel_id"),
+            "trigger_id": body.get("trigger_id"),
+        }
+        self.spawn(
+            self.run_command(command, respond, client),
+            what="button command",
+            on_error=_ephemeral(respond),
+        )
+
+    # -- /connect: keys go through a private modal, never a channel -----------------------
+
+    async def open_connect(
+        self,
+        ctx: RequestContext,
+        client: AsyncWebClient,
+        respond: Any,
+        *,
+        trigger_id: str,
+        provider: str,
+    ) -> None:
+        if self.cockpit.services.registry.get(CONNECT_TOOL) is None:
+            await respond(text=CONNECT_UNAVAILABLE, response_type="ephemeral")
+            return
+        # Only the first word names the provider; anything after it (a key typed inline) is
+        # deliberately dropped, never echoed.
+        name = (provider.split() or [""])[0].lower() or None
+        view = blocks.connect_modal(provider=name, metadata={"channel": ctx.channel})
+        await client.views_open(trigger_id=trigger_id, view=view)
+
+    async def on_connect_submit(
+        self, ack: Any, body: dict[str, Any], view: dict[str, Any], client: Any
+    ) -> None:
+        values = (view.get("state") or {}).get("values") or {}
+        key_input = (values.get(blocks.CONNECT_KEY_BLOCK) or {}).get(blocks.CONNECT_KEY_ACTION)
+        key = str((key_input or {}).get("value") or "").strip()
+        try:
+            metadata = json.loads(view.get("private_metadata") or "{}")
+        except ValueError:
+            metadata = {}
+        provider = metadata.get("provider")
+        if not provider:
+            chosen = (values.get(blocks.CONNECT_PROVIDER_BLOCK) or {}).get(
+                blocks.CONNECT_PROVIDER_ACTION
+            ) or {}
+            provider = (chosen.get("selected_option") or {}).get("value")
+        if not key:
+            await ack(response_action="errors", errors={blocks.CONNECT_KEY_BLOCK: "Paste the key."})
+            return
+        SECRETS.add(key)
+        await ack()
+        self.spawn(
+            self.connect(body, client, provider=provider or "", key=key, metadata=metadata),
+            what="connect",
+        )
+
+    async def connect(
+        self,
+        body: dict[str, Any],
+        client: AsyncWebClient,
+        *,
+        provider: str,
+        key: str,
+        metadata: dict[str, Any],
+    ) -> None:
+        user = body.get("user") or {}
+        team = body.get("team") or {}
+        channel = metadata.get("channel") or user["id"]
+        ctx = await self.context(
+            client,
+            team_id=team.get("id") or user.get("team_id") or "",
+            team_name=team.get("domain"),
+            user_id=user["id"],
+            user_name=user.get("name") or user.get("username"),
+            channel=channel,
+        )
+        if self.cockpit.services.registry.get(CONNECT_TOOL) is None:
+            reply = Reply(text=CONNECT_UNAVAILABLE, ok=False)
+        else:
+            reply = await self.cockpit.dispatcher.run(
+                ctx, CONNECT_TOOL, {"provider": provider, "key": key}
+            )
+        message = blocks.render_reply(reply, sandbox=self.sandbox)
+        try:
+            await client.chat_postEphemeral(channel=channel, user=user["id"], **message.as_kwargs())
+        except SlackApiError:  # not in that channel: tell them in the app's DM instead
+            await client.chat_postMessage(channel=user["id"], **message.as_kwargs())

@@ -1,0 +1,128 @@
+"""Chat with a deployed model: the thread's history from the database, an OpenAI-compatible
+streaming call to the endpoint, the answer streamed to the surface and stored with its usage."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from storage import conversations, deployments
+from storage.conversations import NewMessage
+from storage.models import Deployment
+from tools.contract import Reply, Role, SideEffect, ToolContext, arg, tool
+from tools.deploy.tools import find_deployment
+from tools.errors import Conflict, InvalidInput
+
+CHAT_HISTORY_MESSAGES = 20  # the last 10 exchanges go with each request
+CHAT_MAX_TOKENS = 512
+CHATTABLE = ("healthy", "degraded", "waiting", "unhealthy")
+
+
+class ChatInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    deployment: str = arg(description="Number or name of the deployment", positional=True)
+    message: list[str] = arg(default_factory=list, description="What to say", positional=True)
+
+
+def chat_thread(tc: ToolContext, dep: Deployment) -> tuple[str, str]:
+    """(channel, thread) of the conversation: the surface's thread, or one per deployment on
+    surfaces without threads (the console)."""
+    return tc.request.channel or "-", tc.request.thread or f"deployment-{dep.id}"
+
+
+@tool(
+    name="chat_with_model",
+    command="chat",
+    input_model=ChatInput,
+    role=Role.member,
+    side_effect=SideEffect.spend,
+    group="deploy",
+    description="Talk to a deployed model; the conversation remembers this thread.",
+    examples=("/chat 3 write a haiku about GPUs", "/chat qwen"),
+)
+async def chat_with_model(tc: ToolContext, args: ChatInput) -> Reply:
+    dep = find_deployment(tc, args.deployment)
+    if dep.status not in CHATTABLE or not dep.provider_endpoint_id:
+        raise Conflict(
+            f"#{dep.id} {dep.name} is {dep.status}; it cannot chat now.",
+            fix=f"`/scale {dep.id} --max 1` starts a stopped deployment."
+            if dep.status == "stopped"
+            else "Deploy it again with /deploy.",
+        )
+    text = " ".join(args.message).strip()
+    channel, thread = chat_thread(tc, dep)
+    now = tc.services.clock.now()
+    with tc.services.db.session() as s:
+        conv = conversations.get_or_create(
+            s,
+            org_id=tc.org_id,
+            platform=tc.request.platform.value,
+            channel=channel,
+            thread=thread,
+            now=now,
+            workspace_id=tc.request.workspace_id,
+            kind="model_chat",
+        )
+        if conv.deployment_id != dep.id:
+            conv.deployment_id, conv.kind = dep.id, "model_chat"
+            s.add(conv)
+        assert conv.id is not None
+        conv_id = conv.id
+        history = conversations.recent_messages(
+            s, org_id=tc.org_id, conversation_id=conv_id, limit=CHAT_HISTORY_MESSAGES
+        )
+    if not text:
+        return Reply(
+            text=f"This conversation now talks to #{dep.id} {dep.name} "
+            f"({dep.model_id}). Write your message."
+        )
+    answer, prompt_tokens, completion_tokens = await _relay(tc, dep, history, text)
+    with tc.services.db.session() as s:
+        conversations.append(
+            s,
+            org_id=tc.org_id,
+            conversation_id=conv_id,
+            now=now,
+            messages=[
+                NewMessage("user", text, prompt_tokens),
+                NewMessage("assistant", answer, completion_tokens),
+            ],
+        )
+        assert dep.id is not None
+        deployments.update(
+            s,
+            org_id=tc.org_id,
+            deployment_id=dep.id,
+            now=tc.services.clock.now(),
+            last_request_at=tc.services.clock.now(),
+        )
+    return Reply(
+        text=answer,
+        footer=f"#{dep.id} {dep.model_id} · {prompt_tokens} prompt + "
+        f"{completion_tokens} completion tokens",
+    )
+
+
+async def _relay(
+    tc: ToolContext, dep: Deployment, history: list, text: str
+) -> tuple[str, int, int]:
+    if len(text) > 20_000:
+        raise InvalidInput("That message is too long (over 20,000 characters).")
+    messages = [
+        {"role": m.role, "content": m.content} for m in history if m.role in ("user", "assistant")
+    ]
+    messages.append({"role": "user", "content": text})
+    client = tc.services.runpod_for(tc.org_id)
+    parts: list[str] = []
+    prompt_tokens = completion_tokens = 0
+    assert dep.provider_endpoint_id
+    async for delta in client.stream_chat(
+        dep.provider_endpoint_id, messages, model=dep.model_id, max_tokens=CHAT_MAX_TOKENS
+    ):
+        if delta.content:
+            parts.append(delta.content)
+            if tc.stream is not None:
+                await tc.stream(delta.content)
+        if delta.usage is not None:
+            prompt_tokens = delta.usage.prompt_tokens
+            completion_tokens = delta.usage.completion_tokens
+    return "".join(parts), prompt_tokens, completion_tokens
