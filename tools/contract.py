@@ -312,7 +312,14 @@ class Tool:
                     out[name] = inline
                 elif i + 1 < len(tokens):
                     i += 1
-                    out[name] = tokens[i]
+                    value = tokens[i]
+                    # Positionals already given: later words belong to this flag, so
+                    # `/update 1 --model qwen 1.5b` works without quotes.
+                    if len(loose) >= len(positional) and _is_str(fields[name].annotation):
+                        while i + 1 < len(tokens) and not tokens[i + 1].startswith("--"):
+                            i += 1
+                            value += " " + tokens[i]
+                    out[name] = value
                 else:
                     raise InvalidInput(f"--{key} needs a value.", fix=f"Usage: {self.usage()}")
             else:
@@ -358,6 +365,13 @@ def _is_bool(annotation: Any) -> bool:
     if annotation is bool:
         return True
     return bool(get_args(annotation)) and all(a in (bool, type(None)) for a in get_args(annotation))
+
+
+def _is_str(annotation: Any) -> bool:
+    if annotation is str:
+        return True
+    args = get_args(annotation)
+    return bool(args) and str in args and all(a in (str, type(None)) for a in args)
 
 
 def _is_list(annotation: Any) -> bool:

@@ -45,6 +45,7 @@ class SlackBase:
         self._tasks: set[asyncio.Task[None]] = set()
         self._names: dict[str, str] = {}
         self._team_names: dict[str, str] = {}
+        self._deciding: set[tuple[int, int]] = set()  # (org, approval) clicks in progress
 
     @property
     def sandbox(self) -> bool:

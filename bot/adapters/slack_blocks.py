@@ -299,6 +299,13 @@ def _has_approval_button(block: dict[str, Any]) -> bool:
     )
 
 
+def note(text: str) -> SlackMessage:
+    """A one-section message (ephemeral notes: refusals, warnings)."""
+    return SlackMessage(
+        text=truncate(text, MAX_FALLBACK_TEXT), blocks=[_section(truncate(mrkdwn(text), MAX_SECTION_TEXT))]
+    )
+
+
 def progress_line(text: str) -> SlackMessage:
     line = truncate(mrkdwn(text), MAX_SECTION_TEXT - 2)
     return SlackMessage(text=truncate(text, MAX_FALLBACK_TEXT), blocks=[_context(f"… {line}")])
