@@ -34,6 +34,7 @@ BUILTIN_TOOL_MODULES = (
     "tools.catalog.tools",
     "tools.deploy.tools",
     "tools.chat",
+    "tools.cost.tools",
 )
 DEFAULT_NEW_MEMBER_ROLE = Role.member
 

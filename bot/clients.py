@@ -105,6 +105,7 @@ def wire_clients(settings: Settings, services: Services) -> RunPodWiring:
     wire_hub(settings, services)
     runpod = RunPodWiring(settings, services)
     services.runpod_factory = runpod.client_for
+    services.extras["charts_dir"] = settings.data_dir / "charts"
     services.extras["hf_token_for"] = lambda org_id: (
         org_secret(services, org_id, "huggingface") or settings.hf_token
     )

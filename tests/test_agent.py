@@ -36,8 +36,10 @@ from sqlmodel import select
 
 from bot.agent import claude, memory, offline, pricing
 from bot.testing import BotHarness, running_bot
-from storage import audit, deployments, ledger
+from storage import audit, conversations, deployments, ledger, orgs
+from storage.db import Database
 from storage.models import ConversationMessage, LedgerEntry
+from tools.clock import FakeClock
 from tools.contract import (
     REGISTRY,
     Registry,
@@ -588,6 +590,48 @@ def test_history_keeps_newest_compacts_and_skips_broken_exchanges() -> None:
     ]
 
 
+def test_conversation_storage_is_keyed_by_thread_and_scoped_to_the_org(database: Database) -> None:
+    now = FakeClock().now()
+    with database.session() as s:
+        a = orgs.ensure_workspace(s, platform="slack", external_id="TA", name="a", now=now).org_id
+        b = orgs.ensure_workspace(s, platform="slack", external_id="TB", name="b", now=now).org_id
+        key = {"platform": "slack", "channel": "C1", "thread": "1700.1"}
+        conv = conversations.get_or_create(s, org_id=a, now=now, **key)
+        again = conversations.get_or_create(s, org_id=a, now=now, **key)
+        other_org = conversations.get_or_create(s, org_id=b, now=now, **key)
+        no_thread = conversations.get_or_create(
+            s, org_id=a, platform="console", channel=None, thread=None, now=now
+        )
+        assert conv.id == again.id and conv.id != other_org.id and no_thread.thread == "-"
+        assert conv.id is not None and other_org.id is not None
+        conversations.append(
+            s,
+            org_id=a,
+            conversation_id=conv.id,
+            messages=[
+                conversations.NewMessage("user", '"hi"', 1),
+                conversations.NewMessage("assistant", '"hello"', 2),
+            ],
+            now=now,
+        )
+        assert [
+            m.role for m in conversations.recent_messages(s, org_id=a, conversation_id=conv.id)
+        ] == [
+            "user",
+            "assistant",
+        ]
+        assert conversations.recent_messages(s, org_id=b, conversation_id=conv.id) == []
+        assert [
+            m.role
+            for m in conversations.recent_messages(s, org_id=a, conversation_id=conv.id, limit=1)
+        ] == ["assistant"]
+        assert conversations.clear(s, org_id=b, conversation_id=conv.id) == 0
+        assert conversations.clear(s, org_id=a, conversation_id=conv.id) == 2
+        assert (
+            conversations.find(s, org_id=b, platform="slack", channel="C1", thread="1700.2") is None
+        )
+
+
 # --- usage ---------------------------------------------------------------------------------------
 
 
@@ -725,7 +769,8 @@ async def test_a_retried_event_does_not_ask_claude_twice(
         ("stop the idle ones", ("stop_deployment", {"idle": True})),
         ("stop qwen-7b", ("stop_deployment", {"deployment": "qwen-7b"})),
         ("is qwen-7b healthy?", ("deployment_status", {"deployment": "qwen-7b"})),
-        ("status", ("deployment_status", {})),
+        ("status of llama-8b", ("deployment_status", {"deployment": "llama-8b"})),
+        ("status", ("list_deployments", {})),
         ("list deployments", ("list_deployments", {})),
         ("what's running?", ("list_deployments", {})),
         ("deploy qwen", ("deploy_model", {"model": "qwen"})),

@@ -5,11 +5,18 @@ FakeClock (signatures are checked against it); nothing sleeps longer than a poll
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +58,7 @@ from tools.contract import (
     tool,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BOT_TOKEN = "xoxb-test-token-1234"
 PASTED_KEY = "rpa_ABCDEFGHIJKLMNOP123456"
@@ -969,3 +977,130 @@ async def test_socket_mode_command_is_acked_on_the_socket(tmp_path: Path, fake: 
             assert "You are alice" in _texts(answer) and answer.token == BOT_TOKEN
         finally:
             await adapter.close()
+
+
+# --- more plumbing: url verification, failures, the chat hook, `cockpit run` / `cockpit web` --
+
+
+async def test_url_verification_is_answered(slack: SlackEnv) -> None:
+    body = json.dumps({"type": "url_verification", "challenge": "ch4llenge", "token": "legacy"})
+    resp = await slack.post(body, content_type="application/json")
+    assert resp.status == 200 and "ch4llenge" in await resp.text()
+
+
+async def test_a_failure_after_the_ack_is_reported_without_details(slack: SlackEnv) -> None:
+    slack.fake.fail_once("chat.postMessage", "invalid_blocks")
+    await slack.command("whoami")
+    note = await slack.fake.wait_for("response_url")
+    assert note.body["response_type"] == "ephemeral"
+    assert "Something went wrong" in _texts(note) and "reference slack-" in _texts(note)
+    assert "invalid_blocks" not in _texts(note) and "Traceback" not in _texts(note)
+
+
+async def test_thread_relay_hook_can_answer_instead_of_the_agent(slack: SlackEnv) -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    async def relay(ctx: Any, text: str, conversation: Any) -> bool:
+        seen.append((text, conversation.thread_ts))
+        await conversation.post(
+            slack_blocks.SlackMessage(text="the model says hi"), thread_ts=conversation.thread_ts
+        )
+        return True
+
+    slack.adapter.thread_relay = relay
+    await slack.event(slack.mention("hello model", ts="1699999999.000700"))
+    answer = await slack.fake.wait_for("chat.postMessage")
+    assert answer.body["text"] == "the model says hi"
+    assert answer.body["thread_ts"] == "1699999999.000700"
+    assert seen == [("hello model", "1699999999.000700")]
+
+
+async def test_cockpit_run_connects_socket_mode_and_handles_events(
+    tmp_path: Path, fake: FakeSlack
+) -> None:
+    from bot.adapters.slack_run import run_slack
+
+    settings = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_APP_TOKEN": "xapp-1-test-token",
+        "SLACK_API_URL": fake.api_url,
+    }
+    async with running_bot(tmp_path, registry=_tools().registry, **settings) as bot:
+        task = asyncio.create_task(run_slack(bot.cockpit, console=False))
+        try:
+            await fake.wait_for("apps.connections.open")
+            payload = {
+                "team_id": DEFAULT_TEAM_ID,
+                "api_app_id": "AFAKE",
+                "type": "event_callback",
+                "event_id": "EvSOCK",
+                "event": {
+                    "type": "app_mention",
+                    "user": "UALICE",
+                    "text": f"<@{BOT_USER_ID}> who am i",
+                    "ts": "1699999999.000800",
+                    "channel": CHANNEL,
+                },
+            }
+            first = await fake.push_envelope("events_api", payload)
+            await fake.wait_for_ack(first)
+            answer = await fake.wait_for("chat.postMessage")
+            assert answer.body["thread_ts"] == "1699999999.000800"
+            assert "Role" in _texts(answer)
+            # Slack redelivers the same event (a retry): acknowledged, not answered again.
+            second = await fake.push_envelope("events_api", payload)
+            await fake.wait_for_ack(second)
+            await asyncio.sleep(0.1)
+            assert len(fake.calls_to("chat.postMessage")) == 1
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_cockpit_web_serves_health_on_port_env_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("SLACK_") and k != "DATABASE_URL"
+    }
+    env.update(
+        {
+            "COCKPIT_DATA_DIR": str(tmp_path),
+            "COCKPIT_SANDBOX": "on",
+            "COCKPIT_SECRET_KEY": Fernet.generate_key().decode(),
+            "PORT": str(port),
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "web"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        health = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    health = json.loads(r.read())
+                    break
+            except OSError:
+                time.sleep(0.1)
+        assert health == {"status": "ok"}, proc.stderr.read() if proc.stderr else ""
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
+            assert json.loads(r.read())["status"] == "ready"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

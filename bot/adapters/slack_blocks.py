@@ -302,7 +302,8 @@ def _has_approval_button(block: dict[str, Any]) -> bool:
 def note(text: str) -> SlackMessage:
     """A one-section message (ephemeral notes: refusals, warnings)."""
     return SlackMessage(
-        text=truncate(text, MAX_FALLBACK_TEXT), blocks=[_section(truncate(mrkdwn(text), MAX_SECTION_TEXT))]
+        text=truncate(text, MAX_FALLBACK_TEXT),
+        blocks=[_section(truncate(mrkdwn(text), MAX_SECTION_TEXT))],
     )
 
 

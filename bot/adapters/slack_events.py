@@ -75,7 +75,9 @@ def strip_mentions(text: str, bot_user: str | None) -> str:
 def _reply_in_thread(client: AsyncWebClient, event: dict[str, Any]) -> Any:
     async def reply(text: str) -> None:
         await client.chat_postMessage(
-            channel=event.get("channel"), thread_ts=event.get("thread_ts") or event.get("ts"), text=text
+            channel=str(event.get("channel") or ""),
+            thread_ts=event.get("thread_ts") or event.get("ts"),
+            text=text,
         )
 
     return reply

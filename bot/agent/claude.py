@@ -217,9 +217,6 @@ class ClaudeAgent:
             defs[-1]["cache_control"] = dict(CACHE_CONTROL)
         return defs
 
-    def system_prompt(self, ctx: RequestContext) -> SystemPrompt:
-        return render_system_prompt(ctx, self.services, skills=skills_for(self.services).enabled())
-
     # -- the loop -----------------------------------------------------------------------------
 
     async def _loop(
@@ -327,8 +324,8 @@ class ClaudeAgent:
 
         async def one(block: dict[str, Any]) -> tuple[dict[str, Any], Reply | None]:
             name = str(block.get("name"))
-            args = block.get("input") if isinstance(block.get("input"), dict) else {}
-            assert isinstance(args, dict)
+            raw = block.get("input")
+            args: dict[str, Any] = raw if isinstance(raw, dict) else {}
             if name in SKILL_TOOL_NAMES:
                 text, is_error = run_skill_tool(skills, name, args)
                 return _tool_result(block["id"], text, is_error), None

@@ -85,7 +85,7 @@ INTENTS: list[Intent] = [
     ),
     Intent(
         re.compile(
-            r"^\s*(?:what'?s\s+the\s+)?(?:status|health)(?:\s+of)?(?:\s+(?!of\b)(?P<dep>[\w./:-]+))?"
+            r"^\s*(?:what'?s\s+the\s+)?(?:status|health)(?:\s+of)?\s+(?!of\b)(?P<dep>[\w./:-]+)"
             r"\s*[?.!]*$",
             re.I,
         ),
@@ -95,7 +95,8 @@ INTENTS: list[Intent] = [
     Intent(
         re.compile(
             r"\b(list\s+(?:my\s+|the\s+|all\s+)?deployments|what'?s\s+running|what\s+is\s+running"
-            r"|show\s+(?:me\s+)?(?:my\s+|the\s+|all\s+)?deployments)\b",
+            r"|show\s+(?:me\s+)?(?:my\s+|the\s+|all\s+)?deployments)\b"
+            r"|^\s*(?:status|health)\s*[?.!]*$",
             re.I,
         ),
         "list_deployments",
