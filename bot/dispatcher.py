@@ -131,6 +131,15 @@ class Dispatcher:
             tool = self.services.registry.get(row.tool)
             requester_ctx = RequestContext.model_validate_json(row.request_json)
             problem = self._approval_problem(ctx, row.status, row.requester, row.expires_at, now)
+            if (
+                problem is None
+                and row.approver_role
+                and not ctx.role.allows(Role(row.approver_role))
+            ):
+                problem = (
+                    f"This request needs approval by an {row.approver_role} (it is over the "
+                    "budget's hard cap); yours does not count."
+                )
             if problem:
                 if problem.startswith("This approval expired"):
                     approvals.finish(
@@ -252,6 +261,7 @@ class Dispatcher:
                 requester=ctx.user_id,
                 expires_at=expires,
                 now=now,
+                approver_role=preview.approver_role.value if preview.approver_role else None,
             )
             assert row.id is not None
             approval_id = row.id
@@ -276,10 +286,12 @@ class Dispatcher:
             Button(label="Approve", action="approve", value=str(approval_id), style="primary"),
             Button(label="Cancel", action="cancel", value=str(approval_id), style="danger"),
         ]
-        note = (
-            f"Approval #{approval_id}: only {ctx.display_name} or an admin can approve; "
-            f"expires in {minutes} min."
+        who = (
+            f"only an {preview.approver_role.value} can approve"
+            if preview.approver_role
+            else f"only {ctx.display_name} or an admin can approve"
         )
+        note = f"Approval #{approval_id}: {who}; expires in {minutes} min."
         preview.footer = note if not self.services.footer else f"{note} · {self.services.footer}"
         return preview
 

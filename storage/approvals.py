@@ -23,8 +23,10 @@ def create(
     requester: str,
     expires_at: datetime,
     now: datetime,
+    approver_role: str | None = None,
 ) -> Approval:
     a = Approval(
+        approver_role=approver_role,
         org_id=org_id,
         workspace_id=workspace_id,
         tool=tool,

@@ -291,6 +291,8 @@ class Approval(SQLModel, table=True):
     request_json: str = text_field("{}")  # the requester's RequestContext, to run as them
     summary: str = text_field()
     requester: str
+    # None: the requester or an admin may approve; "admin": only an admin (e.g. over a hard cap)
+    approver_role: str | None = None
     status: str = "pending"  # pending|executing|executed|failed|cancelled|expired
     expires_at: datetime
     decided_by: str | None = None

@@ -68,11 +68,9 @@ class Calls:
 
 
 def agent_registry() -> tuple[Registry, Calls]:
-    """Built-in tools plus test tools: read-only spend/weather, an approval-gated launch, an
+    """Test tools plus the built-in ones: read-only spend/weather, an approval-gated launch, an
     admin tool, a failing tool, one returning untrusted text, and two that must run together."""
     reg = Registry()
-    for t in REGISTRY.all():
-        reg.add(t)
     calls = Calls()
 
     class SpendInput(BaseModel):
@@ -146,6 +144,10 @@ def agent_registry() -> tuple[Registry, Calls]:
         await asyncio.wait_for(calls.a_started.wait(), timeout=2)
         return Reply(text="b done")
 
+    # The real tools too (help, whoami, /connect...), except those the test tools stand in for.
+    for t in REGISTRY.all():
+        if reg.get(t.name) is None and reg.by_command(t.command or t.name) is None:
+            reg.add(t)
     return reg, calls
 
 

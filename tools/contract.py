@@ -112,6 +112,8 @@ class Reply(BaseModel):
     footer: str | None = None
     ok: bool = True
     approval_id: int | None = None
+    # Set by a preview when only this role (or higher) may approve, e.g. "admin" past a cap.
+    approver_role: Role | None = None
     ephemeral: bool = False
 
     @classmethod

@@ -107,6 +107,7 @@ class SlackAdapter(CommandHandlers, ApprovalHandlers, EventHandlers):
             client_id=settings.slack_client_id,
             clock=self.clock,
             installer_name=self._installer_name,
+            run_blocking=self.blocking,
         )
         kwargs["installation_store"] = store
         kwargs["oauth_settings"] = AsyncOAuthSettings(
@@ -115,7 +116,9 @@ class SlackAdapter(CommandHandlers, ApprovalHandlers, EventHandlers):
             scopes=list(BOT_SCOPES),
             installation_store=store,
             installation_store_bot_only=True,
-            state_store=CockpitOAuthStateStore(db=self.cockpit.db, clock=self.clock),
+            state_store=CockpitOAuthStateStore(
+                db=self.cockpit.db, clock=self.clock, run_blocking=self.blocking
+            ),
         )
         kwargs["authorize"] = AsyncInstallationStoreAuthorize(
             logger=log,

@@ -76,12 +76,12 @@ class ApprovalHandlers(SlackBase):
             return
         self._deciding.add(key)
         try:
-            before = self.approval_row(ctx, approval_id)
+            before = await self.approval_row(ctx, approval_id)
             if approve:
                 reply = await self.cockpit.approve(ctx, approval_id, progress=conversation.progress)
             else:
                 reply = await self.cockpit.cancel(ctx, approval_id)
-            after = self.approval_row(ctx, approval_id)
+            after = await self.approval_row(ctx, approval_id)
         finally:
             self._deciding.discard(key)
         status_before = before.status if before else None

@@ -5,11 +5,13 @@ Slack payload, first-delivery checks, and where answers go. The listeners themse
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -31,6 +33,7 @@ INTERNAL_ERROR_TEXT = (
 # `(ctx, text, conversation) -> handled?` — see `SlackAdapter.thread_relay`.
 ThreadRelay = Callable[[RequestContext, str, SlackConversation], Awaitable[bool]]
 OnError = Callable[[str], Awaitable[Any]]
+T = TypeVar("T")
 
 
 class SlackBase:
@@ -46,6 +49,10 @@ class SlackBase:
         self._names: dict[str, str] = {}
         self._team_names: dict[str, str] = {}
         self._deciding: set[tuple[int, int]] = set()  # (org, approval) clicks in progress
+        # The adapter's own database work (identity, delivery claims) runs on one worker thread:
+        # off the event loop, so acks stay fast under load, and serial, so two first
+        # sightings of one workspace or person cannot race each other.
+        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slack-db")
 
     @property
     def sandbox(self) -> bool:
@@ -92,6 +99,12 @@ class SlackBase:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._db_thread.shutdown(wait=True)
+
+    async def blocking(self, func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run synchronous database work on the adapter's database thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._db_thread, functools.partial(func, *args, **kwargs))
 
     # -- identity -------------------------------------------------------------------------
 
@@ -128,7 +141,8 @@ class SlackBase:
         """The cockpit request context for a Slack user in a Slack workspace (both created on
         first sight: the first person of a new workspace owns its organisation)."""
         name = await self.display_name(client, user_id, user_name)
-        return self.cockpit.context_for(
+        return await self.blocking(
+            self.cockpit.context_for,
             platform=Platform.slack,
             workspace_id=team_id,
             workspace_name=team_name or self._team_names.get(team_id) or team_id,
@@ -139,25 +153,32 @@ class SlackBase:
             idempotency_key=idempotency_key,
         )
 
-    def first_delivery(self, ctx: RequestContext, key: str) -> bool:
+    async def first_delivery(self, ctx: RequestContext, key: str) -> bool:
         """True the first time Slack delivers this payload; retries and replays say False."""
-        with self.cockpit.db.session() as s:
-            return events.claim(s, org_id=ctx.org_id, key=key, now=self.clock.now())
+
+        def claim() -> bool:
+            with self.cockpit.db.session() as s:
+                return events.claim(s, org_id=ctx.org_id, key=key, now=self.clock.now())
+
+        return await self.blocking(claim)
 
     # -- answers --------------------------------------------------------------------------
 
     def conversation(self, client: AsyncWebClient, **kwargs: Any) -> SlackConversation:
         return SlackConversation(client, sandbox=self.sandbox, **kwargs)
 
-    def approval_row(self, ctx: RequestContext, approval_id: int) -> Any:
-        with self.cockpit.db.session() as s:
-            return approvals.get(s, org_id=ctx.org_id, approval_id=approval_id)
+    async def approval_row(self, ctx: RequestContext, approval_id: int) -> Any:
+        def get() -> Any:
+            with self.cockpit.db.session() as s:
+                return approvals.get(s, org_id=ctx.org_id, approval_id=approval_id)
 
-    def expires_at(self, ctx: RequestContext, reply: Reply) -> datetime | None:
+        return await self.blocking(get)
+
+    async def expires_at(self, ctx: RequestContext, reply: Reply) -> datetime | None:
         """When the approval a reply asks for expires (shown on the card)."""
         if reply.approval_id is None:
             return None
-        row = self.approval_row(ctx, reply.approval_id)
+        row = await self.approval_row(ctx, reply.approval_id)
         return row.expires_at if row else None
 
 

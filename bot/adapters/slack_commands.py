@@ -79,7 +79,7 @@ class CommandHandlers(SlackBase):
             channel=command.get("channel_id"),
             idempotency_key=f"slack:{trigger}" if trigger else None,
         )
-        if trigger and not self.first_delivery(ctx, f"slack:delivery:{trigger}"):
+        if trigger and not await self.first_delivery(ctx, f"slack:delivery:{trigger}"):
             return  # the same command delivered again (Socket Mode redelivery)
         sub, rest = router.split_command(line)
         if sub == CONNECT_COMMAND:
@@ -95,7 +95,7 @@ class CommandHandlers(SlackBase):
             broadcast_final=True,
         )
         reply = await self.cockpit.handle(ctx, line, progress=conversation.progress)
-        await conversation.send(reply, expires_at=self.expires_at(ctx, reply))
+        await conversation.send(reply, expires_at=await self.expires_at(ctx, reply))
 
     async def on_other_action(
         self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any, client: Any

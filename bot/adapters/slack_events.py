@@ -143,7 +143,7 @@ class EventHandlers(SlackBase):
             thread=thread_ts,
         )
         event_id = body.get("event_id")
-        if event_id and not self.first_delivery(ctx, f"slack:event:{event_id}"):
+        if event_id and not await self.first_delivery(ctx, f"slack:event:{event_id}"):
             return  # a retry (X-Slack-Retry-Num) or a replay of an event already handled
         provider = key_provider(raw)
         if provider:
@@ -161,7 +161,7 @@ class EventHandlers(SlackBase):
             reply = await self.cockpit.handle(ctx, text, progress=conversation.progress)
         else:
             reply = await self.cockpit.converse(ctx, text, progress=conversation.progress)
-        await conversation.send(reply, expires_at=self.expires_at(ctx, reply))
+        await conversation.send(reply, expires_at=await self.expires_at(ctx, reply))
 
     async def refuse_key(
         self,
@@ -182,7 +182,7 @@ class EventHandlers(SlackBase):
             )
             return
         # app_mention and message.channels may both deliver this message: warn once.
-        if not self.first_delivery(ctx, f"slack:keywarn:{channel}:{ts}"):
+        if not await self.first_delivery(ctx, f"slack:keywarn:{channel}:{ts}"):
             return
         log.warning("a %s key was pasted in Slack channel %s; warned the sender", provider, channel)
         message = blocks.note(KEY_IN_CHANNEL_WARNING.format(provider=provider))

@@ -40,6 +40,8 @@ BOT_SCOPES = (
 OAUTH_STATE_TTL_SECONDS = 600
 
 InstallerNameLookup = Callable[[Installation], Awaitable[str | None]]
+# Runs synchronous database work off the event loop (the adapter passes its database thread).
+RunBlocking = Callable[..., Awaitable[Any]]
 
 
 def _as_datetime(value: Any) -> datetime | None:
@@ -132,12 +134,14 @@ class CockpitInstallationStore(AsyncInstallationStore):
         client_id: str,
         clock: Clock,
         installer_name: InstallerNameLookup | None = None,
+        run_blocking: RunBlocking = asyncio.to_thread,
     ) -> None:
         self.db = db
         self.box = box
         self.client_id = client_id
         self.clock = clock
         self.installer_name = installer_name
+        self._run = run_blocking
         self._logger = log
 
     @property
@@ -161,7 +165,7 @@ class CockpitInstallationStore(AsyncInstallationStore):
                     s, record=record, box=self.box, now=self.clock.now(), installer_name=name
                 )
 
-        await asyncio.to_thread(save)
+        await self._run(save)
         log.info(
             "Slack app installed in team %s (enterprise %s) by %s",
             record.team_id,
@@ -180,7 +184,7 @@ class CockpitInstallationStore(AsyncInstallationStore):
         team_id: str | None,
         is_enterprise_install: bool | None = False,
     ) -> Bot | None:
-        record = await asyncio.to_thread(
+        record = await self._run(
             self._find_bot, enterprise_id, team_id, bool(is_enterprise_install)
         )
         if record is None or not record.bot_token:
@@ -221,7 +225,7 @@ class CockpitInstallationStore(AsyncInstallationStore):
                     is_enterprise_install=bool(is_enterprise_install),
                 )
 
-        record = await asyncio.to_thread(find)
+        record = await self._run(find)
         if record is None:
             return None
         SECRETS.add(record.bot_token)
@@ -235,7 +239,7 @@ class CockpitInstallationStore(AsyncInstallationStore):
                     s, client_id=self.client_id, enterprise_id=enterprise_id, team_id=team_id
                 )
 
-        await asyncio.to_thread(delete)
+        await self._run(delete)
 
     async def async_delete_installation(
         self,
@@ -254,18 +258,24 @@ class CockpitInstallationStore(AsyncInstallationStore):
                     user_id=user_id,
                 )
 
-        await asyncio.to_thread(delete)
+        await self._run(delete)
 
 
 class CockpitOAuthStateStore(AsyncOAuthStateStore):
     """One-time OAuth `state` values with a TTL, in our database (works across replicas)."""
 
     def __init__(
-        self, *, db: Database, clock: Clock, ttl_seconds: int = OAUTH_STATE_TTL_SECONDS
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        ttl_seconds: int = OAUTH_STATE_TTL_SECONDS,
+        run_blocking: RunBlocking = asyncio.to_thread,
     ) -> None:
         self.db = db
         self.clock = clock
         self.ttl_seconds = ttl_seconds
+        self._run = run_blocking
         self._logger = log
 
     @property
@@ -281,7 +291,7 @@ class CockpitOAuthStateStore(AsyncOAuthStateStore):
                     s, state=state, now=self.clock.now(), ttl_seconds=self.ttl_seconds
                 )
 
-        await asyncio.to_thread(issue)
+        await self._run(issue)
         return state
 
     async def async_consume(self, state: str) -> bool:
@@ -289,4 +299,4 @@ class CockpitOAuthStateStore(AsyncOAuthStateStore):
             with self.db.session() as s:
                 return slack_store.consume_state(s, state=state, now=self.clock.now())
 
-        return await asyncio.to_thread(consume)
+        return await self._run(consume)

@@ -29,13 +29,14 @@ class StoredMessage(Protocol):
 
 
 def estimate_tokens(value: Any) -> int:
-    """Rough token count: characters / 4 (the same estimate everywhere in the agent)."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    """Rough token count: characters / 4 (the same estimate everywhere in the agent). Structures
+    count as the compact JSON that goes on the wire."""
+    text = value if isinstance(value, str) else encode(value)
     return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
 def encode(content: Any) -> str:
-    return json.dumps(content, ensure_ascii=False)
+    return json.dumps(content, ensure_ascii=False, separators=(",", ":"))
 
 
 def decode(row: StoredMessage) -> MessageParam | None:

@@ -28,14 +28,11 @@ def skill_tool_schemas(skills: SkillSet) -> list[dict[str, Any]]:
         {
             "name": ACTIVATE_SKILL,
             "description": (
-                "Load the instructions of one skill from <available_skills> before you follow "
-                "it. Returns the skill's text and the list of its bundled files."
+                "Load a skill's instructions (from <available_skills>) and its file list."
             ),
             "input_schema": {
                 "type": "object",
-                "properties": {
-                    "name": {"type": "string", "enum": names, "description": "The skill name"}
-                },
+                "properties": {"name": {"type": "string", "enum": names}},
                 "required": ["name"],
                 "additionalProperties": False,
             },
@@ -43,14 +40,13 @@ def skill_tool_schemas(skills: SkillSet) -> list[dict[str, Any]]:
         {
             "name": READ_SKILL_FILE,
             "description": (
-                "Read a file bundled with a skill, when the skill's instructions point to it. "
-                "`path` is relative to the skill folder, e.g. references/gpu-pools.md."
+                "Read a file a skill points to; `path` is relative to the skill folder."
             ),
             "input_schema": {
                 "type": "object",
                 "properties": {
-                    "skill": {"type": "string", "enum": names, "description": "The skill name"},
-                    "path": {"type": "string", "description": "Relative path inside the skill"},
+                    "skill": {"type": "string", "enum": names},
+                    "path": {"type": "string", "description": "e.g. references/notes.md"},
                 },
                 "required": ["skill", "path"],
                 "additionalProperties": False,

@@ -24,9 +24,6 @@ Usage:
         fake.add(text_turn("You spent $12.34 this week."))
 """
 
-# The official SSE example below is kept byte for byte, so its lines stay long.
-# ruff: noqa: E501
-
 from __future__ import annotations
 
 import json

@@ -13,6 +13,7 @@ from tools.catalog.tools import Mode, Quant
 from tools.clients.runpod import UpdateEndpointRequest, WorkersRequest
 from tools.contract import Reply, Role, SideEffect, Table, ToolContext, arg, previewer, tool
 from tools.cost.estimate import money, rate
+from tools.cost.guard import hard_cap_breach
 from tools.deploy.plan import (
     DEFAULT_IDLE_TIMEOUT_SECONDS,
     DEFAULT_WORKERS_MAX,
@@ -163,7 +164,12 @@ async def deploy_model(tc: ToolContext, args: DeployInput) -> Reply:
 @previewer(deploy_model)
 async def preview_deploy(tc: ToolContext, args: DeployInput) -> Reply:
     plan = await _plan(tc, args, check_access=not tc.services.sandbox)
-    return _plan_reply(plan, title=f"Deploy {plan.model_id} on {plan.gpu_label}?")
+    reply = _plan_reply(plan, title=f"Deploy {plan.model_id} on {plan.gpu_label}?")
+    breach = await hard_cap_breach(tc, plan.estimate.monthly)
+    if breach is not None:
+        reply.add_field("Budget", breach.message)
+        reply.approver_role = Role.admin
+    return reply
 
 
 # --- reading ----------------------------------------------------------------------------------

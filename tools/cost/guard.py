@@ -1,0 +1,43 @@
+"""The hard budget cap: a deploy that would take spend past the budget needs an admin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from storage import ledger
+from tools.contract import ToolContext
+from tools.cost.accrual import budget_period
+from tools.cost.estimate import HOURS_PER_MONTH, money
+from tools.cost.tools import compute_spend
+
+
+@dataclass(frozen=True)
+class CapBreach:
+    budget: Decimal
+    period: str
+    spent: Decimal
+    added: Decimal
+
+    @property
+    def message(self) -> str:
+        return (
+            f"Over the hard cap: the {self.period} budget is {money(self.budget)}, "
+            f"{money(self.spent)} is spent so far and this deploy adds about "
+            f"{money(self.added)} by the end of the period ({money(self.spent + self.added)}). "
+            "An admin must approve it."
+        )
+
+
+async def hard_cap_breach(tc: ToolContext, monthly_estimate: Decimal) -> CapBreach | None:
+    with tc.services.db.session() as s:
+        budget = ledger.get_budget(s, org_id=tc.org_id)
+    if budget is None or not budget.hard_cap:
+        return None
+    period = budget_period(budget, now=tc.services.clock.now(), tz=tc.request.timezone)
+    spend, _ = await compute_spend(tc.services, org_id=tc.org_id, period=period)
+    hours_left = Decimal((period.full_end - period.end).total_seconds()) / Decimal(3600)
+    added = monthly_estimate / HOURS_PER_MONTH * hours_left
+    if spend.total + added <= budget.amount:
+        return None
+    return CapBreach(budget=budget.amount, period=budget.period, spent=spend.total, added=added)
