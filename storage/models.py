@@ -48,6 +48,8 @@ class Organization(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str
     created_at: datetime
+    # Pods and always-on workers idle this long are warned, then stopped (never if protected).
+    idle_stop_minutes: int = 60
 
 
 class Workspace(SQLModel, table=True):
@@ -147,6 +149,10 @@ class Deployment(SQLModel, table=True):
     healthy_at: datetime | None = None
     stopped_at: datetime | None = None
     last_request_at: datetime | None = None
+    health_failures: int = 0  # consecutive failed health checks
+    jobs_seen: int = 0  # completed+running jobs at the last check: a change means traffic
+    last_health_at: datetime | None = None
+    idle_warned_at: datetime | None = None
 
 
 class DeploymentRevision(SQLModel, table=True):

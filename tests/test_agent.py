@@ -146,7 +146,8 @@ def agent_registry() -> tuple[Registry, Calls]:
 
     # The real tools too (help, whoami, /connect...), except those the test tools stand in for.
     for t in REGISTRY.all():
-        if reg.get(t.name) is None and reg.by_command(t.command or t.name) is None:
+        commands = (t.command or t.name, *t.aliases)
+        if reg.get(t.name) is None and all(reg.by_command(c) is None for c in commands):
             reg.add(t)
     return reg, calls
 

@@ -7,6 +7,7 @@ import traceback
 from datetime import timedelta
 from decimal import Decimal
 
+import httpx
 import pytest
 from runpod_helpers import (
     API_KEY,
@@ -20,8 +21,10 @@ from runpod_helpers import (
 from tools.clients.runpod import (
     CreatePodRequest,
     CreateTemplateRequest,
+    EndpointHealth,
     PodGpuRequest,
     RunPodClient,
+    ShardedTransport,
     UpdateEndpointRequest,
     WorkersRequest,
     make_http_pool,
@@ -268,6 +271,18 @@ async def test_create_answered_500_without_creating_is_retried() -> None:
         assert statuses == [("POST", 500), ("GET", 200), ("POST", 201)]
 
 
+async def test_create_error_stands_when_runpod_cannot_be_asked_what_happened() -> None:
+    async with sandbox(max_retries=1) as sb:
+        sb.emulator.faults.inject("/rest/v2/serverless", "fail_create", status=502)
+        sb.emulator.faults.inject("/rest/v2/serverless", "server_error", method="GET", status=503)
+        with pytest.raises(ProviderError) as failed:
+            await sb.client.create_endpoint(endpoint_request())
+        assert failed.value.status == 502  # the create's error, not the look-up's
+        assert "check the list before retrying" in str(failed.value)
+        posts = [e for e in sb.emulator.exchanges if e.method == "POST"]
+        assert len(posts) == 1  # never created blind a second time
+
+
 async def test_delete_retried_after_a_5xx_that_worked_counts_as_done() -> None:
     async with sandbox() as sb:
         endpoint = await sb.client.create_endpoint(endpoint_request())
@@ -367,6 +382,30 @@ async def test_one_shared_pool_serves_clients_with_different_keys() -> None:
         assert await sb.client.list_endpoints() == []
     assert not pool.is_closed
     await pool.aclose()
+
+
+async def test_sharded_pool_spreads_requests_and_frees_every_slot() -> None:
+    transport = ShardedTransport(max_connections=30)
+    async with (
+        httpx.AsyncClient(transport=transport) as pool,
+        sandbox(http=pool) as sb,
+    ):
+        assert transport.in_flight == (0, 0, 0)  # three pools of 10 connections
+        endpoints = [
+            await sb.client.create_endpoint(endpoint_request(f"cockpit-{n}")) for n in range(30)
+        ]
+        sb.emulator.faults.inject("*/health", "latency", delay=0.02)
+        results = await sb.client.health_many([e.id for e in endpoints], concurrency=30)
+        assert all(isinstance(r, EndpointHealth) for r in results.values())
+        assert transport.in_flight == (0, 0, 0)
+
+        release = sb.emulator.hold_stream(after_tokens=1)
+        stream = sb.client.stream_chat(endpoints[0].id, chat_messages(), MODEL)
+        await anext(stream)
+        assert sum(transport.in_flight) == 1  # the open stream holds its connection
+        release.set()
+        assert [d async for d in stream]
+        assert transport.in_flight == (0, 0, 0)
 
 
 # --- pods and billing ------------------------------------------------------------------------

@@ -73,6 +73,21 @@ async def test_workers_min_keeps_a_worker_running_until_lowered() -> None:
         assert (await sb.client.health(endpoint.id)).total_workers == 0
 
 
+async def test_queue_delay_scales_up_to_workers_max() -> None:
+    async with sandbox(job_seconds=60) as sb:
+        endpoint = await sb.client.create_endpoint(endpoint_request(workers_max=2))
+        first = await sb.client.run(endpoint.id, {"n": 1})
+        sb.clock.advance(READY_SECONDS + 1)  # worker 1 busy with job 1 until +80 s
+        await sb.client.run(endpoint.id, {"n": 2})  # would wait 59 s > queueDelay 4 s
+        health = await sb.client.health(endpoint.id)
+        assert (health.workers.running, health.workers.initializing) == (1, 1)
+        third = await sb.client.run(endpoint.id, {"n": 3})  # workers.max reached: it queues
+        assert (await sb.client.health(endpoint.id)).total_workers == 2
+        sb.clock.advance(60)
+        assert (await sb.client.status(endpoint.id, first.id)).status == "COMPLETED"
+        assert (await sb.client.status(endpoint.id, third.id)).status == "IN_PROGRESS"
+
+
 async def test_a_container_change_is_a_new_release_that_rolls_out() -> None:
     async with sandbox() as sb:
         endpoint = await sb.client.create_endpoint(endpoint_request(idle_timeout=60))

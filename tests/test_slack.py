@@ -1104,3 +1104,55 @@ def test_cockpit_web_serves_health_on_port_env_and_stops_on_sigterm(tmp_path: Pa
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_manifest_matches_the_code() -> None:
+    import yaml
+
+    from bot.adapters.slack_commands import SHORTCUT_COMMANDS, SLACK_BUILTIN_COMMANDS
+    from bot.adapters.slack_oauth import BOT_SCOPES
+
+    manifest = yaml.safe_load((ROOT / "slack-manifest.yml").read_text())
+    commands = [c["command"].lstrip("/") for c in manifest["features"]["slash_commands"]]
+    assert commands == ["cockpit", *SHORTCUT_COMMANDS]
+    assert not set(commands) & set(SLACK_BUILTIN_COMMANDS)
+    assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == sorted(BOT_SCOPES)
+    settings = manifest["settings"]
+    assert set(settings["event_subscriptions"]["bot_events"]) == {
+        "app_mention",
+        "message.im",
+        "app_home_opened",
+    }
+    assert settings["interactivity"]["is_enabled"] and settings["socket_mode_enabled"]
+
+
+async def test_deploy_end_to_end_through_slack_on_the_sandbox(
+    tmp_path: Path, fake: FakeSlack
+) -> None:
+    """/deploy with the shipped deploy tool: price card → requester approves → saga progress
+    in the card's thread → result broadcast, on the sandbox cloud."""
+    load_tool_modules()
+    if REGISTRY.get("deploy_model") is None:
+        pytest.skip("this build has no deploy_model tool")
+    async for env in _env(tmp_path, fake, Tools(registry=REGISTRY)):
+        await env.command("qwen", command="/deploy")
+        card = await fake.wait_for("chat.postMessage", timeout=20)
+        assert [
+            e["action_id"] for b in card.blocks() if b["type"] == "actions" for e in b["elements"]
+        ] == [
+            "cockpit_approve",
+            "cockpit_cancel",
+        ]
+        assert "sandbox" in _texts(card)
+        await env.click(card, "cockpit_approve", user="UALICE", user_name="alice")
+        update = await fake.wait_for("chat.update", timeout=30)
+        assert "Approved by <@UALICE>" in _texts(update) and "done" in _texts(update)
+        await env.adapter.drain(60)
+        card_ts = env.fake_ts(card)
+        in_thread = [
+            c for c in fake.calls_to("chat.postMessage") if c.body.get("thread_ts") == card_ts
+        ]
+        progress = [c for c in in_thread if not c.body.get("reply_broadcast")]
+        final = [c for c in in_thread if c.body.get("reply_broadcast")]
+        assert len(progress) >= 2
+        assert len(final) == 1 and not str(final[0].body["text"]).startswith(":warning:")

@@ -230,3 +230,13 @@ def test_cache_ttl(database: Database) -> None:
     with database.session() as s:
         assert cache.get(s, key="hf:model:x", now=NOW + timedelta(seconds=30)) == {"a": 1}
         assert cache.get(s, key="hf:model:x", now=NOW + timedelta(seconds=61)) is None
+
+
+def test_migrations_match_the_models(database: Database) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    with database.engine.connect() as conn:
+        drift = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    assert drift == []

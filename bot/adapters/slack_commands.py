@@ -20,21 +20,22 @@ from tools.contract import Reply, RequestContext
 
 UMBRELLA_COMMAND = "cockpit"
 # Slash commands in slack-manifest.yml besides /cockpit; each maps to the registry command of
-# the same name, exactly like `/cockpit <name> ...`.
+# the same name, exactly like `/cockpit <name> ...` (the listener takes any command, so this is
+# the manifest's list, kept here so a test can hold the two together).
 SHORTCUT_COMMANDS = (
     "deploy",
     "models",
     "fit",
     "spend",
     "budget",
-    "status",
     "stop",
     "rollback",
     "chat",
     "alerts",
-    "invite",
     "connect",
 )
+# Slack built-ins an app must not register: reached as `/cockpit status`, `/cockpit invite`.
+SLACK_BUILTIN_COMMANDS = ("status", "invite")
 CONNECT_COMMAND = "connect"
 CONNECT_TOOL = "connect_provider"
 CONNECT_UNAVAILABLE = (

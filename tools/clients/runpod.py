@@ -617,6 +617,11 @@ class ShardedTransport(httpx.AsyncBaseTransport):
     def _release(self, index: int) -> None:
         self._busy[index] -= 1
 
+    @property
+    def in_flight(self) -> tuple[int, ...]:
+        """Requests holding a connection, per shard (a response holds it until closed)."""
+        return tuple(self._busy)
+
     async def aclose(self) -> None:
         for shard in self._shards:
             await shard.aclose()
@@ -638,7 +643,8 @@ def _rfc3339(value: datetime) -> str:
     return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: httpx.Response, now: datetime) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date)."""
     raw = response.headers.get("Retry-After")
     if not raw:
         return None
@@ -650,7 +656,7 @@ def _retry_after(response: httpx.Response) -> float | None:
         when = parsedate_to_datetime(raw)
     except (TypeError, ValueError):
         return None
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+    return max((when - now).total_seconds(), 0.0)
 
 
 def _problem(response: httpx.Response) -> tuple[str, str, list[str]]:
@@ -777,7 +783,7 @@ class RunPodClient:
                 "RunPod rejected the API key (401).", service=SERVICE, status=401, fix=KEY_FIX
             )
         if status == 429:
-            wait = _retry_after(response) or BACKOFF_CAP
+            wait = _retry_after(response, self._clock.now()) or BACKOFF_CAP
             return RateLimited(
                 f"RunPod is rate-limiting requests (429){said}.",
                 retry_after=wait,
@@ -887,7 +893,7 @@ class RunPodClient:
         if (status >= 500 and policy is _Retry.SUBMIT) or attempt >= self._max_retries:
             raise error
         if status == 429:
-            wait = _retry_after(response)
+            wait = _retry_after(response, self._clock.now())
             if wait is not None and wait > RETRY_AFTER_LIMIT:
                 raise error
             return (wait if wait is not None else self._backoff(attempt)), "429 Too Many Requests"
@@ -957,7 +963,7 @@ class RunPodClient:
                     "POST", self._rest(path), action=action, json_body=body, policy=_Retry.CREATE
                 )
             except _MaybeCreated as maybe:
-                found = await self._find_named(path, key, name, action) if name else None
+                found = await self._find_named(path, key, name, action, maybe.error)
                 if found is not None:
                     log.warning("RunPod failed to %s but it exists; using it", action)
                     return found
@@ -966,8 +972,24 @@ class RunPodClient:
                 await self._clock.sleep(self._backoff(attempt))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _find_named(self, path: str, key: str, name: str, action: str) -> Any:
-        data = await self._call("GET", self._rest(path), action=f"check whether it did {action}")
+    async def _find_named(
+        self, path: str, key: str, name: str | None, action: str, error: ProviderError
+    ) -> Any:
+        """The resource a failed create may have made anyway, or None if it surely did not.
+        If RunPod cannot even be asked, the create's own error is raised: retrying blind
+        could create a second GPU resource."""
+        if not name:
+            raise error
+        try:
+            data = await self._call(
+                "GET", self._rest(path), action=f"list after trying to {action}"
+            )
+        except CockpitError as lookup:
+            log.warning("could not check whether RunPod managed to %s: %s", action, lookup)
+            error.fix = (
+                f"It may have been created anyway: check the list before retrying. {error.fix}"
+            )
+            raise error from None
         matches = [i for i in (data or {}).get(key, []) if i.get("name") == name]
         matches.sort(key=lambda i: str(i.get("createdAt", "")))
         return matches[-1] if matches else None

@@ -24,6 +24,7 @@ from tools.deploy.plan import (
 )
 from tools.deploy.saga import run_deploy
 from tools.errors import Conflict, InvalidInput, NotFound
+from tools.services import Services
 
 MAX_WORKERS = 10
 
@@ -574,7 +575,7 @@ class ReconcileInput(_Strict):
     examples=("/reconcile",),
 )
 async def reconcile(tc: ToolContext, args: ReconcileInput) -> Reply:
-    orphans = await find_orphans(tc)
+    orphans = await find_orphans(tc.services, tc.org_id)
     if not orphans:
         return Reply(text="No orphaned resources: every cockpit-… resource at RunPod is known.")
     return Reply(
@@ -585,12 +586,12 @@ async def reconcile(tc: ToolContext, args: ReconcileInput) -> Reply:
     )
 
 
-async def find_orphans(tc: ToolContext) -> list[tuple[str, str, str]]:
+async def find_orphans(services: Services, org_id: int) -> list[tuple[str, str, str]]:
     """Provider resources with our prefix (for this organisation's name tag) unknown to the
     database."""
-    client = tc.services.runpod_for(tc.org_id)
-    prefix = f"{RESOURCE_PREFIX}o{tc.org_id}-"
-    with tc.services.db.session() as s:
+    client = services.runpod_for(org_id)
+    prefix = f"{RESOURCE_PREFIX}o{org_id}-"
+    with services.db.session() as s:
         known = deployments.known_provider_ids(s)
     found: list[tuple[str, str, str]] = []
     for kind, items in (

@@ -28,7 +28,9 @@ class FaultKind(StrEnum):
     RATE_LIMIT = "rate_limit"  # 429 with Retry-After: retry_after
     SERVER_ERROR = "server_error"  # `status` (default 500) before the handler runs
     CRASH = "crash"  # the addressed endpoint's workers turn UNHEALTHY; its jobs fail
-    FAIL_CREATE = "fail_create"  # POST create answers `status`; with create_anyway it still creates
+    # A write (POST by default; any `method=`) answers `status`; with create_anyway=True the
+    # request takes effect first, as RunPod has been seen creating a pod while answering 500.
+    FAIL_CREATE = "fail_create"
 
 
 @dataclass

@@ -649,10 +649,10 @@ class SandboxState:
         best = min(usable, key=lambda w: w.next_free(now), default=None)
         start = best.next_free(now) if best else None
         waits_too_long = start is None or (start - now).total_seconds() > ep.queue_delay
-        if waits_too_long and len(ep.workers) < ep.max_workers:
-            fresh = self._start_worker(ep, now, keep_warm=False)
-            if start is None or fresh.ready_at < start:
-                best, start = fresh, fresh.ready_at
+        fresh_ready = now + self.worker_ready
+        helps = start is None or fresh_ready < start  # a new worker would start the work sooner
+        if waits_too_long and helps and len(ep.workers) < ep.max_workers:
+            best, start = self._start_worker(ep, now, keep_warm=False), fresh_ready
         if best is None or start is None:
             return None
         return best, start

@@ -1,0 +1,405 @@
+"""Alert routing: an alert is (organisation, key, severity, title, details, deployment).
+
+Alerts with the same key are grouped: the first firing is delivered, repeats within the cooldown
+only update the row, and when the condition clears one resolve message goes out. The state lives
+in the `alert` table, so a restart does not start a new storm. Delivery goes to the
+organisation's routes (Discord webhook or bot channel, Slack channel), filtered by severity and
+quiet hours, with retries; every attempt's outcome is recorded in `alertdelivery`.
+
+Sinks (the code that talks to Discord and Slack) are injected by `bot/` so this module stays
+free of surface code."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict
+from sqlmodel import col, select
+
+from storage.crypto import last4
+from storage.models import Alert, AlertDelivery, AlertRoute, Workspace
+from tools.contract import Reply, Role, SideEffect, Table, ToolContext, arg, tool
+from tools.errors import CockpitError, InvalidInput, NotFound
+from tools.metrics import ALERTS
+from tools.services import Services
+
+log = logging.getLogger(__name__)
+
+DEFAULT_COOLDOWN = timedelta(minutes=15)
+DELIVERY_ATTEMPTS = 3
+DELIVERY_BACKOFF_SECONDS = 2.0
+SEVERITIES = ("info", "warning", "critical")
+ROUTER_KEY = "alert_router"
+RouteKind = Literal["discord_webhook", "discord_channel", "slack_channel"]
+
+
+@dataclass(frozen=True)
+class AlertMessage:
+    """What a sink renders: severity colours it, `resolved` turns it into an all-clear."""
+
+    org_id: int
+    key: str
+    severity: str
+    title: str
+    details: str
+    resolved: bool = False
+    count: int = 1
+
+
+class AlertSink(Protocol):
+    async def send(self, *, target: str, message: AlertMessage) -> None:
+        """Deliver or raise (CockpitError with a human message)."""
+
+
+def severity_rank(severity: str) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else 0
+
+
+def in_quiet_hours(spec: str | None, now: datetime, tz: str) -> bool:
+    """`22-07` in the workspace timezone; critical alerts ignore quiet hours."""
+    if not spec:
+        return False
+    try:
+        start, end = (int(x) for x in spec.split("-", 1))
+    except ValueError:
+        return False
+    hour = now.astimezone(ZoneInfo(tz)).hour
+    return start <= hour < end if start < end else hour >= start or hour < end
+
+
+class AlertRouter:
+    def __init__(
+        self,
+        services: Services,
+        sinks: dict[str, AlertSink],
+        *,
+        cooldown: timedelta = DEFAULT_COOLDOWN,
+    ) -> None:
+        self.services = services
+        self.sinks = sinks
+        self.cooldown = cooldown
+
+    async def fire(
+        self,
+        *,
+        org_id: int,
+        key: str,
+        severity: str,
+        title: str,
+        details: str = "",
+        deployment_id: int | None = None,
+    ) -> bool:
+        """Record a firing condition; deliver unless this key was delivered within the
+        cooldown. Returns whether anything was sent."""
+        now = self.services.clock.now()
+        with self.services.db.session() as s:
+            alert = s.exec(select(Alert).where(Alert.org_id == org_id, Alert.key == key)).first()
+            if alert is None:
+                alert = Alert(
+                    org_id=org_id,
+                    key=key,
+                    severity=severity,
+                    title=title,
+                    details=details,
+                    deployment_id=deployment_id,
+                    first_seen=now,
+                    last_seen=now,
+                    count=0,
+                )
+            elif alert.state == "resolved":
+                alert.state, alert.first_seen, alert.count, alert.resolved_at = (
+                    "firing",
+                    now,
+                    0,
+                    None,
+                )
+            alert.count += 1
+            alert.last_seen, alert.severity, alert.title, alert.details = (
+                now,
+                severity,
+                title,
+                details,
+            )
+            due = (
+                alert.last_sent_at is None
+                or alert.count == 1
+                or now - alert.last_sent_at >= self.cooldown
+            )
+            if due:
+                alert.last_sent_at = now
+            s.add(alert)
+            s.flush()
+            alert_id, count = alert.id, alert.count
+        if not due:
+            return False
+        assert alert_id is not None
+        message = AlertMessage(org_id, key, severity, title, details, count=count)
+        await self._deliver(alert_id, message)
+        return True
+
+    async def resolve(self, *, org_id: int, key: str, details: str = "") -> bool:
+        """The condition cleared: one resolve message if the alert was firing."""
+        now = self.services.clock.now()
+        with self.services.db.session() as s:
+            alert = s.exec(select(Alert).where(Alert.org_id == org_id, Alert.key == key)).first()
+            if alert is None or alert.state != "firing":
+                return False
+            alert.state, alert.resolved_at = "resolved", now
+            s.add(alert)
+            alert_id, severity, title = alert.id, alert.severity, alert.title
+        assert alert_id is not None
+        await self._deliver(
+            alert_id,
+            AlertMessage(org_id, key, severity, f"Resolved: {title}", details, resolved=True),
+        )
+        return True
+
+    async def deliver_existing(self, alert: Alert) -> None:
+        """Deliver an alert row created elsewhere (budget thresholds) and mark it sent."""
+        assert alert.id is not None
+        with self.services.db.session() as s:
+            row = s.get(Alert, alert.id)
+            if row is None or row.last_sent_at is not None:
+                return
+            row.last_sent_at = self.services.clock.now()
+            s.add(row)
+        await self._deliver(
+            alert.id,
+            AlertMessage(alert.org_id, alert.key, alert.severity, alert.title, alert.details),
+        )
+
+    async def _deliver(self, alert_id: int, message: AlertMessage) -> None:
+        now = self.services.clock.now()
+        with self.services.db.session() as s:
+            routes = list(s.exec(select(AlertRoute).where(AlertRoute.org_id == message.org_id)))
+            tz_row = s.exec(
+                select(Workspace.timezone).where(Workspace.org_id == message.org_id)
+            ).first()
+        tz = tz_row or "UTC"
+        for route in routes:
+            if severity_rank(message.severity) < severity_rank(route.min_severity):
+                continue
+            if message.severity != "critical" and in_quiet_hours(route.quiet_hours, now, tz):
+                continue
+            await self._deliver_one(alert_id, route, message)
+
+    async def _deliver_one(self, alert_id: int, route: AlertRoute, message: AlertMessage) -> None:
+        sink = self.sinks.get(route.kind)
+        error: str | None = "no sink is configured for " + route.kind if sink is None else None
+        attempts = 0
+        if sink is not None:
+            target = self.services.secrets.decrypt(route.target_encrypted)
+            for attempts in range(1, DELIVERY_ATTEMPTS + 1):
+                try:
+                    await sink.send(target=target, message=message)
+                    error = None
+                    break
+                except CockpitError as exc:
+                    error = exc.message
+                except Exception as exc:  # a sink bug must not stop the other routes
+                    log.exception("alert sink %s failed", route.kind)
+                    error = f"{type(exc).__name__}"
+                if attempts < DELIVERY_ATTEMPTS:
+                    await self.services.clock.sleep(DELIVERY_BACKOFF_SECONDS * 2 ** (attempts - 1))
+        assert route.id is not None
+        ALERTS.labels(sink=route.kind, outcome="failed" if error else "sent").inc()
+        with self.services.db.session() as s:
+            s.add(
+                AlertDelivery(
+                    org_id=message.org_id,
+                    alert_id=alert_id,
+                    route_id=route.id,
+                    status="failed" if error else "sent",
+                    attempts=max(attempts, 1),
+                    error=error,
+                    created_at=self.services.clock.now(),
+                )
+            )
+        if error:
+            log.warning("alert %s to route %s failed: %s", message.key, route.id, error)
+
+
+def router_of(services: Services) -> AlertRouter:
+    router = services.extras.get(ROUTER_KEY)
+    if router is None:
+        router = AlertRouter(services, {})
+        services.extras[ROUTER_KEY] = router
+    assert isinstance(router, AlertRouter)
+    return router
+
+
+# --- the /alerts tool ---------------------------------------------------------------------------
+
+
+class AlertsInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["list", "add", "remove", "test"] = arg(
+        "list", description="list, add, remove or test", positional=True
+    )
+    kind: str | None = arg(
+        None, description="discord or slack (for add); route id (remove)", positional=True
+    )
+    target: str | None = arg(
+        None,
+        description="Discord webhook URL, Slack #channel, or Discord channel id",
+        positional=True,
+        secret=True,
+    )
+    severity: Literal["info", "warning", "critical"] = arg(
+        "warning", description="Lowest severity sent"
+    )
+    quiet: str | None = arg(
+        None,
+        description="Quiet hours in the workspace timezone, e.g. 22-07 "
+        "(critical alerts still go out)",
+        pattern=r"^\d{1,2}-\d{1,2}$",
+    )
+
+
+@tool(
+    name="alerts",
+    input_model=AlertsInput,
+    role=Role.viewer,
+    side_effect=SideEffect.admin,
+    group="alerts",
+    description="Alert routes: list them and recent deliveries, or (admins) add a Discord "
+    "webhook or Slack channel, remove one, send a test.",
+    examples=(
+        "/alerts",
+        "/alerts add discord https://discord.com/api/webhooks/…",
+        "/alerts add slack #ops --severity critical",
+        "/alerts remove 2",
+        "/alerts test",
+    ),
+)
+async def alerts_tool(tc: ToolContext, args: AlertsInput) -> Reply:
+    if args.action != "list" and not tc.request.role.allows(Role.admin):
+        raise InvalidInput(
+            f"Changing alert routes needs the admin role; you are {tc.request.role.value}."
+        )
+    if args.action == "add":
+        return _add_route(tc, args)
+    if args.action == "remove":
+        return _remove_route(tc, args)
+    if args.action == "test":
+        sent = await router_of(tc.services).fire(
+            org_id=tc.org_id,
+            key=f"test:{tc.services.clock.now().isoformat()}",
+            severity="critical",
+            title="Test alert from AI Dev Cockpit",
+            details=f"Sent by {tc.request.display_name}.",
+        )
+        return Reply(text="Test alert sent to every route." if sent else "Nothing was sent.")
+    return _list_routes(tc)
+
+
+def _add_route(tc: ToolContext, args: AlertsInput) -> Reply:
+    kind_word = (args.kind or "").lower()
+    target = (args.target or "").strip()
+    if kind_word not in ("discord", "slack") or not target:
+        raise InvalidInput(
+            "Say where alerts go.",
+            fix="/alerts add discord <webhook-url> or /alerts add slack #channel",
+        )
+    kind: RouteKind
+    if kind_word == "slack":
+        kind, label = "slack_channel", target if target.startswith("#") else f"#{target}"
+        target = label
+    elif target.startswith("https://") and "/api/webhooks/" in target:
+        kind, label = "discord_webhook", f"Discord webhook {last4(target)}"
+    elif target.isdigit():
+        kind, label = "discord_channel", f"Discord channel {target}"
+    else:
+        raise InvalidInput(
+            "That is not a Discord webhook URL or channel id.",
+            fix="Copy the webhook URL from Discord: channel settings → Integrations → Webhooks.",
+        )
+    now = tc.services.clock.now()
+    with tc.services.db.session() as s:
+        route = AlertRoute(
+            org_id=tc.org_id,
+            kind=kind,
+            target_encrypted=tc.services.secrets.encrypt(target),
+            target_label=label,
+            min_severity=args.severity,
+            quiet_hours=args.quiet,
+            created_by=tc.request.user_id,
+            created_at=now,
+        )
+        s.add(route)
+        s.flush()
+        route_id = route.id
+    quiet = f", quiet {args.quiet}" if args.quiet else ""
+    return Reply(
+        text=f"Route #{route_id} added: {label}, {args.severity} and above{quiet}. "
+        "`/alerts test` sends a test."
+    )
+
+
+def _remove_route(tc: ToolContext, args: AlertsInput) -> Reply:
+    if not args.kind or not args.kind.isdigit():
+        raise InvalidInput("Which route?", fix="/alerts remove <id> (ids are in /alerts)")
+    with tc.services.db.session() as s:
+        route = s.exec(
+            select(AlertRoute).where(
+                AlertRoute.org_id == tc.org_id, AlertRoute.id == int(args.kind)
+            )
+        ).first()
+        if route is None:
+            raise NotFound(f"No alert route #{args.kind} here.", fix="See /alerts.")
+        for d in s.exec(select(AlertDelivery).where(AlertDelivery.route_id == route.id)):
+            s.delete(d)
+        s.delete(route)
+    return Reply(text=f"Route #{args.kind} removed.")
+
+
+def _list_routes(tc: ToolContext) -> Reply:
+    with tc.services.db.session() as s:
+        routes = list(s.exec(select(AlertRoute).where(AlertRoute.org_id == tc.org_id)))
+        recent = list(
+            s.exec(
+                select(AlertDelivery, Alert)
+                .join(Alert, col(Alert.id) == AlertDelivery.alert_id)
+                .where(AlertDelivery.org_id == tc.org_id)
+                .order_by(col(AlertDelivery.id).desc())
+                .limit(10)
+            )
+        )
+    if not routes:
+        return Reply(
+            text="No alert routes. An admin adds one: `/alerts add discord <webhook-url>`"
+            " or `/alerts add slack #channel`."
+        )
+    reply = Reply(
+        title=f"{len(routes)} alert route(s)",
+        table=Table(
+            columns=["#", "where", "severity", "quiet hours"],
+            rows=[
+                [str(r.id), r.target_label, f"{r.min_severity}+", r.quiet_hours or "-"]
+                for r in routes
+            ],
+        ),
+    )
+    if recent:
+        reply.text = "Recent deliveries:\n" + "\n".join(
+            f"  {d.created_at:%m-%d %H:%M} route #{d.route_id} {d.status}"
+            f"{' (' + d.error + ')' if d.error else ''}: {a.title}"
+            for d, a in recent
+        )
+    return reply
+
+
+async def gather_bounded(coros: list, limit: int) -> list:
+    """Run coroutines with at most `limit` at once (sweeps over many deployments)."""
+    sem = asyncio.Semaphore(limit)
+
+    async def one(c):  # type: ignore[no-untyped-def]
+        async with sem:
+            return await c
+
+    return await asyncio.gather(*(one(c) for c in coros), return_exceptions=True)
