@@ -10,7 +10,8 @@ from typing import Any
 from bot import router
 from bot.agent import offline
 from bot.agent.claude import ClaudeAgent
-from bot.clients import wire_clients
+from bot.background.scheduler import BackgroundJobs
+from bot.clients import wire_alerts, wire_clients
 from bot.dispatcher import Dispatcher
 from bot.logs import SECRETS, install_record_redaction
 from bot.settings import Settings
@@ -35,6 +36,7 @@ BUILTIN_TOOL_MODULES = (
     "tools.deploy.tools",
     "tools.chat",
     "tools.cost.tools",
+    "tools.alerts",
 )
 DEFAULT_NEW_MEMBER_ROLE = Role.member
 
@@ -74,7 +76,8 @@ class Cockpit:
             rate_limit_per_minute=settings.rate_limit_per_minute,
         )
         self.runpod = wire_clients(settings, self.services)
-        self._closers: list[Any] = [self.runpod.aclose]
+        self._closers: list[Any] = [self.runpod.aclose, wire_alerts(settings, self.services)]
+        self.jobs: BackgroundJobs | None = None
         # Skills load once, through the one loader (shipped skills + COCKPIT_SKILLS_DIRS).
         self.services.extras[SKILLS_EXTRA_KEY] = load_skills(extra_dirs=settings.skills_dirs)
         self.agent = ClaudeAgent(
@@ -97,6 +100,21 @@ class Cockpit:
         recovered = await recover_interrupted(self.services)
         if recovered:
             log.warning("cleaned up %d deploy(s) interrupted by the last shutdown", recovered)
+
+    def background(self) -> BackgroundJobs:
+        """The scheduled sweeps (built once; `start_scheduler` runs them on a timer)."""
+        if self.jobs is None:
+            from tools.alerts import router_of
+
+            self.jobs = BackgroundJobs(
+                self.services, self.dispatcher, router_of(self.services), settings=self.settings
+            )
+        return self.jobs
+
+    def start_scheduler(self) -> None:
+        jobs = self.background()
+        jobs.start()
+        self._closers.append(jobs.shutdown)
 
     async def stop(self) -> None:
         for close in reversed(self._closers):

@@ -35,12 +35,37 @@ async def _with_cockpit(settings: Settings, body: Any) -> int:
         await cockpit.stop()
 
 
+EXIT_TERMINATED = 143
+
+
 def _run(coro: Any) -> None:
+    """Run until done or SIGTERM/SIGINT. A signal cancels the main task, so `finally` blocks
+    run: in-flight deploys compensate, connections close, the scheduler lease is released."""
+
+    async def main_task() -> int:
+        import signal
+
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        assert task is not None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            return int(await coro or 0)
+        except asyncio.CancelledError:
+            click.echo("Stopping: finishing cleanup…", err=True)
+            return EXIT_TERMINATED
+
     try:
-        code = asyncio.run(coro)
+        code = asyncio.run(main_task())
     except KeyboardInterrupt:
         code = 130
     sys.exit(code)
+
+
+async def _until_cancelled() -> int:
+    await asyncio.Event().wait()
+    return 0
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -56,6 +81,7 @@ def run() -> None:
     async def body(cockpit: Cockpit) -> int:
         from bot.adapters.console import Console, default_user
 
+        cockpit.start_scheduler()
         surfaces = []
         if settings.discord_enabled:
             surfaces.append("discord")
@@ -87,6 +113,30 @@ def web(port: int | None) -> None:
         return await run_web(cockpit, port=port)
 
     _run(_with_cockpit(settings, body))
+
+
+@main.command()
+def worker() -> None:
+    """The scheduler only: health, cost, idle, reconcile and digest sweeps (one process owns
+    them at a time through a database lease)."""
+    settings = _settings()
+
+    async def body(cockpit: Cockpit) -> int:
+        cockpit.start_scheduler()
+        click.echo("worker running: scheduled sweeps (Ctrl-C or SIGTERM stops)", err=True)
+        return await _until_cancelled()
+
+    _run(_with_cockpit(settings, body))
+
+
+@main.command()
+@click.option("--port", type=int, default=None, help="Port (default 8765).")
+def sandbox(port: int | None) -> None:
+    """Run the local RunPod emulator alone (REST v2 + serverless data plane)."""
+    from tools.clients.sandbox import DEFAULT_PORT
+    from tools.clients.sandbox import main as sandbox_main
+
+    _run(sandbox_main(port or DEFAULT_PORT))
 
 
 @main.command()

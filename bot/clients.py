@@ -100,6 +100,63 @@ class RunPodWiring:
         )
 
 
+def slack_token_for(settings: Settings, services: Services) -> Any:
+    """The Slack bot token that speaks for an organisation: its workspace's installation (HTTP
+    mode, multi-workspace) or the single-workspace SLACK_BOT_TOKEN."""
+    from sqlmodel import select
+
+    from storage import slack_store
+    from storage.models import Workspace
+
+    def token_for(org_id: int) -> str | None:
+        if settings.slack_client_id:
+            with services.db.session() as s:
+                teams = s.exec(
+                    select(Workspace.external_id).where(
+                        Workspace.org_id == org_id, Workspace.platform == "slack"
+                    )
+                ).all()
+                for team in teams:
+                    bot = slack_store.find_bot(
+                        s,
+                        client_id=settings.slack_client_id,
+                        enterprise_id=None,
+                        team_id=team,
+                        box=services.secrets,
+                    )
+                    if bot and bot.bot_token:
+                        return bot.bot_token
+        return settings.slack_bot_token
+
+    return token_for
+
+
+def wire_alerts(settings: Settings, services: Services) -> Any:
+    """The alert router with its sinks; returns a closer for the Discord HTTP session."""
+    from datetime import timedelta
+
+    from bot.background.sinks import DiscordWebhookSink, SlackChannelSink
+    from tools.alerts import ROUTER_KEY, AlertRouter
+
+    if settings.discord_api_url:
+        # discord.py builds every URL (webhooks included) from Route.BASE: tests point it at a fake
+        import discord.http
+
+        discord.http.Route.BASE = settings.discord_api_url.rstrip("/")
+    discord_sink = DiscordWebhookSink()
+    sinks: dict[str, Any] = {
+        "discord_webhook": discord_sink,
+        "slack_channel": SlackChannelSink(
+            slack_token_for(settings, services), settings.slack_api_url
+        ),
+    }
+    router = AlertRouter(
+        services, sinks, cooldown=timedelta(minutes=settings.alert_cooldown_minutes)
+    )
+    services.extras[ROUTER_KEY] = router
+    return discord_sink.aclose
+
+
 def wire_clients(settings: Settings, services: Services) -> RunPodWiring:
     """Install the client factories on `services`; the caller starts and closes the wiring."""
     wire_hub(settings, services)

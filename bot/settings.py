@@ -54,6 +54,16 @@ class Settings(BaseSettings):
 
     port: int | None = Field(default=None, alias="PORT")
 
+    # background sweeps (seconds; 0 disables one)
+    health_interval_seconds: int = Field(default=60, alias="COCKPIT_HEALTH_INTERVAL")
+    cost_interval_seconds: int = Field(default=300, alias="COCKPIT_COST_INTERVAL")
+    idle_interval_seconds: int = Field(default=300, alias="COCKPIT_IDLE_INTERVAL")
+    reconcile_interval_seconds: int = Field(default=3600, alias="COCKPIT_RECONCILE_INTERVAL")
+    digest_hour_utc: int = Field(default=9, alias="COCKPIT_DIGEST_HOUR", ge=0, le=23)
+    health_probe: bool = Field(default=False, alias="COCKPIT_HEALTH_PROBE")
+    auto_rollback: bool = Field(default=False, alias="COCKPIT_AUTO_ROLLBACK")
+    alert_cooldown_minutes: int = Field(default=15, alias="COCKPIT_ALERT_COOLDOWN_MINUTES")
+
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'cockpit.db').as_posix()}"

@@ -160,6 +160,8 @@ def stop_on_signals(stop: asyncio.Event) -> None:
 
 async def run_web(cockpit: Cockpit, *, port: int | None = None) -> int:
     """`cockpit web`: serve until SIGTERM/SIGINT. Returns the exit code."""
+    from slack_sdk.errors import SlackApiError
+
     from bot.adapters.slack import SlackConfigError
     from bot.settings import DEFAULT_WEB_PORT
 
@@ -175,10 +177,16 @@ async def run_web(cockpit: Cockpit, *, port: int | None = None) -> int:
         )
     stop = asyncio.Event()
     stop_on_signals(stop)
-    await serve(
-        cockpit,
-        port=resolve_port(port, settings.port, DEFAULT_WEB_PORT),
-        slack=slack,
-        stop=stop,
-    )
+    try:
+        await serve(
+            cockpit,
+            port=resolve_port(port, settings.port, DEFAULT_WEB_PORT),
+            slack=slack,
+            stop=stop,
+        )
+    except SlackApiError as exc:
+        from bot.adapters.slack_run import startup_problem
+
+        log.error("%s", startup_problem(exc))
+        return 2
     return 0

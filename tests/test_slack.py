@@ -79,6 +79,7 @@ class Tools:
 # Tools the tests define themselves (colleagues' real versions are left out, so these tests do
 # not depend on them): the approval-gated stand-ins and the optional App Home / connect tools.
 _REPLACED = {
+    "talk",
     "launch",
     "slow",
     "warmup",
@@ -124,6 +125,14 @@ def _tools(*, connect: bool = False, spend: bool = False, chart: Path | None = N
         await tools.gate.wait()
         tools.runs["slow"] += 1
         return Reply(text="slow provider answered")
+
+    @tool(name="talk", description="Streams its answer.", registry=reg)
+    async def talk(tc: ToolContext, args: BaseModel) -> Reply:
+        words = ["Hel", "lo ", "there, ", "world"]
+        for word in words:
+            if tc.stream is not None:
+                await tc.stream(word)
+        return Reply(text="".join(words), footer="4 tokens")
 
     @tool(name="warmup", description="Reports progress, then finishes.", registry=reg)
     async def warmup(tc: ToolContext, args: BaseModel) -> Reply:
@@ -1156,3 +1165,100 @@ async def test_deploy_end_to_end_through_slack_on_the_sandbox(
         final = [c for c in in_thread if c.body.get("reply_broadcast")]
         assert len(progress) >= 2
         assert len(final) == 1 and not str(final[0].body["text"]).startswith(":warning:")
+
+
+async def test_streamed_answer_grows_one_message_then_becomes_the_reply(slack: SlackEnv) -> None:
+    await slack.command("talk")
+    first = await slack.fake.wait_for("chat.postMessage")
+    assert "Hel" in _texts(first) and "writing…" in _texts(first)
+    final = await slack.fake.wait_for(
+        "chat.update", where=lambda c: "Hello there, world" in _texts(c)
+    )
+    await slack.adapter.drain()
+    assert final.body["ts"] == slack.fake_ts(first)
+    assert "writing…" not in _texts(final) and "4 tokens" in _texts(final)
+    assert len(slack.fake.calls_to("chat.postMessage")) == 1
+    # Edits are batched: never more than one per delta, and the last one is the full reply.
+    assert len(slack.fake.calls_to("chat.update")) <= 4
+    assert slack.fake.calls_to("chat.update")[-1] is final
+
+
+async def test_chat_with_a_deployed_model_continues_in_its_thread(
+    tmp_path: Path, fake: FakeSlack
+) -> None:
+    load_tool_modules()
+    if REGISTRY.get("deploy_model") is None or REGISTRY.get("chat_with_model") is None:
+        pytest.skip("this build has no deploy/chat tools")
+    async for env in _env(tmp_path, fake, Tools(registry=REGISTRY)):
+        await env.command("qwen", command="/deploy")
+        card = await fake.wait_for("chat.postMessage", timeout=20)
+        await env.click(card, "cockpit_approve", user="UALICE", user_name="alice")
+        await fake.wait_for("chat.update", timeout=30)
+        await env.adapter.drain(60)
+        before = len(fake.calls_to("chat.postMessage"))
+
+        thread = "1699999999.009000"
+        await env.event(env.mention("/chat 1 hello there", ts=thread))
+        opened = await fake.wait_for("chat.postMessage", count=before + 1, timeout=20)
+        await env.adapter.drain(30)
+        assert opened.body["thread_ts"] == thread
+        # A plain follow-up in the same thread goes to the model, not to the agent.
+        await env.event({**env.mention("and again?", ts="1699999999.009100"), "thread_ts": thread})
+        follow = await fake.wait_for("chat.postMessage", count=before + 2, timeout=20)
+        await env.adapter.drain(30)
+        assert follow.body["thread_ts"] == thread
+        finished = [c for c in fake.calls_to("chat.update") if c.body["ts"] == env.fake_ts(follow)]
+        final = finished[-1] if finished else follow
+        assert "limited mode" not in _texts(final) and "prompt" in _texts(final)
+
+
+async def test_mention_answered_by_claude_streams_into_the_thread(
+    tmp_path: Path, fake: FakeSlack
+) -> None:
+    """With a Claude key the agent answers; its text streams into the thread as it comes."""
+    from fakes.fake_anthropic import running_fake_anthropic, text_turn, tool_use
+
+    async with running_fake_anthropic() as claude:
+        claude.add(tool_use("whoami", {}))
+        claude.add(text_turn("You are alice, the owner of this workspace's cockpit."))
+        overrides = {"ANTHROPIC_API_KEY": "sk-ant-test", "ANTHROPIC_BASE_URL": claude.url}
+        async for env in _env(tmp_path, fake, _tools(), **overrides):
+            await env.event(env.mention("who am i?", ts="1699999999.001000"))
+            first = await fake.wait_for("chat.postMessage", timeout=10)
+            assert first.body["thread_ts"] == "1699999999.001000"
+            await env.adapter.drain(20)
+            assert len(fake.calls_to("chat.postMessage")) == 1
+            final = fake.calls_to("chat.update")[-1]
+            assert final.body["ts"] == env.fake_ts(first)
+            assert "You are alice, the owner" in _texts(final)
+            assert "writing…" not in _texts(final) and "limited mode" not in _texts(final)
+
+
+async def test_cockpit_run_with_a_rejected_token_says_what_to_fix(
+    tmp_path: Path, fake: FakeSlack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.adapters.slack_run import run_slack
+
+    fake.fail_once("auth.test", "invalid_auth")
+    settings = {
+        "SLACK_BOT_TOKEN": "xoxb-revoked",
+        "SLACK_APP_TOKEN": "xapp-1-test-token",
+        "SLACK_API_URL": fake.api_url,
+    }
+    async with running_bot(tmp_path, **settings) as bot:
+        assert await run_slack(bot.cockpit, console=False) == 2
+    err = capsys.readouterr().err
+    assert "Slack refused to connect (invalid_auth)" in err and "SLACK_BOT_TOKEN" in err
+    assert "Traceback" not in err
+
+
+async def test_readyz_is_503_when_the_database_is_unreachable(tmp_path: Path) -> None:
+    port = _free_port()  # nothing listens there
+    cockpit = Cockpit(make_settings(tmp_path, DATABASE_URL=f"postgresql://x@127.0.0.1:{port}/db"))
+    try:
+        async with TestClient(TestServer(build_web_app(cockpit), host="127.0.0.1")) as http:
+            resp = await http.get("/readyz")
+            assert resp.status == 503
+            assert "database is unreachable" in (await resp.json())["reason"]
+    finally:
+        cockpit.db.dispose()

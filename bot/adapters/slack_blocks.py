@@ -56,7 +56,8 @@ class SlackMessage:
     blocks: list[dict[str, Any]] = field(default_factory=list)
 
     def as_kwargs(self) -> dict[str, Any]:
-        return {"text": self.text, "blocks": self.blocks}
+        # No "blocks" key at all for a text-only message (Slack rejects an empty list).
+        return {"text": self.text, "blocks": self.blocks} if self.blocks else {"text": self.text}
 
 
 # --- text helpers --------------------------------------------------------------------------
@@ -160,7 +161,7 @@ def table_sections(table: Table) -> list[dict[str, Any]]:
     def fmt(cells: list[str]) -> str:
         return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False)).rstrip()
 
-    head = [fmt(columns), "  ".join("-" * w for w in widths)]
+    head = [escape(fmt(columns)), "  ".join("-" * w for w in widths)]
     fence = "```"
     budget = MAX_SECTION_TEXT - 2 * (len(fence) + 1)
     blocks: list[dict[str, Any]] = []
@@ -270,8 +271,11 @@ def render_reply(
                 f"_{ELLIPSIS} {hidden} more part(s) not shown: too long for one Slack message._"
             )
         )
+    # The fallback text feeds notifications: escaped too, so no text can ping `<!channel>`.
     fallback = reply.as_plain_text() or ("Done." if reply.ok else "Something went wrong.")
-    return SlackMessage(text=truncate(warn + fallback, MAX_FALLBACK_TEXT), blocks=content + tail)
+    return SlackMessage(
+        text=truncate(warn + escape(fallback), MAX_FALLBACK_TEXT), blocks=content + tail
+    )
 
 
 # --- approval cards ------------------------------------------------------------------------
@@ -302,14 +306,16 @@ def _has_approval_button(block: dict[str, Any]) -> bool:
 def note(text: str) -> SlackMessage:
     """A one-section message (ephemeral notes: refusals, warnings)."""
     return SlackMessage(
-        text=truncate(text, MAX_FALLBACK_TEXT),
+        text=truncate(escape(text), MAX_FALLBACK_TEXT),
         blocks=[_section(truncate(mrkdwn(text), MAX_SECTION_TEXT))],
     )
 
 
 def progress_line(text: str) -> SlackMessage:
     line = truncate(mrkdwn(text), MAX_SECTION_TEXT - 2)
-    return SlackMessage(text=truncate(text, MAX_FALLBACK_TEXT), blocks=[_context(f"… {line}")])
+    return SlackMessage(
+        text=truncate(escape(text), MAX_FALLBACK_TEXT), blocks=[_context(f"… {line}")]
+    )
 
 
 # --- App Home and modals -------------------------------------------------------------------

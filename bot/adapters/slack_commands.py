@@ -95,7 +95,9 @@ class CommandHandlers(SlackBase):
             private_errors=True,
             broadcast_final=True,
         )
-        reply = await self.cockpit.handle(ctx, line, progress=conversation.progress)
+        reply = await self.cockpit.handle(
+            ctx, line, progress=conversation.progress, stream=conversation.stream
+        )
         await conversation.send(reply, expires_at=await self.expires_at(ctx, reply))
 
     async def on_other_action(

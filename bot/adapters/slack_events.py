@@ -17,9 +17,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import router
 from bot.adapters import slack_blocks as blocks
 from bot.adapters.slack_base import SlackBase, log
+from bot.adapters.slack_post import SlackConversation
 from bot.logs import SECRET_PATTERNS
+from storage import conversations
 from tools.contract import Reply, RequestContext
 
+CHAT_TOOL = "chat_with_model"
+MODEL_CHAT = "model_chat"
 HOME_TOOLS: tuple[tuple[str, dict[str, Any], str], ...] = (
     ("list_deployments", {}, "Deployments"),
     ("get_spend", {"period": "this_week"}, "Spend this week"),
@@ -157,11 +161,53 @@ class EventHandlers(SlackBase):
         )
         if self.thread_relay is not None and await self.thread_relay(ctx, text, conversation):
             return
+        if await self.continue_model_chat(ctx, text, conversation):
+            return
         if router.is_command(text):
-            reply = await self.cockpit.handle(ctx, text, progress=conversation.progress)
+            reply = await self.cockpit.handle(
+                ctx, text, progress=conversation.progress, stream=conversation.stream
+            )
         else:
-            reply = await self.cockpit.converse(ctx, text, progress=conversation.progress)
+            reply = await self.cockpit.converse(
+                ctx, text, progress=conversation.progress, on_text=conversation.stream
+            )
         await conversation.send(reply, expires_at=await self.expires_at(ctx, reply))
+
+    async def continue_model_chat(
+        self, ctx: RequestContext, text: str, conversation: SlackConversation
+    ) -> bool:
+        """A message in a thread that is a chat with a deployed model (started there with
+        `/chat <deployment> ...`) goes on to that model, streamed into the thread."""
+        if (
+            not ctx.thread
+            or router.is_command(text)
+            or self.cockpit.services.registry.get(CHAT_TOOL) is None
+        ):
+            return False
+
+        def deployment_of_thread() -> int | None:
+            with self.cockpit.db.session() as s:
+                conv = conversations.find(
+                    s,
+                    org_id=ctx.org_id,
+                    platform=ctx.platform.value,
+                    channel=ctx.channel,
+                    thread=ctx.thread,
+                )
+                return conv.deployment_id if conv and conv.kind == MODEL_CHAT else None
+
+        deployment_id = await self.blocking(deployment_of_thread)
+        if deployment_id is None:
+            return False
+        reply = await self.cockpit.dispatcher.run(
+            ctx,
+            CHAT_TOOL,
+            {"deployment": str(deployment_id), "message": [text]},
+            progress=conversation.progress,
+            stream=conversation.stream,
+        )
+        await conversation.send(reply)
+        return True
 
     async def refuse_key(
         self,
@@ -175,10 +221,9 @@ class EventHandlers(SlackBase):
         """A secret pasted into chat: never stored, never echoed, never given to the agent."""
         channel, user, ts = event["channel"], event["user"], event.get("ts")
         if is_dm:
+            note = blocks.note(KEY_IN_DM_NOTE.format(provider=provider))
             await client.chat_postMessage(
-                channel=channel,
-                thread_ts=event.get("thread_ts") or ts,
-                text=KEY_IN_DM_NOTE.format(provider=provider),
+                channel=channel, thread_ts=event.get("thread_ts") or ts, **note.as_kwargs()
             )
             return
         # app_mention and message.channels may both deliver this message: warn once.

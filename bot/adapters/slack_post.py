@@ -92,7 +92,7 @@ class SlackConversation:
                 self.thread_ts = await self.post(SlackMessage(text=opener, blocks=[]))
             if self.via_response_url:
                 if self.respond is not None:
-                    await self.respond(text=f"… {text}", response_type="ephemeral")
+                    await self.respond(text=f"… {escape(text)}", response_type="ephemeral")
                 return
             await self.post(progress_line(text), thread_ts=self.thread_ts)
         except Exception:

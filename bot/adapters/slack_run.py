@@ -7,17 +7,31 @@ import asyncio
 import logging
 import sys
 
-from bot.adapters.slack import SlackAdapter
+from slack_sdk.errors import SlackApiError
+
+from bot.adapters.slack import SlackAdapter, SlackConfigError
 from bot.app import Cockpit
 from bot.settings import DEFAULT_WEB_PORT
 
 log = logging.getLogger(__name__)
 
 
+def startup_problem(exc: Exception) -> str:
+    """What to tell the operator when Slack cannot start (no stack trace)."""
+    if isinstance(exc, SlackApiError):
+        error = exc.response.get("error") if exc.response is not None else "unknown_error"
+        return (
+            f"Slack refused to connect ({error}). Check SLACK_BOT_TOKEN (xoxb-…) and, for "
+            "Socket Mode, SLACK_APP_TOKEN (xapp-… with connections:write); see docs/slack.md."
+        )
+    return str(exc)
+
+
 async def run_slack(cockpit: Cockpit, *, console: bool | None = None) -> int:
     """Start Slack as configured: Socket Mode when SLACK_BOT_TOKEN + SLACK_APP_TOKEN are set,
     HTTP mode (`cockpit web`'s server) when SLACK_SIGNING_SECRET + client id/secret are set.
-    The console runs too when stdin is a terminal (`console=None` decides by that)."""
+    The console runs too when stdin is a terminal (`console=None` decides by that).
+    Returns the exit code."""
     from bot.web import resolve_port, serve, stop_on_signals
 
     settings = cockpit.settings
@@ -27,15 +41,23 @@ async def run_slack(cockpit: Cockpit, *, console: bool | None = None) -> int:
     stop_on_signals(stop)
     socket: SlackAdapter | None = None
     web_task: asyncio.Task[None] | None = None
+    running = []
     try:
-        if settings.slack_socket_mode:
-            socket = SlackAdapter(cockpit, mode="socket")
-            await socket.start_socket_mode()
-        if settings.slack_http_mode:
-            port = resolve_port(None, settings.port, DEFAULT_WEB_PORT)
-            http = SlackAdapter(cockpit, mode="http")
-            web_task = asyncio.create_task(serve(cockpit, port=port, slack=http, stop=stop))
-        print("Slack is connected. Stop with Ctrl-C.", file=sys.stderr)
+        try:
+            if settings.slack_socket_mode:
+                socket = SlackAdapter(cockpit, mode="socket")
+                await socket.start_socket_mode()
+                running.append("Socket Mode")
+            if settings.slack_http_mode:
+                port = resolve_port(None, settings.port, DEFAULT_WEB_PORT)
+                http = SlackAdapter(cockpit, mode="http")
+                await http.start()
+                web_task = asyncio.create_task(serve(cockpit, port=port, slack=http, stop=stop))
+                running.append(f"HTTP mode on port {port}")
+        except (SlackApiError, SlackConfigError) as exc:
+            print(startup_problem(exc), file=sys.stderr)
+            return 2
+        print(f"Slack is running ({', '.join(running)}). Stop with Ctrl-C.", file=sys.stderr)
         if console:
             from bot.adapters.console import Console, default_user
 

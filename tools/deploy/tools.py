@@ -559,6 +559,28 @@ def _save(tc: ToolContext, dep: Deployment, **fields: object) -> None:
         )
 
 
+class ProtectInput(_Strict):
+    deployment: str = arg(description="Number, name or model of the deployment", positional=True)
+    off: bool = arg(False, description="Remove the protection")
+
+
+@tool(
+    name="protect_deployment",
+    command="protect",
+    input_model=ProtectInput,
+    role=Role.admin,
+    side_effect=SideEffect.admin,
+    group="deploy",
+    description="Protect a deployment from idle and budget auto-stops (or --off).",
+    examples=("/protect 3", "/protect 3 --off"),
+)
+async def protect_deployment(tc: ToolContext, args: ProtectInput) -> Reply:
+    dep = find_deployment(tc, args.deployment)
+    _save(tc, dep, protected=not args.off)
+    state = "no longer protected" if args.off else "protected: idle and budget rules skip it"
+    return Reply(text=f"#{dep.id} {dep.name} is {state}.")
+
+
 # --- reconcile ------------------------------------------------------------------------------
 
 

@@ -1,0 +1,369 @@
+"""The background checks: health, cost, idle, reconcile and the digest.
+
+Each sweep reads state, asks the provider, updates the database and raises or resolves alerts
+through the router. Actions (stop, rollback) go through `act`, which the bot wires to the
+dispatcher as the system actor, so every automatic change is audited like a human one."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlmodel import col, select
+
+from storage import deployments, ledger
+from storage.models import Alert, AlertRoute, Budget, Deployment, Organization
+from tools.alerts import AlertRouter, gather_bounded
+from tools.cost.accrual import BudgetStatus, accrue_all, budget_period, new_threshold_alerts
+from tools.cost.estimate import money
+from tools.cost.periods import resolve_period
+from tools.cost.tools import compute_spend
+from tools.deploy.tools import find_orphans
+from tools.errors import CockpitError
+from tools.metrics import DEPLOYMENT_HEALTH
+from tools.services import Services
+
+log = logging.getLogger(__name__)
+
+UNHEALTHY_AFTER_FAILURES = 3
+SWEEP_CONCURRENCY = 50
+PROBE_SLOW_SECONDS = 10.0
+IDLE_GRACE = timedelta(minutes=15)
+MONITORED = ("healthy", "degraded", "unhealthy")
+
+# act(deployment, tool_name, args, reason) -> None: run a tool as the system actor.
+Act = Callable[[Deployment, str, dict[str, object], str], Awaitable[None]]
+
+
+@dataclass
+class SweepReport:
+    checked: int = 0
+    failures: int = 0
+    alerts: int = 0
+    actions: list[str] = field(default_factory=list)
+
+
+def _health_key(dep: Deployment) -> str:
+    return f"health:{dep.id}"
+
+
+async def health_sweep(
+    services: Services,
+    router: AlertRouter,
+    *,
+    act: Act | None = None,
+    probe: bool = False,
+    auto_rollback: bool = False,
+) -> SweepReport:
+    """Check every live deployment (bounded concurrency, one shared HTTP pool)."""
+    with services.db.session() as s:
+        deps = deployments.list_all_active(s, statuses=MONITORED)
+    report = SweepReport(checked=len(deps))
+    results = await gather_bounded(
+        [_check(services, router, d, act, probe, auto_rollback, report) for d in deps],
+        SWEEP_CONCURRENCY,
+    )
+    for r in results:
+        if isinstance(r, BaseException):
+            log.error("health check crashed: %r", r)
+    return report
+
+
+async def _observe(services: Services, dep: Deployment, probe: bool) -> tuple[bool, str, int]:
+    """(ok, what we saw, jobs seen) for one deployment."""
+    client = services.runpod_for(dep.org_id)
+    if dep.provider_pod_id:
+        pod = await client.get_pod(dep.provider_pod_id)
+        return pod.status == "RUNNING", f"pod {pod.status.lower()}", dep.jobs_seen
+    assert dep.provider_endpoint_id
+    health = await client.health(dep.provider_endpoint_id)
+    w, j = health.workers, health.jobs
+    jobs = j.completed + j.in_progress + j.in_queue + j.failed
+    if w.unhealthy and not health.ready_workers:
+        return False, f"{w.unhealthy} unhealthy worker(s), none ready", jobs
+    if probe and health.ready_workers:
+        started = time.monotonic()
+        await client.chat_completion(
+            dep.provider_endpoint_id,
+            [{"role": "user", "content": "ping"}],
+            model=dep.model_id,
+            max_tokens=1,
+        )
+        latency = time.monotonic() - started
+        if latency > PROBE_SLOW_SECONDS:
+            return False, f"probe answered in {latency:.1f}s", jobs
+    return True, f"{health.ready_workers} ready, {j.failed} failed jobs", jobs
+
+
+async def _check(
+    services: Services,
+    router: AlertRouter,
+    dep: Deployment,
+    act: Act | None,
+    probe: bool,
+    auto_rollback: bool,
+    report: SweepReport,
+) -> None:
+    try:
+        ok, seen, jobs = await _observe(services, dep, probe)
+    except CockpitError as exc:
+        ok, seen, jobs = False, exc.message, dep.jobs_seen
+    now = services.clock.now()
+    failures = 0 if ok else dep.health_failures + 1
+    state = (
+        "healthy" if ok else ("degraded" if failures < UNHEALTHY_AFTER_FAILURES else "unhealthy")
+    )
+    fields: dict[str, object] = {
+        "health_failures": failures,
+        "health_state": state,
+        "status": state,
+        "last_health_at": now,
+        "jobs_seen": jobs,
+    }
+    if jobs > dep.jobs_seen:
+        fields["last_request_at"] = now  # traffic we did not relay ourselves counts as use
+    assert dep.id is not None
+    with services.db.session() as s:
+        deployments.update(s, org_id=dep.org_id, deployment_id=dep.id, now=now, **fields)
+    DEPLOYMENT_HEALTH.labels(deployment=str(dep.id)).set(1 if ok else 0)
+    if not ok:
+        report.failures += 1
+    if state == "unhealthy":
+        sent = await router.fire(
+            org_id=dep.org_id,
+            key=_health_key(dep),
+            severity="critical",
+            title=f"#{dep.id} {dep.name} is unhealthy",
+            deployment_id=dep.id,
+            details=f"{dep.model_id}: {seen} ({failures} failed checks in a row).",
+        )
+        report.alerts += int(sent)
+        if (
+            auto_rollback
+            and act is not None
+            and dep.current_revision > 1
+            and dep.status != "unhealthy"
+        ):
+            await act(
+                dep,
+                "rollback_deployment",
+                {"deployment": str(dep.id)},
+                "new revision turned unhealthy",
+            )
+            report.actions.append(f"rollback #{dep.id}")
+    elif ok and dep.health_state in ("unhealthy", "degraded"):
+        resolved = await router.resolve(
+            org_id=dep.org_id,
+            key=_health_key(dep),
+            details=f"#{dep.id} {dep.name} is healthy again: {seen}.",
+        )
+        report.alerts += int(resolved)
+
+
+# --- cost ---------------------------------------------------------------------------------------
+
+
+async def cost_sweep(
+    services: Services, router: AlertRouter, *, act: Act | None = None
+) -> SweepReport:
+    """Accrue the ledger, then per budget: threshold alerts (once each per period), a warning
+    when the forecast overruns, and auto-stop at 100% when the organisation asked for it."""
+    await accrue_all(services)
+    report = SweepReport()
+    with services.db.session() as s:
+        budgets = list(s.exec(select(Budget)))
+    for budget in budgets:
+        await _check_budget(services, router, budget, act, report)
+    return report
+
+
+async def _check_budget(
+    services: Services, router: AlertRouter, budget: Budget, act: Act | None, report: SweepReport
+) -> None:
+    now = services.clock.now()
+    tz = _org_timezone(services, budget.org_id)
+    period = budget_period(budget, now=now, tz=tz)
+    spend, _ = await compute_spend(services, org_id=budget.org_id, period=period)
+    status = BudgetStatus(budget=budget, period=period, spent=spend.total)
+    report.checked += 1
+    for alert in new_threshold_alerts(services, status):
+        await router.deliver_existing(alert)
+        report.alerts += 1
+    forecast = spend.forecast()
+    if forecast > budget.amount and status.percent < 100:
+        sent = await router.fire(
+            org_id=budget.org_id,
+            key=f"budget-forecast:{period.start:%Y%m%d}",
+            severity="warning",
+            title=f"Forecast overruns the {budget.period} budget",
+            details=f"{money(spend.total)} spent; at the current rate {money(forecast)} by the end "
+            f"of the period, over {money(budget.amount)}.",
+        )
+        report.alerts += int(sent)
+    if budget.auto_stop and status.percent >= 100 and act is not None:
+        with services.db.session() as s:
+            running = deployments.list_for(s, org_id=budget.org_id, statuses=MONITORED)
+        for dep in running:
+            if not dep.protected:
+                await act(
+                    dep,
+                    "stop_deployment",
+                    {"deployment": str(dep.id)},
+                    f"budget reached {status.percent:.0f}% with auto-stop on",
+                )
+                report.actions.append(f"stop #{dep.id}")
+
+
+def _org_timezone(services: Services, org_id: int) -> str:
+    from storage.models import Workspace
+
+    with services.db.session() as s:
+        tz = s.exec(select(Workspace.timezone).where(Workspace.org_id == org_id)).first()
+    return tz or "UTC"
+
+
+# --- idle ---------------------------------------------------------------------------------------
+
+
+def bills_while_idle(dep: Deployment) -> bool:
+    """Pods bill while running; serverless only with always-on (min) workers."""
+    if dep.provider_pod_id:
+        return True
+    settings = json.loads(dep.settings_json or "{}")
+    return int(settings.get("workers_min", 0)) > 0
+
+
+async def idle_sweep(services: Services, router: AlertRouter, *, act: Act | None) -> SweepReport:
+    """Idle beyond the organisation's policy: warn once, then stop after a grace period.
+    Protected deployments are never touched."""
+    now = services.clock.now()
+    report = SweepReport()
+    with services.db.session() as s:
+        deps = deployments.list_all_active(s, statuses=MONITORED)
+        policies = {o.id: o.idle_stop_minutes for o in s.exec(select(Organization))}
+    for dep in deps:
+        if dep.protected or not bills_while_idle(dep):
+            continue
+        report.checked += 1
+        last_use = dep.last_request_at or dep.healthy_at or dep.created_at
+        idle = now - last_use
+        limit = timedelta(minutes=policies.get(dep.org_id, 60))
+        key = f"idle:{dep.id}"
+        assert dep.id is not None
+        if idle < limit:
+            if dep.idle_warned_at is not None:
+                _set(services, dep, idle_warned_at=None)
+                await router.resolve(org_id=dep.org_id, key=key, details="In use again.")
+            continue
+        if dep.idle_warned_at is None:
+            _set(services, dep, idle_warned_at=now)
+            report.alerts += int(
+                await router.fire(
+                    org_id=dep.org_id,
+                    key=key,
+                    severity="warning",
+                    deployment_id=dep.id,
+                    title=f"#{dep.id} {dep.name} is idle and still billing",
+                    details=f"No requests for {int(idle.total_seconds() // 60)} min at "
+                    f"{money(dep.price_per_hour)}/h. It will be stopped in "
+                    f"{int(IDLE_GRACE.total_seconds() // 60)} min unless used; "
+                    f"`/protect {dep.id}` keeps it running.",
+                )
+            )
+        elif now - dep.idle_warned_at >= IDLE_GRACE and act is not None:
+            await act(
+                dep,
+                "stop_deployment",
+                {"deployment": str(dep.id)},
+                f"idle for {int(idle.total_seconds() // 60)} min",
+            )
+            report.actions.append(f"stop #{dep.id}")
+            await router.resolve(
+                org_id=dep.org_id, key=key, details=f"#{dep.id} was stopped after being idle."
+            )
+    return report
+
+
+def _set(services: Services, dep: Deployment, **fields: object) -> None:
+    assert dep.id is not None
+    with services.db.session() as s:
+        deployments.update(
+            s, org_id=dep.org_id, deployment_id=dep.id, now=services.clock.now(), **fields
+        )
+
+
+# --- reconcile and digest -----------------------------------------------------------------------
+
+
+async def reconcile_sweep(services: Services, router: AlertRouter) -> SweepReport:
+    """Resources named by this bot that no deployment knows: one alert each."""
+    report = SweepReport()
+    with services.db.session() as s:
+        org_ids = sorted({d.org_id for d in s.exec(select(Deployment))})
+    for org_id in org_ids:
+        try:
+            orphans = await find_orphans(services, org_id)
+        except CockpitError as exc:
+            log.warning("reconcile skipped for org %s: %s", org_id, exc)
+            continue
+        report.checked += 1
+        for kind, rid, name in orphans:
+            report.alerts += int(
+                await router.fire(
+                    org_id=org_id,
+                    key=f"orphan:{rid}",
+                    severity="warning",
+                    title=f"Orphaned RunPod {kind} {name}",
+                    details=f"{kind} {rid} carries our name prefix but no deployment knows it; it "
+                    "may be billing. Delete it in the RunPod console if it is not needed.",
+                )
+            )
+    return report
+
+
+async def digest(services: Services, router: AlertRouter) -> SweepReport:
+    """Yesterday in one message per organisation that has alert routes."""
+    report = SweepReport()
+    now = services.clock.now()
+    with services.db.session() as s:
+        org_ids = sorted({r.org_id for r in s.exec(select(AlertRoute))})
+    for org_id in org_ids:
+        tz = _org_timezone(services, org_id)
+        period = resolve_period("yesterday", now=now, tz=tz)
+        spend, _ = await compute_spend(services, org_id=org_id, period=period)
+        with services.db.session() as s:
+            live = deployments.list_for(s, org_id=org_id, statuses=MONITORED)
+            incidents = list(
+                s.exec(
+                    select(Alert).where(
+                        Alert.org_id == org_id,
+                        col(Alert.first_seen) >= period.start,
+                        col(Alert.first_seen) < period.end,
+                        col(Alert.severity) != "info",
+                    )
+                )
+            )
+            agent = ledger.total(s, org_id=org_id, start=period.start, end=period.end, kind="agent")
+        lines = [
+            f"Spend: {money(spend.total)} (GPU {money(spend.gpu_total)}, agent {money(agent)})",
+            f"Running deployments: {len(live)}"
+            + (": " + ", ".join(f"#{d.id} {d.name}" for d in live[:10]) if live else ""),
+            f"Incidents: {len(incidents)}"
+            + ("".join(f"\n• {a.title}" for a in incidents[:10]) if incidents else ""),
+        ]
+        start_local = period.start.astimezone(period.start.tzinfo)
+        report.alerts += int(
+            await router.fire(
+                org_id=org_id,
+                key=f"digest:{start_local:%Y%m%d}",
+                severity="info",
+                title=f"Daily digest for {period.describe().split(' – ')[0]}",
+                details="\n".join(lines),
+            )
+        )
+        report.checked += 1
+    return report
