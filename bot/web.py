@@ -9,7 +9,6 @@ Port: `--port`, else `$PORT`, else 3000.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -147,19 +146,8 @@ async def serve(
             await slack.close()
 
 
-def stop_on_signals(stop: asyncio.Event) -> None:
-    """Set `stop` on SIGTERM/SIGINT (hosts stop processes with SIGTERM)."""
-    import signal
-
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        # Not available on Windows, nor outside the main thread.
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-
-
 async def run_web(cockpit: Cockpit, *, port: int | None = None) -> int:
-    """`cockpit web`: serve until SIGTERM/SIGINT. Returns the exit code."""
+    """`cockpit web`: serve until cancelled. Returns the exit code."""
     from slack_sdk.errors import SlackApiError
 
     from bot.adapters.slack import SlackConfigError
@@ -175,14 +163,13 @@ async def run_web(cockpit: Cockpit, *, port: int | None = None) -> int:
         log.warning(
             "SLACK_SIGNING_SECRET is not set: serving health checks only, no Slack HTTP mode."
         )
-    stop = asyncio.Event()
-    stop_on_signals(stop)
+    # Runs until cancelled: `cockpit web` cancels the task on SIGTERM/SIGINT (bot.cli._run),
+    # and `serve` closes the server and the Slack adapter on the way out.
     try:
         await serve(
             cockpit,
             port=resolve_port(port, settings.port, DEFAULT_WEB_PORT),
             slack=slack,
-            stop=stop,
         )
     except SlackApiError as exc:
         from bot.adapters.slack_run import startup_problem

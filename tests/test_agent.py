@@ -769,7 +769,7 @@ async def test_a_retried_event_does_not_ask_claude_twice(
     [
         ("what's my spend this week", ("get_spend", {"period": "this week"})),
         ("how much did we spend last month?", ("get_spend", {"period": "last month"})),
-        ("stop the idle ones", ("stop_deployment", {"idle": True})),
+        ("stop the idle ones", ("stop_idle_deployments", {})),
         ("stop qwen-7b", ("stop_deployment", {"deployment": "qwen-7b"})),
         ("is qwen-7b healthy?", ("deployment_status", {"deployment": "qwen-7b"})),
         ("status of llama-8b", ("deployment_status", {"deployment": "llama-8b"})),
@@ -786,6 +786,7 @@ def test_offline_intents(text: str, expected: tuple[str, dict[str, Any]]) -> Non
         "help",
         "get_spend",
         "stop_deployment",
+        "stop_idle_deployments",
         "deployment_status",
         "list_deployments",
         "deploy_model",

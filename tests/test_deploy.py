@@ -163,3 +163,16 @@ async def test_interrupted_deploy_is_compensated_at_start(bot: BotHarness) -> No
     assert not emulator(bot).state.templates
     assert dep_row(bot).status == "failed"
     assert "interrupted" in (dep_row(bot).failure_reason or "")
+
+
+async def test_plain_words_in_limited_mode(bot: BotHarness) -> None:
+    await deploy(bot)
+    spend = await bot.send("what's my spend this week", user="alice")
+    assert spend.ok and (spend.title or "").startswith("Spend this week")
+    assert "limited mode" in (spend.footer or "")
+    healthy = await bot.send("is qwen healthy?", user="alice")
+    assert healthy.ok and "#1" in (healthy.title or ""), healthy.as_plain_text()
+    bot.clock.advance(20 * 60)
+    stopped = await bot.send("stop the idle ones", user="alice")
+    assert stopped.ok and "Stopped 1 idle deployment(s): #1" in stopped.text
+    assert dep_row(bot).status == "stopped"

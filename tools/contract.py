@@ -225,6 +225,8 @@ class Tool:
     group: str = "general"
     preview: PreviewFunc | None = None
     examples: tuple[str, ...] = ()
+    # False keeps a tool away from the LLM (its output is a secret, e.g. a new API key).
+    agent: bool = True
     _secret_fields: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
@@ -447,6 +449,7 @@ def tool(
     aliases: tuple[str, ...] = (),
     group: str = "general",
     examples: tuple[str, ...] = (),
+    agent: bool = True,
     registry: Registry | None = None,
 ) -> Callable[[ToolFunc], Tool]:
     """Register an async function `f(tc: ToolContext, args: InputModel) -> Reply` as a tool.
@@ -467,6 +470,7 @@ def tool(
             aliases=aliases,
             group=group,
             examples=examples,
+            agent=agent,
         )
         return (registry or REGISTRY).add(t)
 

@@ -170,6 +170,7 @@ class InviteInput(_Strict):
     role=Role.admin,
     side_effect=SideEffect.admin,
     group="team",
+    agent=False,
     description="Create a single-use invite code; `/join CODE` in Slack, Discord or the console "
     "links that identity (or a whole new workspace) to this organisation.",
     examples=("/invite @bob --role member", "/invite --role viewer --hours 24"),
@@ -376,6 +377,7 @@ class ApiKeyCreateInput(_Strict):
     side_effect=SideEffect.admin,
     group="team",
     description="Create an API key for the HTTP API (shown once).",
+    agent=False,
     examples=('/apikey ci-bot --role member --scopes "list_deployments get_spend"',),
 )
 async def create_api_key(tc: ToolContext, args: ApiKeyCreateInput) -> Reply:

@@ -1,5 +1,6 @@
 """`cockpit run` with Slack configured: Socket Mode and/or the HTTP server, plus the console when
-someone is at the terminal. Runs until SIGTERM/SIGINT (or the console exits)."""
+someone is at the terminal. Runs until cancelled (`cockpit run` cancels it on SIGTERM/SIGINT)
+or until the console exits."""
 
 from __future__ import annotations
 
@@ -32,13 +33,12 @@ async def run_slack(cockpit: Cockpit, *, console: bool | None = None) -> int:
     HTTP mode (`cockpit web`'s server) when SLACK_SIGNING_SECRET + client id/secret are set.
     The console runs too when stdin is a terminal (`console=None` decides by that).
     Returns the exit code."""
-    from bot.web import resolve_port, serve, stop_on_signals
+    from bot.web import resolve_port, serve
 
     settings = cockpit.settings
     if console is None:
         console = sys.stdin.isatty()
     stop = asyncio.Event()
-    stop_on_signals(stop)
     socket: SlackAdapter | None = None
     web_task: asyncio.Task[None] | None = None
     running = []

@@ -206,7 +206,7 @@ class ClaudeAgent:
         prompt-cache breakpoint."""
         defs: list[dict[str, Any]] = []
         for t in self.services.registry.for_role(ctx.role):
-            if t.secret_fields:
+            if t.secret_fields or not t.agent:
                 continue  # keys go through a modal or DM (`/connect`), never through Claude
             if t.name in SKILL_TOOL_NAMES:
                 log.warning("registry tool %s is shadowed by the agent's skill tool", t.name)

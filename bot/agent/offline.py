@@ -47,10 +47,6 @@ def _spend(m: re.Match[str]) -> dict[str, Any]:
     return {"period": period or "this week"}
 
 
-def _idle(_: re.Match[str]) -> dict[str, Any]:
-    return {"idle": True}
-
-
 # Order matters: the first match wins. Other modules append intents for their tools.
 INTENTS: list[Intent] = [
     Intent(re.compile(r"\b(who am i|whoami|my role)\b", re.I), "whoami", _none),
@@ -70,7 +66,7 @@ INTENTS: list[Intent] = [
         "get_spend",
         _spend,
     ),
-    Intent(re.compile(r"\bstop\b.*\bidle\b", re.I), "stop_deployment", _idle),
+    Intent(re.compile(r"\bstop\b.*\bidle\b", re.I), "stop_idle_deployments", _none),
     Intent(
         re.compile(r"^\s*(?:please\s+)?stop\s+(?:the\s+)?(?P<dep>[\w./:-]+)", re.I),
         "stop_deployment",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from pydantic import BaseModel, ConfigDict
 
@@ -557,6 +558,35 @@ def _save(tc: ToolContext, dep: Deployment, **fields: object) -> None:
         deployments.update(
             s, org_id=tc.org_id, deployment_id=dep.id, now=tc.services.clock.now(), **fields
         )
+
+
+class StopIdleInput(_Strict):
+    minutes: int = arg(15, description="Idle for at least this many minutes", ge=1, le=10_080)
+
+
+@tool(name="stop_idle_deployments", command="stop-idle", input_model=StopIdleInput,
+      role=Role.member, side_effect=SideEffect.destroy, group="deploy",
+      description="Stop every deployment with no requests for a while (protected ones are kept).",
+      examples=("/stop-idle", "/stop-idle --minutes 60"))
+async def stop_idle_deployments(tc: ToolContext, args: StopIdleInput) -> Reply:
+    now = tc.services.clock.now()
+    cutoff = now - timedelta(minutes=args.minutes)
+    with tc.services.db.session() as s:
+        live = deployments.list_for(s, org_id=tc.org_id, statuses=("healthy", "degraded",
+                                                                    "unhealthy"))
+    idle = [d for d in live if (d.last_request_at or d.healthy_at or d.created_at) <= cutoff]
+    stopped, kept = [], []
+    for dep in idle:
+        if dep.protected:
+            kept.append(f"#{dep.id} {dep.name}")
+            continue
+        await stop_resources(tc, dep)
+        stopped.append(f"#{dep.id} {dep.name}")
+    if not stopped:
+        return Reply(text=f"Nothing idle for {args.minutes} min or more"
+                          + (f" (protected and idle: {', '.join(kept)})." if kept else "."))
+    return Reply(text=f"Stopped {len(stopped)} idle deployment(s): {', '.join(stopped)}."
+                      + (f" Kept protected: {', '.join(kept)}." if kept else ""))
 
 
 class ProtectInput(_Strict):
