@@ -196,6 +196,12 @@ class Cockpit:
         if not text:
             return Reply(text="Type /help to see what I can do.")
         if router.is_command(text):
+            decision = router.approval_decision(text)
+            if decision is not None:
+                verb, approval_id = decision
+                if verb == "approve":
+                    return await self.approve(ctx, approval_id, progress=progress)
+                return await self.cancel(ctx, approval_id)
             try:
                 call = router.parse(self.services.registry, text)
             except CockpitError as exc:

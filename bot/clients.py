@@ -69,9 +69,12 @@ class RunPodWiring:
             return
         from tools.clients.sandbox import RunPodEmulator
 
+        settings = self.settings
+        state = settings.data_dir / "sandbox-state.json" if settings.sandbox_state else None
         self.emulator = RunPodEmulator(
             clock=self.services.clock,
             worker_ready_seconds=self.settings.sandbox_worker_ready_seconds,
+            state_file=state,
         )
         await self.emulator.start()
         self.api_url, self.serverless_url = self.emulator.api_url, self.emulator.serverless_url

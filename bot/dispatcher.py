@@ -79,16 +79,18 @@ class Dispatcher:
         """Validate, authorise and run (or queue for approval) one tool call."""
         tool = self.services.registry.get(tool_name)
         if tool is None:
-            return Reply.error(f"There is no tool called {tool_name!r}. Type /help for the list.")
+            return Reply.error(
+                f"There is no tool called {tool_name!r}. Type /help for the list.", code="not_found"
+            )
         try:
             args = raw_args if isinstance(raw_args, BaseModel) else tool.parse_args(raw_args or {})
             self.rate_limiter.check(ctx)
         except RateLimited as exc:
             self._audit(ctx, tool, {}, "denied", str(exc))
-            return self._finish(Reply.error(str(exc)))
+            return self._finish(Reply.from_error(exc))
         except CockpitError as exc:
             # Bad input changes nothing, not even the audit trail.
-            return self._finish(Reply.error(str(exc)))
+            return self._finish(Reply.from_error(exc))
         args_dict = args.model_dump(mode="json")
         for name in tool.secret_fields:
             SECRETS.add(str(args_dict.get(name) or ""))
@@ -127,7 +129,7 @@ class Dispatcher:
                     request_id=ctx.request_id,
                     now=now,
                 )
-                return Reply.error(f"Approval #{approval_id} was not found.")
+                return Reply.error(f"Approval #{approval_id} was not found.", code="not_found")
             tool = self.services.registry.get(row.tool)
             requester_ctx = RequestContext.model_validate_json(row.request_json)
             problem = self._approval_problem(ctx, row.status, row.requester, row.expires_at, now)
@@ -195,7 +197,7 @@ class Dispatcher:
         with self.services.db.session() as s:
             row = approvals.get(s, org_id=ctx.org_id, approval_id=approval_id)
             if row is None:
-                return Reply.error(f"Approval #{approval_id} was not found.")
+                return Reply.error(f"Approval #{approval_id} was not found.", code="not_found")
             problem = self._approval_problem(ctx, row.status, row.requester, row.expires_at, now)
             if problem:
                 return Reply.error(problem)
@@ -222,7 +224,7 @@ class Dispatcher:
             "it or to change your role."
         )
         self._audit(ctx, tool, args, "denied", msg)
-        return self._finish(Reply.error(msg))
+        return self._finish(Reply.error(msg, code="forbidden"))
 
     def _approval_problem(
         self, ctx: RequestContext, status: str, requester: str, expires_at: Any, now: Any
@@ -245,7 +247,7 @@ class Dispatcher:
                 preview = await tool.preview(tc, args)
             except CockpitError as exc:
                 self._audit(ctx, tool, args.model_dump(mode="json"), "failed", str(exc))
-                return self._finish(Reply.error(str(exc)))
+                return self._finish(Reply.from_error(exc))
         now = self.services.clock.now()
         expires = now + self.approval_ttl
         redacted = tool.redact(args.model_dump(mode="json"))
@@ -337,7 +339,7 @@ class Dispatcher:
             reply = await tool.func(tc, args)
         except CockpitError as exc:
             self._audit(ctx, tool, redacted, "failed", str(exc))
-            return self._finish(Reply.error(str(exc)))
+            return self._finish(Reply.from_error(exc))
         except Exception:
             log.exception("tool %s failed (request %s)", tool.name, ctx.request_id)
             self._audit(ctx, tool, redacted, "failed", "internal error")

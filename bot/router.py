@@ -36,6 +36,16 @@ def split_command(text: str) -> tuple[str, str]:
     return name, rest.strip()
 
 
+def approval_decision(text: str) -> tuple[str, int] | None:
+    """`/approve 12` or `/cancel 12`: a typed decision on a pending approval (for surfaces
+    without buttons, and for approvals requested through the HTTP API)."""
+    name, rest = split_command(text)
+    ref = rest.strip().lstrip("#")
+    if name in ("approve", "cancel") and ref.isdigit():
+        return name, int(ref)
+    return None
+
+
 def parse(registry: Registry, text: str) -> ToolCall:
     """Parse a slash command. Unknown names suggest the closest command; bad arguments raise
     `InvalidInput` carrying the usage line generated from the tool's schema."""

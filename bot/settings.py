@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=30, alias="COCKPIT_RATE_LIMIT_PER_MINUTE")
     approval_ttl_seconds: int = Field(default=600, alias="COCKPIT_APPROVAL_TTL_SECONDS")
     sandbox_worker_ready_seconds: float = Field(default=8.0, alias="COCKPIT_SANDBOX_READY_SECONDS")
+    # keep the sandbox account in <data dir>/sandbox-state.json across restarts
+    sandbox_state: bool = Field(default=True, alias="COCKPIT_SANDBOX_STATE")
 
     runpod_api_key: str | None = Field(default=None, alias="RUNPOD_API_KEY", repr=False)
     runpod_api_url: str = Field(default=DEFAULT_RUNPOD_API_URL, alias="RUNPOD_API_URL")
@@ -51,6 +53,8 @@ class Settings(BaseSettings):
 
     discord_bot_token: str | None = Field(default=None, alias="DISCORD_BOT_TOKEN", repr=False)
     discord_api_url: str | None = Field(default=None, alias="DISCORD_API_URL")
+    # "Admins=admin,Ops=member": Discord role (name or id) → bot role; empty: roles stay as stored
+    discord_role_map: str = Field(default="", alias="COCKPIT_DISCORD_ROLE_MAP")
 
     port: int | None = Field(default=None, alias="PORT")
 

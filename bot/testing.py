@@ -71,6 +71,7 @@ def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "COCKPIT_SECRET_KEY": Fernet.generate_key().decode(),
         "COCKPIT_SANDBOX": "on",
         "COCKPIT_SANDBOX_READY_SECONDS": 5,
+        "COCKPIT_SANDBOX_STATE": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

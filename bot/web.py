@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from bot.adapters.http_api import add_api_routes
+
 if TYPE_CHECKING:
     from bot.adapters.slack import SlackAdapter
     from bot.app import Cockpit
@@ -96,6 +98,7 @@ def build_web_app(cockpit: Cockpit, *, slack: SlackAdapter | None = None) -> web
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    add_api_routes(app, cockpit)
     if slack is not None:
         app.router.add_post(SLACK_EVENTS_PATH, slack.handle_events)
         app.router.add_get(slack.install_path or SLACK_INSTALL_PATH, slack.handle_install)

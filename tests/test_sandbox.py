@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
 from aiohttp.test_utils import TestServer
+from cryptography.fernet import Fernet
 from runpod_helpers import (
     API_KEY,
     MODEL,
@@ -21,9 +24,11 @@ from runpod_helpers import (
     sandbox,
 )
 
-from tools.clients.runpod import Endpoint
+from bot.testing import running_bot
+from tools.clients.runpod import CreatePodRequest, Endpoint, PodGpuRequest
 from tools.clients.sandbox import RunPodEmulator, main, make_app
 from tools.clients.sandbox.catalog import GPUS, POOL_PRICE_PER_SECOND
+from tools.clock import FakeClock
 from tools.errors import ProviderError
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -40,6 +45,9 @@ async def warm(sb: Sandbox, endpoint: Endpoint) -> None:
     """One chat: starts a worker (cold start on the fake clock) and leaves it idle."""
     reply = await sb.client.chat_completion(endpoint.id, chat_messages(), MODEL)
     assert reply.content.startswith("[sandbox]")
+
+
+ADA_24 = POOL_PRICE_PER_SECOND["ADA_24"]
 
 
 # --- lifecycle -------------------------------------------------------------------------------
@@ -71,6 +79,53 @@ async def test_workers_min_keeps_a_worker_running_until_lowered() -> None:
         await sb.client.update_endpoint(endpoint.id, {"workers": {"min": 0}})
         sb.clock.advance(5)
         assert (await sb.client.health(endpoint.id)).total_workers == 0
+
+
+async def test_scaling_to_max_zero_drains_the_workers_once_their_work_is_done() -> None:
+    async with sandbox(job_seconds=30) as sb:
+        start = sb.clock.now()
+        endpoint = await sb.client.create_endpoint(
+            endpoint_request(workers_min=2, workers_max=2, idle_timeout=600)
+        )
+        sb.clock.advance(READY_SECONDS)
+        job = await sb.client.run(endpoint.id, {"n": 1})  # one of the two busy for 30 s
+        health = await sb.client.health(endpoint.id)
+        assert (health.workers.running, health.workers.idle) == (1, 1)
+
+        await sb.client.update_endpoint(endpoint.id, {"workers": {"min": 0, "max": 0}})
+        health = await sb.client.health(endpoint.id)  # the idle one stops at once
+        assert (health.workers.running, health.workers.idle, health.total_workers) == (1, 0, 1)
+        sb.clock.advance(29)
+        assert (await sb.client.health(endpoint.id)).workers.running == 1
+        sb.clock.advance(1)  # its job is done: no idle tail (idleTimeout is 600 s)
+        health = await sb.client.health(endpoint.id)
+        assert health.total_workers == 0 and health.jobs.completed == 1
+        assert (await sb.client.status(endpoint.id, job.id)).status == "COMPLETED"
+        assert (await sb.client.list_workers(endpoint.id)).workers == []
+
+        queued = await sb.client.run(endpoint.id, {"n": 2})  # max 0: nothing starts
+        sb.clock.advance(60)
+        assert (await sb.client.status(endpoint.id, queued.id)).status == "IN_QUEUE"
+        assert (await sb.client.health(endpoint.id)).total_workers == 0
+        billed = await sb.client.billing_serverless(start, sb.clock.now(), "day")
+        assert billed.total == ADA_24 * 30  # the busy worker's job only
+
+
+async def test_lowering_workers_max_stops_the_excess_idle_worker_at_once() -> None:
+    async with sandbox() as sb:
+        endpoint = await sb.client.create_endpoint(
+            endpoint_request(workers_min=2, workers_max=3, idle_timeout=600)
+        )
+        sb.clock.advance(READY_SECONDS)
+        await sb.client.update_endpoint(endpoint.id, {"workers": {"min": 0, "max": 1}})
+        workers = await sb.client.list_workers(endpoint.id)
+        assert [w.status for w in workers.workers] == ["IDLE"]  # the other one is gone
+        sb.clock.advance(599)
+        assert (await sb.client.health(endpoint.id)).workers.idle == 1  # flex: idles out
+        sb.clock.advance(1)
+        assert (await sb.client.health(endpoint.id)).total_workers == 0
+        await sb.client.update_endpoint(endpoint.id, {"workers": {"max": 2}})
+        await warm(sb, endpoint)  # raising max again serves requests as before
 
 
 async def test_queue_delay_scales_up_to_workers_max() -> None:
@@ -307,6 +362,90 @@ def test_catalog_serverless_prices_are_the_flex_per_second_rates() -> None:
         if gpu.pool in POOL_PRICE_PER_SECOND:
             assert gpu.serverless_price_per_hour == POOL_PRICE_PER_SECOND[gpu.pool] * 3600
     assert POOL_PRICE_PER_SECOND["ADA_24"] * 3600 == Decimal("1.116")
+
+
+# --- persistence -----------------------------------------------------------------------------
+
+
+async def test_state_file_keeps_the_account_across_a_restart(tmp_path: Path) -> None:
+    state_file = tmp_path / "sandbox-state.json"
+    async with sandbox(state_file=state_file, pod_start_seconds=10) as sb:
+        clock, start = sb.clock, sb.clock.now()
+        template = await sb.client.create_template(
+            {"name": "cockpit-tpl", "image": "img:1", "serverless": True}
+        )
+        warm_ep = await sb.client.create_endpoint(endpoint_request("cockpit-warm", workers_min=1))
+        flex = await sb.client.create_endpoint(endpoint_request("cockpit-flex", idle_timeout=600))
+        await sb.client.update_endpoint(flex.id, {"workers": {"max": 3}})
+        saved = json.loads(state_file.read_text())  # written after every mutating request
+        assert [e["id"] for e in saved["endpoints"]] == [warm_ep.id, flex.id]
+        pod = await sb.client.create_pod(
+            CreatePodRequest(
+                name="cockpit-pod", image="img:1", gpu=PodGpuRequest(id="NVIDIA GeForce RTX 4090")
+            )
+        )
+        clock.advance(3600)
+        assert (await sb.client.runsync(flex.id, {"n": 1})).status == "COMPLETED"
+        serverless = await sb.client.billing_serverless(start, clock.now(), "hour")
+        pods = await sb.client.billing_pods(start, clock.now(), "hour")
+        # warm: ready at +20 s, runs on to now (+3621 s); flex: cold start 20 s + a 1 s job
+        assert serverless.total == ADA_24 * (3601 + 1)
+        pod_hour = Decimal("0.44")  # RTX 4090, secure cloud
+        assert abs(pods.total - pod_hour * (3621 - 10) / 3600) < Decimal("0.00001")
+    assert [p.name for p in tmp_path.iterdir()] == ["sandbox-state.json"]  # no temp files left
+
+    async with sandbox(state_file=state_file, clock=clock, pod_start_seconds=10) as again:
+        client = again.client
+        assert [t.id for t in await client.list_templates()] == [template.id]
+        assert [e.id for e in await client.list_endpoints()] == [warm_ep.id, flex.id]
+        assert (await client.get_endpoint(flex.id)).workers.max == 3
+        assert [r.version for r in (await client.list_releases(flex.id)).releases] == [2, 1]
+        assert (await client.get_pod(pod.id)).status == "RUNNING"
+        # billing totals survive; workers restart cold (keep-warm ones start again)
+        assert (await client.billing_serverless(start, clock.now(), "hour")).total == serverless.total
+        assert (await client.billing_pods(start, clock.now(), "hour")).total == pods.total
+        assert (await client.health(warm_ep.id)).workers.initializing == 1
+        flex_health = await client.health(flex.id)
+        assert flex_health.total_workers == 0 and flex_health.jobs.completed == 1
+
+        again_ep = await client.create_endpoint(endpoint_request("cockpit-new"))
+        assert again_ep.id not in (warm_ep.id, flex.id)  # the id generator resumed
+        clock.advance(3600)
+        pods_later = await client.billing_pods(start, clock.now(), "hour")
+        # the pod ran on meanwhile (hourly records are rounded to 6 places each)
+        assert abs(pods_later.total - pods.total - pod_hour) < Decimal("0.00001")
+
+
+async def test_an_unreadable_state_file_is_set_aside(tmp_path: Path) -> None:
+    state_file = tmp_path / "sandbox-state.json"
+    for junk in ("{not json", '{"format": "something else"}'):
+        state_file.write_text(junk)
+        emulator = RunPodEmulator(state_file=state_file)
+        await emulator.start()
+        try:
+            assert emulator.state.endpoints == {}
+        finally:
+            await emulator.stop()
+        assert (tmp_path / "sandbox-state.json.corrupt").read_text() == junk
+        assert json.loads(state_file.read_text())["endpoints"] == []
+
+
+async def test_the_bot_finds_its_sandbox_deployments_after_a_restart(tmp_path: Path) -> None:
+    clock = FakeClock()
+    options = {"COCKPIT_SANDBOX_STATE": True, "COCKPIT_SECRET_KEY": Fernet.generate_key().decode()}
+    async with running_bot(tmp_path, clock=clock, **options) as bot:
+        ask = await bot.send("/deploy Qwen/Qwen2.5-0.5B-Instruct", user="alice")
+        done = await bot.approve(ask.approval_id, user="alice")
+        assert done.ok, done.as_plain_text()
+        endpoint_ids = list(bot.cockpit.runpod.emulator.state.endpoints)
+    async with running_bot(tmp_path, clock=clock, **options) as bot:
+        assert list(bot.cockpit.runpod.emulator.state.endpoints) == endpoint_ids
+        status = await bot.send("/status 1", user="alice")
+        assert status.ok, status.as_plain_text()
+        stopped = await bot.send("/stop 1", user="alice")
+        assert stopped.ok, stopped.as_plain_text()
+    async with running_bot(tmp_path, clock=clock) as bot:  # tests default to no state file
+        assert bot.cockpit.runpod.emulator.state_file is None
 
 
 # --- entry points ----------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tools.errors import InvalidInput
+from tools.errors import CockpitError, InvalidInput
 
 if TYPE_CHECKING:
     from tools.services import Services
@@ -116,9 +116,19 @@ class Reply(BaseModel):
     approver_role: Role | None = None
     ephemeral: bool = False
 
+    # On errors: the CockpitError code ("forbidden", "not_found", "rate_limited"...) and, for
+    # rate limits, seconds to wait. Surfaces that speak HTTP map them to status codes.
+    error_code: str | None = None
+    retry_after: float | None = None
+
     @classmethod
-    def error(cls, text: str) -> Reply:
-        return cls(text=text, ok=False)
+    def error(cls, text: str, *, code: str = "error") -> Reply:
+        return cls(text=text, ok=False, error_code=code)
+
+    @classmethod
+    def from_error(cls, exc: CockpitError) -> Reply:
+        return cls(text=str(exc), ok=False, error_code=exc.code,
+                   retry_after=getattr(exc, "retry_after", None))
 
     def add_field(self, label: str, value: object) -> Reply:
         self.fields.append(ReplyField(label=label, value=str(value)))

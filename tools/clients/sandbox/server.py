@@ -13,6 +13,10 @@ Auth: any non-empty Bearer key is accepted, except keys starting with `invalid` 
 and, when `valid_keys` is given, any key not in it; those get a 401 problem response. The data
 plane also accepts the bare key (`Authorization: <key>`), as RunPod's docs show both.
 
+With `state_file`, the account (templates, endpoints, pods, billing) is loaded from that JSON
+file at `start()` and saved to it, atomically, after every mutating request (any method but
+GET/HEAD/OPTIONS, on both planes) and at `stop()`; workers restart cold (see persist.py).
+
 Requests to an endpoint whose worker is still starting wait (through `clock.sleep`) until it is
 ready, as RunPod holds an OpenAI or `runsync` call while a cold worker boots; `/run` returns at
 once with `IN_QUEUE`. A crashed endpoint answers OpenAI calls with 500 and fails jobs.
@@ -30,11 +34,12 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from tools.clients.sandbox import catalog, chat
+from tools.clients.sandbox import catalog, chat, persist
 from tools.clients.sandbox.faults import Fault, FaultInjector, FaultKind
 from tools.clients.sandbox.spec import OpenApiSpec, load_spec
 from tools.clients.sandbox.state import (
@@ -57,6 +62,7 @@ RATE_LIMIT_PER_MINUTE = 60
 RATE_LIMIT_POLICY = '"minute";q=60;w=60, "hour";q=3000;w=3600, "day";q=50000;w=86400'
 PROBLEM_JSON = "application/problem+json"
 BILLING_BUCKETS = ("hour", "day", "week", "month", "year")
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CATALOG_PRODUCTS = ("POD", "CLUSTER", "SERVERLESS")
 SANDBOX_BANNER = "RunPod sandbox: simulated cloud, no real GPUs, no charges."
 
@@ -120,8 +126,10 @@ class RunPodEmulator:
         validate_responses: bool = False,
         record_exchanges: bool = False,
         seed: int = 0,
+        state_file: Path | None = None,
     ) -> None:
         self.clock = clock or Clock()
+        self.state_file = state_file
         self.state = SandboxState(
             clock=self.clock,
             worker_ready_seconds=worker_ready_seconds,
@@ -147,7 +155,9 @@ class RunPodEmulator:
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Listen on host:port (0 picks a free port); read the URLs from the properties."""
+        """Listen on host:port (0 picks a free port); read the URLs from the properties.
+        With a `state_file` that exists, the saved account is loaded first."""
+        self.load()
         self._runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -160,6 +170,34 @@ class RunPodEmulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        self.save()
+
+    # --- persistence (state_file) ----------------------------------------------------------
+    def load(self) -> bool:
+        """Replace the state with the saved one; False when there is no file to load (or it
+        was unreadable and has been moved aside)."""
+        if self.state_file is None:
+            return False
+        data = persist.read(self.state_file)
+        if data is None:
+            return False
+        try:
+            persist.load_state(self.state, data, self.clock.now())
+        except persist.StateFileError as exc:
+            persist.set_aside(self.state_file, exc)
+            return False
+        log.info("sandbox state loaded from %s", self.state_file)
+        return True
+
+    def save(self) -> None:
+        """Write the state to `state_file` (no-op without one). A failed write is logged, not
+        raised: the request that caused it has already been answered correctly."""
+        if self.state_file is None:
+            return
+        try:
+            persist.write_atomic(self.state_file, persist.dump_state(self.state, self.clock.now()))
+        except OSError:
+            log.warning("could not save the sandbox state to %s", self.state_file, exc_info=True)
 
     @property
     def base_url(self) -> str:
@@ -187,7 +225,9 @@ class RunPodEmulator:
         errors = self.spec.errors(pointer, body)
         if errors:
             raise ValueError("; ".join(errors))
-        return self.state.create_endpoint(body, self.clock.now()).id
+        endpoint_id = self.state.create_endpoint(body, self.clock.now()).id
+        self.save()
+        return endpoint_id
 
     def crash_endpoint(self, endpoint_id: str) -> None:
         self.state.crash(self.state.get_endpoint(endpoint_id), self.clock.now())
@@ -259,6 +299,8 @@ class RunPodEmulator:
                 self._check_response(request, response)
         if self.record_exchanges:
             self._record(request, plane, body, response)
+        if request.method not in READ_ONLY_METHODS:
+            self.save()
         return response
 
     async def _guarded(

@@ -13,6 +13,9 @@ Serverless lifecycle (per endpoint):
   ("keep warm") never idle out.
 - A PATCH creates a release (version + 1). Container changes (image, env, gpu, ...) make the
   live workers stale: warm ones are replaced at once, flex ones take no new work and idle out.
+- Lowering `workers.max` below the live worker count drains the excess (stale, then flex, then
+  the newest first): a draining worker takes no new work and stops as soon as the work it
+  already has is done, without waiting for the idle timeout; `max: 0` drains them all.
 - A crash turns the live workers UNHEALTHY and fails pending jobs; the endpoint stays unhealthy
   until `recover` or a container-changing PATCH (a new release replaces the workers).
 
@@ -139,6 +142,7 @@ class WorkerSim:
     last_activity: datetime | None = None
     in_flight: int = 0
     unhealthy_since: datetime | None = None
+    draining_since: datetime | None = None  # over workers.max: finish the work, then stop
 
     def status(self, now: datetime) -> str:
         if self.unhealthy_since is not None and now >= self.unhealthy_since:
@@ -156,6 +160,12 @@ class WorkerSim:
         ready = self.ready_at
         last = max(ready, self.busy_until or ready, self.last_activity or ready)
         return last + timedelta(seconds=idle_timeout)
+
+    def drain_deadline(self) -> datetime:
+        """When a draining worker stops: once the work it already had is done (no idle tail)."""
+        assert self.draining_since is not None
+        since = self.draining_since
+        return max(since, self.busy_until or since, self.last_activity or since)
 
 
 @dataclass
@@ -346,7 +356,7 @@ class SandboxState:
         self.job_time = timedelta(seconds=job_seconds)
         self.pod_start = timedelta(seconds=pod_start_seconds)
         self.billing_lag = timedelta(seconds=billing_lag_seconds)
-        self._rng = random.Random(seed)
+        self._rng = random.Random(seed)  # its state is saved with the account (persist.py)
         self.templates: dict[str, dict[str, Any]] = {}
         self.endpoints: dict[str, EndpointSim] = {}
         self.pods: dict[str, PodSim] = {}
@@ -354,6 +364,20 @@ class SandboxState:
 
     def new_id(self, length: int = 14) -> str:
         return "".join(self._rng.choices(string.ascii_lowercase + string.digits, k=length))
+
+    # --- persistence hooks (persist.py) --------------------------------------------------
+    def rng_state(self) -> tuple[Any, ...]:
+        return self._rng.getstate()
+
+    def set_rng_state(self, value: tuple[Any, ...]) -> None:
+        self._rng.setstate(value)
+
+    def restart_workers(self, ep: EndpointSim, now: datetime) -> None:
+        """After a reload no worker or job survived: keep-warm workers start again, cold."""
+        ep.workers.clear()
+        ep.jobs.clear()
+        ep.crashed = False
+        self._reconcile_min(ep, now)
 
     # --- templates ---------------------------------------------------------------------
     def create_template(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -559,6 +583,19 @@ class SandboxState:
                 if worker.keep_warm and worker.version != ep.version:
                     self._stop(ep, worker, now)
         self._reconcile_min(ep, now)
+        self._drain_excess(ep, now)
+
+    def _drain_excess(self, ep: EndpointSim, now: datetime) -> None:
+        """At most `workers.max` workers take work; the others finish theirs, then stop."""
+        live = [w for w in ep.workers if w.unhealthy_since is None]
+        # keep current-version, keep-warm, longest-ready workers; sorted() is stable
+        live.sort(key=lambda w: (w.version != ep.version, not w.keep_warm, w.ready_at))
+        for rank, worker in enumerate(live):
+            if rank < ep.max_workers:
+                worker.draining_since = None
+            elif worker.draining_since is None:
+                worker.draining_since = now
+        self.advance(ep, now)  # the idle ones stop at once
 
     def delete_endpoint(self, endpoint_id: str, now: datetime) -> None:
         ep = self.get_endpoint(endpoint_id)
@@ -611,7 +648,7 @@ class SandboxState:
     def _reconcile_min(self, ep: EndpointSim, now: datetime) -> None:
         if ep.crashed:
             return
-        current = [w for w in ep.workers if w.version == ep.version and w.unhealthy_since is None]
+        current = [w for w in ep.workers if self._usable(ep, w)]
         warm = [w for w in current if w.keep_warm]
         need = ep.min_workers - len(warm)
         for worker in current:
@@ -629,9 +666,14 @@ class SandboxState:
         """Apply everything that happened to `ep` up to `now` (idle scale-down, job expiry)."""
         idle = ep.idle_timeout(self.idle_timeout_default)
         for worker in list(ep.workers):
-            if worker.unhealthy_since is not None or worker.keep_warm or worker.in_flight:
+            if worker.unhealthy_since is not None or worker.in_flight:
                 continue
-            deadline = worker.idle_deadline(idle)
+            if worker.draining_since is not None:
+                deadline = worker.drain_deadline()
+            elif worker.keep_warm:
+                continue
+            else:
+                deadline = worker.idle_deadline(idle)
             if deadline <= now:
                 self._stop(ep, worker, deadline)
         for job_id, job in list(ep.jobs.items()):
@@ -639,13 +681,22 @@ class SandboxState:
                 ep.done[job.status(now)] += 1
                 del ep.jobs[job_id]
 
+    @staticmethod
+    def _usable(ep: EndpointSim, worker: WorkerSim) -> bool:
+        """May take new work: current release, healthy, not draining."""
+        return (
+            worker.version == ep.version
+            and worker.unhealthy_since is None
+            and worker.draining_since is None
+        )
+
     def advance_all(self, now: datetime) -> None:
         for ep in self.endpoints.values():
             self.advance(ep, now)
 
     def _schedule(self, ep: EndpointSim, now: datetime) -> tuple[WorkerSim, datetime] | None:
         """Pick the worker (starting one if scaling allows) that can take work soonest."""
-        usable = [w for w in ep.workers if w.version == ep.version and w.unhealthy_since is None]
+        usable = [w for w in ep.workers if self._usable(ep, w)]
         best = min(usable, key=lambda w: w.next_free(now), default=None)
         start = best.next_free(now) if best else None
         waits_too_long = start is None or (start - now).total_seconds() > ep.queue_delay

@@ -1,0 +1,322 @@
+"""Approve / Cancel buttons on approval cards (and command buttons).
+
+The buttons are `discord.ui.DynamicItem`s whose custom_id carries the approval id
+(`cockpit:approve:<id>`, `cockpit:cancel:<id>`): registered once on the client, they work on
+any card, also after a restart. The dispatcher decides who may click (the requester or an admin)
+and runs the action once; this module only reports: a refusal is an ephemeral followup to the
+clicker (the card stays), a decision edits the card, and progress and the result go into a
+thread started from the card.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Protocol, cast
+
+import discord
+
+from bot.adapters.discord_base import INTERNAL_ERROR_TEXT, DiscordBase, log
+from bot.adapters.discord_render import (
+    COLOUR_NEUTRAL,
+    COLOUR_OK,
+    MAX_EMBEDS,
+    MAX_TOTAL,
+    note_embed,
+)
+from bot.adapters.discord_stream import ThreadProgress, is_dm, is_thread
+from tools.contract import Reply
+
+CUSTOM_ID_PREFIX = "cockpit"
+APPROVE_PREFIX = f"{CUSTOM_ID_PREFIX}:approve:"
+CANCEL_PREFIX = f"{CUSTOM_ID_PREFIX}:cancel:"
+COMMAND_PREFIX = f"{CUSTOM_ID_PREFIX}:cmd:"
+MAX_CUSTOM_ID = 100
+MAX_BUTTONS = 25
+MAX_BUTTON_LABEL = 80
+_STYLES = {
+    "primary": discord.ButtonStyle.success,
+    "danger": discord.ButtonStyle.danger,
+    "default": discord.ButtonStyle.secondary,
+}
+
+
+class ButtonHandler(Protocol):
+    async def on_decision(
+        self, interaction: discord.Interaction, approval_id: int, *, approve: bool
+    ) -> None: ...
+
+    async def on_command_button(self, interaction: discord.Interaction, command: str) -> None: ...
+
+
+def _handler(interaction: discord.Interaction) -> ButtonHandler | None:
+    return cast(ButtonHandler | None, getattr(interaction.client, "cockpit_adapter", None))
+
+
+def _button(custom_id: str, label: str, style: discord.ButtonStyle) -> discord.ui.Button[Any]:
+    return discord.ui.Button(
+        label=label[:MAX_BUTTON_LABEL] or "…", style=style, custom_id=custom_id
+    )
+
+
+class ApproveButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cockpit:approve:(?P<id>[0-9]+)"
+):
+    def __init__(self, approval_id: int, *, label: str = "Approve") -> None:
+        super().__init__(
+            _button(f"{APPROVE_PREFIX}{approval_id}", label, discord.ButtonStyle.success)
+        )
+        self.approval_id = approval_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> ApproveButton:
+        return cls(int(match["id"]), label=getattr(item, "label", None) or "Approve")
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        handler = _handler(interaction)
+        if handler is not None:
+            await handler.on_decision(interaction, self.approval_id, approve=True)
+
+
+class CancelButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cockpit:cancel:(?P<id>[0-9]+)"
+):
+    def __init__(self, approval_id: int, *, label: str = "Cancel") -> None:
+        super().__init__(_button(f"{CANCEL_PREFIX}{approval_id}", label, discord.ButtonStyle.danger))
+        self.approval_id = approval_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> CancelButton:
+        return cls(int(match["id"]), label=getattr(item, "label", None) or "Cancel")
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        handler = _handler(interaction)
+        if handler is not None:
+            await handler.on_decision(interaction, self.approval_id, approve=False)
+
+
+class CommandButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cockpit:cmd:(?P<command>.+)"
+):
+    """A button that runs a command as the person who clicks it (`Button(action=...)` other
+    than approve/cancel; its value is the command line)."""
+
+    def __init__(self, command: str, *, label: str = "Run", style: str = "default") -> None:
+        super().__init__(
+            _button(f"{COMMAND_PREFIX}{command}", label, _STYLES.get(style, _STYLES["default"]))
+        )
+        self.command = command
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> CommandButton:
+        return cls(match["command"], label=getattr(item, "label", None) or "Run")
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        handler = _handler(interaction)
+        if handler is not None:
+            await handler.on_command_button(interaction, self.command)
+
+
+DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
+    ApproveButton,
+    CancelButton,
+    CommandButton,
+)
+
+
+def reply_view(reply: Reply, *, skip_approval: int | None = None) -> discord.ui.View | None:
+    """The reply's buttons as a persistent view (no timeout), or None when it has none."""
+    items: list[discord.ui.Item[Any]] = []
+    for b in reply.buttons[:MAX_BUTTONS]:
+        if b.action in ("approve", "cancel"):
+            if not b.value.isdigit() or int(b.value) == skip_approval:
+                continue
+            cls = ApproveButton if b.action == "approve" else CancelButton
+            items.append(cls(int(b.value), label=b.label))
+        else:
+            command = b.value.lstrip("/")
+            if not command or len(COMMAND_PREFIX) + len(command) > MAX_CUSTOM_ID:
+                log.info("button %r does not fit a Discord custom_id; left out", b.label)
+                continue
+            items.append(CommandButton(command, label=b.label, style=b.style))
+    if not items:
+        return None
+    view = discord.ui.View(timeout=None)
+    for item in items:
+        view.add_item(item)
+    return view
+
+
+def remaining_view(message: discord.Message | None, approval_id: int) -> discord.ui.View | None:
+    """The card's buttons minus those of the approval just decided (a card from the agent can
+    carry several approvals)."""
+    if message is None:
+        return None
+    items: list[discord.ui.Item[Any]] = []
+    for row in message.components:
+        for comp in getattr(row, "children", []):
+            custom_id = getattr(comp, "custom_id", None) or ""
+            label = getattr(comp, "label", None) or ""
+            for prefix, cls in ((APPROVE_PREFIX, ApproveButton), (CANCEL_PREFIX, CancelButton)):
+                if custom_id.startswith(prefix):
+                    rest = custom_id[len(prefix) :]
+                    if rest.isdigit() and int(rest) != approval_id:
+                        items.append(cls(int(rest), label=label))
+            if custom_id.startswith(COMMAND_PREFIX):
+                items.append(CommandButton(custom_id[len(COMMAND_PREFIX) :], label=label))
+    if not items:
+        return None
+    view = discord.ui.View(timeout=None)
+    for item in items:
+        view.add_item(item)
+    return view
+
+
+def decided_embeds(message: discord.Message | None, decision: str, *, colour: int) -> list[Any]:
+    """The card's embeds with the decision added (as a last small embed)."""
+    embeds = list(message.embeds) if message is not None else []
+    if embeds:
+        embeds[0].colour = discord.Colour(colour)
+    note = note_embed(decision, colour=colour)
+    embeds = embeds[: MAX_EMBEDS - 1]
+    while embeds and sum(len(e) for e in embeds) + len(note) > MAX_TOTAL:
+        embeds.pop()
+    return [*embeds, note]
+
+
+class ApprovalHandlers(DiscordBase):
+    async def on_decision(
+        self, interaction: discord.Interaction, approval_id: int, *, approve: bool
+    ) -> None:
+        """Approve/Cancel clicked: acknowledge at once, then let the dispatcher decide."""
+        self.track()
+        await interaction.response.defer()  # DEFERRED_UPDATE_MESSAGE: the card stays as is
+        try:
+            await self.decide(interaction, approval_id, approve=approve)
+        except Exception:
+            ref = self.error_reference()
+            log.exception("Discord approval click failed (reference %s)", ref)
+            try:
+                await interaction.followup.send(
+                    embed=note_embed(INTERNAL_ERROR_TEXT.format(ref=ref)), ephemeral=True
+                )
+            except Exception:
+                log.warning("could not tell the user about %s", ref, exc_info=True)
+
+    async def decide(
+        self, interaction: discord.Interaction, approval_id: int, *, approve: bool
+    ) -> None:
+        channel = interaction.channel
+        card = interaction.message
+        in_thread = is_thread(channel)
+        ctx = await self.context(
+            user=interaction.user,
+            guild_id=interaction.guild_id,
+            channel=str(interaction.channel_id) if interaction.channel_id else None,
+            thread=str(interaction.channel_id) if in_thread else None,
+        )
+        key = (ctx.org_id, approval_id)
+        if key in self._deciding:  # a double click while the first one still runs
+            await self.tell(interaction, f"Approval #{approval_id} is already being handled.")
+            return
+
+        async def anchor() -> int | None:
+            return card.id if card is not None else None
+
+        progress = ThreadProgress(
+            self.client,
+            channel_id=interaction.channel_id or 0,
+            guild_id=interaction.guild_id,
+            in_place=in_thread or is_dm(channel) or interaction.guild_id is None,
+            anchor=anchor,
+            name=_card_title(card) or f"approval #{approval_id}",
+        )
+        self._deciding.add(key)
+        try:
+            before = await self.approval_status(ctx, approval_id)
+            if approve:
+                reply = await self.cockpit.approve(ctx, approval_id, progress=progress.post)
+            else:
+                reply = await self.cockpit.cancel(ctx, approval_id)
+            after = await self.approval_status(ctx, approval_id)
+        finally:
+            self._deciding.discard(key)
+        if before != "pending" or after in (None, "pending"):
+            # Refused (neither the requester nor an admin), already decided, or unknown: the
+            # card stays as it is and only the clicker hears why.
+            await self.tell(interaction, reply.text or "Nothing was done.")
+            return
+        who = f"<@{interaction.user.id}>"
+        when = discord.utils.format_dt(self.clock.now(), style="t")
+        if after == "cancelled":
+            decision, colour = f"🚫 Cancelled by {who} at {when}; nothing was done.", COLOUR_NEUTRAL
+        elif after == "expired":
+            decision = "⌛ Expired; nothing was done. Run the command again for a new one."
+            colour = COLOUR_NEUTRAL
+        else:
+            outcome = "done" if after == "executed" else "it failed, see the thread"
+            decision, colour = f"✅ Approved by {who} at {when}; {outcome}.", COLOUR_OK
+        try:
+            await interaction.edit_original_response(
+                embeds=decided_embeds(card, decision, colour=colour),
+                view=remaining_view(card, approval_id),
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+        except discord.HTTPException:
+            log.warning("could not update the approval card", exc_info=True)
+        if after == "expired":
+            await self.tell(interaction, reply.text)
+        elif approve:
+            await progress.send(self.render(reply))
+
+    async def approval_status(self, ctx: Any, approval_id: int) -> str | None:
+        from storage import approvals
+
+        def get() -> str | None:
+            with self.cockpit.db.session() as s:
+                row = approvals.get(s, org_id=ctx.org_id, approval_id=approval_id)
+                return row.status if row else None
+
+        return await self.blocking(get)
+
+    async def tell(self, interaction: discord.Interaction, text: str) -> None:
+        """An ephemeral note to the clicker alone."""
+        await interaction.followup.send(embed=note_embed(text), ephemeral=True)
+
+    async def on_command_button(self, interaction: discord.Interaction, command: str) -> None:
+        """A command button: runs `/command` as the person who clicked, answered in a new
+        message (like typing the command)."""
+        self.track()
+        await interaction.response.defer(thinking=True)
+        try:
+            ctx = await self.context(
+                user=interaction.user,
+                guild_id=interaction.guild_id,
+                channel=str(interaction.channel_id) if interaction.channel_id else None,
+                thread=str(interaction.channel_id) if is_thread(interaction.channel) else None,
+                idempotency_key=f"discord:{interaction.id}",
+            )
+            reply = await self.cockpit.handle(ctx, "/" + command)
+            message = self.render(reply)
+            kwargs = message.send_kwargs()
+            view = reply_view(reply)
+            if view is not None:
+                kwargs["view"] = view
+            await interaction.followup.send(wait=True, **kwargs)
+        except Exception:
+            ref = self.error_reference()
+            log.exception("Discord command button failed (reference %s)", ref)
+            await interaction.followup.send(
+                embed=note_embed(INTERNAL_ERROR_TEXT.format(ref=ref)), ephemeral=True
+            )
+
+
+def _card_title(card: discord.Message | None) -> str | None:
+    if card is None or not card.embeds:
+        return None
+    return card.embeds[0].title

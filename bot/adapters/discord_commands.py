@@ -1,0 +1,550 @@
+"""Application (slash) commands generated from the tool registry, and what runs when one is used.
+
+One command per registry tool (its command name), options typed from the tool's pydantic input
+model: str / int / float / bool, choices from `Literal`, min/max from the field constraints;
+required positionals are required options. `deployment` options autocomplete from the
+organisation's deployments, `model` options from the model aliases.
+
+Every invocation takes the same path: defer at once (Discord's 3-second rule), rebuild the
+command line from the options (values quoted with shlex.quote), `Cockpit.handle(ctx, line)`,
+then a followup with the rendered Reply. `/chat` additionally opens a thread bound to the
+deployment and streams the answer into it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+import shlex
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from types import NoneType, UnionType
+from typing import Any, Literal, Union, get_args, get_origin
+
+import annotated_types
+import discord
+from discord import app_commands
+from pydantic_core import PydanticUndefined
+
+from bot.adapters.discord_approvals import reply_view
+from bot.adapters.discord_base import INTERNAL_ERROR_TEXT, DiscordBase, log
+from bot.adapters.discord_render import (
+    COLOUR_NEUTRAL,
+    DiscordMessage,
+    note_embed,
+    truncate,
+)
+from bot.adapters.discord_stream import (
+    StreamedMessage,
+    ThreadProgress,
+    is_dm,
+    is_thread,
+    start_thread,
+)
+from storage import deployments
+from tools.catalog.aliases import ALIASES
+from tools.contract import Registry, Reply, RequestContext, Tool
+
+MAX_COMMAND_DESCRIPTION = 100
+MAX_OPTION_DESCRIPTION = 100
+MAX_OPTIONS = 25
+MAX_CHOICES = 25
+MAX_CHOICE_NAME = 100
+COMMAND_NAME = re.compile(r"^[-_a-z0-9]{1,32}$")
+# Options that autocomplete: deployment references and model names.
+DEPLOYMENT_OPTIONS = frozenset({"deployment"})
+MODEL_OPTIONS = frozenset({"model"})
+CHAT_TOOL = "chat_with_model"
+AUTOCOMPLETE_STATUSES = (*deployments.ACTIVE_STATUSES, "stopped")
+
+gen_log = logging.getLogger(__name__)
+
+# (interaction, tool, option values) -> None
+Invoke = Callable[[discord.Interaction, Tool, dict[str, Any]], Awaitable[None]]
+# (interaction, option kind "deployment" | "model", text typed so far) -> choices
+Complete = Callable[[discord.Interaction, str, str], Awaitable[list[app_commands.Choice[str]]]]
+
+
+# --- generation ----------------------------------------------------------------------------
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    origin = get_origin(annotation)
+    if origin is Union or origin is UnionType:
+        args = [a for a in get_args(annotation) if a is not NoneType]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _bounds(metadata: list[Any]) -> tuple[Any, Any]:
+    low = high = None
+    for m in metadata:
+        if isinstance(m, annotated_types.Ge | annotated_types.Gt):
+            low = m.ge if isinstance(m, annotated_types.Ge) else m.gt
+        elif isinstance(m, annotated_types.Le | annotated_types.Lt):
+            high = m.le if isinstance(m, annotated_types.Le) else m.lt
+        elif isinstance(m, annotated_types.MinLen):
+            low = m.min_length
+        elif isinstance(m, annotated_types.MaxLen):
+            high = m.max_length
+    return low, high
+
+
+def _ranged(kind: type, low: Any, high: Any) -> Any:
+    if low is None and high is None:
+        return kind
+    cast = float if kind is float else int
+    low = None if low is None else cast(low)
+    high = None if high is None else cast(high)
+    return app_commands.Range[kind, low, high]  # type: ignore[valid-type]
+
+
+def option_annotation(field: Any) -> tuple[Any, bool]:
+    """The discord.py annotation for one input field, and whether it is a list (free words).
+    str/int/float/bool map directly, Literal (and enums) become choices, Decimal a number,
+    dates and lists a string."""
+    inner = _unwrap_optional(field.annotation)
+    low, high = _bounds(list(field.metadata))
+    origin = get_origin(inner)
+    if origin is Literal:
+        values = tuple(get_args(inner))[:MAX_CHOICES]
+        if all(isinstance(v, str) for v in values) or all(isinstance(v, int) for v in values):
+            return Literal[values], False  # type: ignore[valid-type]
+        return str, False
+    if isinstance(inner, type) and issubclass(inner, Enum):
+        values = tuple(str(m.value) for m in inner)[:MAX_CHOICES]
+        return Literal[values], False  # type: ignore[valid-type]
+    if origin is list:
+        return str, True
+    if inner is bool:
+        return bool, False
+    if inner is int:
+        return _ranged(int, low, high), False
+    if inner in (float, Decimal):
+        return _ranged(float, low, high), False
+    if inner is str:
+        return _ranged(str, low, high), False
+    if inner in (date, datetime):
+        return str, False
+    return str, False
+
+
+def _description(text: str | None, default: Any = None) -> str:
+    text = (text or "").strip() or "…"
+    if default not in (None, PydanticUndefined, False, "", [], ()):
+        with_default = f"{text} (default {default})"
+        if len(with_default) <= MAX_OPTION_DESCRIPTION:
+            return with_default
+    return truncate(text, MAX_OPTION_DESCRIPTION)
+
+
+def command_name(tool: Tool) -> str:
+    return (tool.command or tool.name).lower()
+
+
+def build_command(
+    tool: Tool, *, invoke: Invoke, complete: Complete | None = None
+) -> app_commands.Command[Any, ..., Any] | None:
+    """The application command for one tool, or None when the tool cannot be one (a name
+    Discord does not allow). Every option the person leaves out is left out of the command
+    line, so the tool's own defaults apply."""
+    name = command_name(tool)
+    if not COMMAND_NAME.match(name):
+        gen_log.warning("tool %s: /%s is not a valid Discord command name", tool.name, name)
+        return None
+    params = [
+        inspect.Parameter(
+            "interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=discord.Interaction
+        )
+    ]
+    descriptions: dict[str, str] = {}
+    autocomplete: dict[str, Any] = {}
+    fields = list(tool.input_model.model_fields.items())
+    if len(fields) > MAX_OPTIONS:
+        gen_log.warning("tool %s: only the first %d options are offered", tool.name, MAX_OPTIONS)
+    for field_name, field in fields[:MAX_OPTIONS]:
+        if not COMMAND_NAME.match(field_name) or field_name == "interaction":
+            gen_log.warning("tool %s: option %r cannot be a Discord option", tool.name, field_name)
+            continue
+        annotation, _ = option_annotation(field)
+        required = field.is_required()
+        params.append(
+            inspect.Parameter(
+                field_name,
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=annotation if required else annotation | None,
+                default=inspect.Parameter.empty if required else None,
+            )
+        )
+        descriptions[field_name] = _description(field.description, field.default)
+        if complete is not None and get_origin(annotation) is not Literal and annotation is str:
+            if field_name in DEPLOYMENT_OPTIONS:
+                autocomplete[field_name] = _completer(complete, "deployment")
+            elif field_name in MODEL_OPTIONS:
+                autocomplete[field_name] = _completer(complete, "model")
+
+    async def callback(interaction: discord.Interaction, **values: Any) -> None:
+        await invoke(interaction, tool, values)
+
+    vars(callback).update(
+        __signature__=inspect.Signature(params),
+        __discord_app_commands_param_description__=descriptions,
+    )
+    if autocomplete:
+        vars(callback)["__discord_app_commands_param_autocomplete__"] = autocomplete
+    return app_commands.Command(
+        name=name,
+        description=truncate(tool.summary or name, MAX_COMMAND_DESCRIPTION),
+        callback=callback,
+    )
+
+
+def _completer(complete: Complete, kind: str) -> Any:
+    async def autocomplete(
+        interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await complete(interaction, kind, current)
+
+    return autocomplete
+
+
+def build_commands(
+    registry: Registry, *, invoke: Invoke, complete: Complete | None = None
+) -> list[app_commands.Command[Any, ..., Any]]:
+    """One application command per registry tool (aliases are not repeated)."""
+    out: list[app_commands.Command[Any, ..., Any]] = []
+    seen: set[str] = set()
+    for tool in registry.all():
+        cmd = build_command(tool, invoke=invoke, complete=complete)
+        if cmd is not None and cmd.name not in seen:
+            seen.add(cmd.name)
+            out.append(cmd)
+    return out
+
+
+def command_line(tool: Tool, values: Mapping[str, Any]) -> str:
+    """The slash-command line for the given option values: positionals in order (a skipped one
+    before a given one takes its default), `--flag=value` for the rest, every value quoted."""
+    fields = tool.input_model.model_fields
+    parts = [f"/{command_name(tool)}"]
+    positional = tool.positional_fields()
+    given = [i for i, n in enumerate(positional) if _present(values.get(n))]
+    last = given[-1] if given else -1
+    for i, name in enumerate(positional[: last + 1]):
+        value = values.get(name)
+        if not _present(value):
+            default = fields[name].default
+            if default in (None, PydanticUndefined):
+                continue
+            value = default
+        if isinstance(value, str) and _is_list_field(fields[name]):
+            parts.extend(shlex.quote(w) for w in value.split())
+        else:
+            parts.append(shlex.quote(_text(value)))
+    for name, field in fields.items():
+        if name in positional:
+            continue
+        value = values.get(name)
+        if value is None:
+            continue
+        flag = f"--{name.replace('_', '-')}"
+        if isinstance(value, bool):
+            parts.append(flag if value else f"{flag}=false")
+        elif _present(value):
+            parts.append(f"{flag}={shlex.quote(_text(value))}")
+    return " ".join(parts)
+
+
+def _present(value: Any) -> bool:
+    return value is not None and value != ""
+
+
+def _is_list_field(field: Any) -> bool:
+    inner = _unwrap_optional(field.annotation)
+    return get_origin(inner) is list
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, Enum):
+        return str(value.value)
+    return str(value)
+
+
+def model_choices(current: str) -> list[app_commands.Choice[str]]:
+    """Model aliases matching what was typed (every word must appear), best first."""
+    words = current.lower().split()
+    out: list[app_commands.Choice[str]] = []
+    for alias in ALIASES:
+        hay = f"{alias.model_id} {alias.family} {alias.size} {alias.version or ''}".lower()
+        if all(w in hay for w in words):
+            label = f"{alias.family} {alias.size} · {alias.model_id}"
+            out.append(app_commands.Choice(name=truncate(label, MAX_CHOICE_NAME), value=alias.model_id))
+    return out[:MAX_CHOICES]
+
+
+# --- handlers ------------------------------------------------------------------------------
+
+
+class CommandHandlers(DiscordBase):
+    async def on_command(
+        self, interaction: discord.Interaction, tool: Tool, values: dict[str, Any]
+    ) -> None:
+        """A slash command: defer within Discord's 3 s, run it, follow up with the answer."""
+        self.track()
+        # A tool that takes a secret answers privately, so the invocation stays private too.
+        private = bool(tool.secret_fields)
+        await interaction.response.defer(thinking=True, ephemeral=private)
+        try:
+            await self.run_command(interaction, tool, values, private=private)
+        except Exception:
+            ref = self.error_reference()
+            log.exception("Discord /%s failed (reference %s)", command_name(tool), ref)
+            await self._tell_error(interaction, ref)
+
+    async def run_command(
+        self,
+        interaction: discord.Interaction,
+        tool: Tool,
+        values: dict[str, Any],
+        *,
+        private: bool,
+    ) -> None:
+        line = command_line(tool, values)
+        channel = interaction.channel
+        thread = str(interaction.channel_id) if is_thread(channel) else None
+        ctx = await self.interaction_context(
+            interaction, thread=thread, idempotency_key=f"discord:{interaction.id}"
+        )
+        if tool.name == CHAT_TOOL and not private:
+            await self.run_chat(interaction, ctx, line, values)
+            return
+        progress = self.progress_for(interaction, name=line)
+        reply = await self.cockpit.handle(ctx, line, progress=progress.post)
+        await self.answer(interaction, reply, private=private, shared=progress.thread_id is not None)
+
+    async def interaction_context(
+        self,
+        interaction: discord.Interaction,
+        *,
+        channel: str | None = None,
+        thread: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> RequestContext:
+        guild = interaction.guild
+        return await self.context(
+            user=interaction.user,
+            guild_id=interaction.guild_id,
+            guild_name=guild.name if guild is not None and guild.name else None,
+            channel=channel or (str(interaction.channel_id) if interaction.channel_id else None),
+            thread=thread,
+            idempotency_key=idempotency_key,
+        )
+
+    def progress_for(self, interaction: discord.Interaction, *, name: str) -> ThreadProgress:
+        """Progress of a slash command: a thread under the command's response message."""
+
+        async def anchor() -> int | None:
+            message = await interaction.original_response()
+            return message.id
+
+        channel = interaction.channel
+        return ThreadProgress(
+            self.client,
+            channel_id=interaction.channel_id or 0,
+            guild_id=interaction.guild_id,
+            in_place=is_thread(channel) or is_dm(channel) or interaction.guild_id is None,
+            anchor=anchor,
+            name=name,
+        )
+
+    async def answer(
+        self,
+        interaction: discord.Interaction,
+        reply: Reply,
+        *,
+        private: bool = False,
+        shared: bool = False,
+    ) -> None:
+        """Follow up with the reply. An error (or an ephemeral reply) that nobody else has seen
+        yet goes to the requester alone: the public "thinking…" message is removed first."""
+        message = self.render(reply)
+        view = reply_view(reply)
+        if (reply.ephemeral or not reply.ok) and not private and not shared:
+            try:
+                await interaction.delete_original_response()
+                private = True
+            except discord.HTTPException:
+                log.info("could not remove the deferred response; answering in place")
+        await self.followup(interaction, message, view=view, ephemeral=private)
+
+    async def followup(
+        self,
+        interaction: discord.Interaction,
+        message: DiscordMessage,
+        *,
+        view: discord.ui.View | None = None,
+        ephemeral: bool = False,
+    ) -> discord.WebhookMessage:
+        kwargs = message.send_kwargs()
+        if view is not None:
+            kwargs["view"] = view
+        return await interaction.followup.send(wait=True, ephemeral=ephemeral, **kwargs)
+
+    async def _tell_error(self, interaction: discord.Interaction, ref: str) -> None:
+        try:
+            await interaction.followup.send(
+                embed=note_embed(INTERNAL_ERROR_TEXT.format(ref=ref)), ephemeral=True
+            )
+        except Exception:
+            log.warning("could not tell the user about %s", ref, exc_info=True)
+
+    # -- /chat: a thread bound to a deployment, the answer streamed -----------------------
+
+    async def run_chat(
+        self,
+        interaction: discord.Interaction,
+        ctx: RequestContext,
+        line: str,
+        values: dict[str, Any],
+    ) -> None:
+        channel = interaction.channel
+        ref = str(values.get("deployment") or "")
+        opener: discord.WebhookMessage | None = None
+        created = False
+        thread_id: int | None = None
+        if is_thread(channel):
+            thread_id = interaction.channel_id
+            opener = await self.followup(
+                interaction,
+                DiscordMessage(embeds=[note_embed(f"💬 Chatting with `{ref}` in this thread.")]),
+            )
+        elif not is_dm(channel) and interaction.guild_id is not None:
+            opener = await self.followup(
+                interaction,
+                DiscordMessage(
+                    embeds=[note_embed(f"💬 Chat with `{ref}`: continue in the thread below.")]
+                ),
+            )
+            try:
+                thread_id = await start_thread(
+                    self.client, interaction.channel_id or 0, opener.id, name=f"chat · {ref}"
+                )
+                created = True
+            except discord.HTTPException:
+                log.warning("could not open a chat thread; answering in place", exc_info=True)
+        if thread_id is not None:
+            ctx = ctx.model_copy(update={"channel": str(thread_id), "thread": str(thread_id)})
+        target = self.client.get_partial_messageable(
+            thread_id or interaction.channel_id or 0,
+            guild_id=interaction.guild_id,
+            type=discord.ChannelType.public_thread if thread_id else None,
+        )
+        if opener is None and thread_id is None:
+            # A DM (no threads there): the followup says where the answer comes.
+            opener = await self.followup(
+                interaction, DiscordMessage(embeds=[note_embed(f"💬 Chat with `{ref}`.")])
+            )
+        stream = StreamedMessage(target, clock=self.clock)
+        reply = await self.cockpit.handle(ctx, line, stream=stream.feed)
+        if not reply.ok and not stream.started:
+            if created and thread_id is not None:
+                try:
+                    await self.client.http.delete_channel(thread_id)
+                except discord.HTTPException:
+                    log.info("could not delete the unused chat thread %s", thread_id)
+            if opener is not None:
+                await opener.edit(**_edit_kwargs(self.render(reply)))
+            return
+        await self.finish_stream(stream, reply, target)
+
+    async def finish_stream(
+        self, stream: StreamedMessage, reply: Reply, target: discord.abc.Messageable
+    ) -> None:
+        """End a streamed answer: the final edit with the full text, or (nothing streamed)
+        the reply as an embed."""
+        if stream.started:
+            footer = reply.footer
+            if self.sandbox and "sandbox" not in (footer or "").lower():
+                footer = f"{footer} · sandbox" if footer else "sandbox"
+            text = reply.text if reply.ok and reply.text else stream.text
+            await stream.finish(text, footer=footer)
+            rest = reply.model_copy(update={"text": "", "footer": None})
+            if not reply.ok:
+                rest = reply.model_copy(update={"footer": None})
+            if _has_parts(rest):
+                await _send(target, self.render(rest), view=reply_view(reply))
+            return
+        await _send(target, self.render(reply), view=reply_view(reply))
+
+    # -- autocomplete ---------------------------------------------------------------------
+
+    async def on_autocomplete(
+        self, interaction: discord.Interaction, kind: str, current: str
+    ) -> list[app_commands.Choice[str]]:
+        if kind == "model":
+            return model_choices(current)
+        try:
+            ctx = await self.interaction_context(interaction)
+        except Exception:
+            log.warning("autocomplete: no context", exc_info=True)
+            return []
+        return await self.blocking(deployment_choices, self, ctx, current)
+
+
+def deployment_choices(
+    adapter: DiscordBase, ctx: RequestContext, current: str
+) -> list[app_commands.Choice[str]]:
+    """The organisation's deployments matching what was typed: "#3 qwen (healthy)" → "3"."""
+    with adapter.cockpit.db.session() as s:
+        rows = deployments.list_for(s, org_id=ctx.org_id, statuses=AUTOCOMPLETE_STATUSES)
+    needle = current.strip().lstrip("#").lower()
+    out: list[app_commands.Choice[str]] = []
+    for d in rows:
+        hay = f"{d.id} {d.name} {d.model_id}".lower()
+        if needle and needle not in hay:
+            continue
+        label = f"#{d.id} {d.name} · {d.model_id} ({d.status})"
+        out.append(app_commands.Choice(name=truncate(label, MAX_CHOICE_NAME), value=str(d.id)))
+    return out[:MAX_CHOICES]
+
+
+def _has_parts(reply: Reply) -> bool:
+    return bool(
+        reply.text or reply.title or reply.fields or reply.table or reply.image or reply.buttons
+    )
+
+
+def _edit_kwargs(message: DiscordMessage) -> dict[str, Any]:
+    kwargs = message.send_kwargs()
+    files = kwargs.pop("files", None)
+    if files:
+        kwargs["attachments"] = files
+    kwargs["view"] = None
+    return kwargs
+
+
+async def _send(
+    target: discord.abc.Messageable, message: DiscordMessage, *, view: discord.ui.View | None
+) -> discord.Message:
+    kwargs = message.send_kwargs()
+    if view is not None:
+        kwargs["view"] = view
+    return await target.send(**kwargs)
+
+
+__all__ = [
+    "CHAT_TOOL",
+    "COLOUR_NEUTRAL",
+    "CommandHandlers",
+    "build_command",
+    "build_commands",
+    "command_line",
+    "model_choices",
+    "option_annotation",
+]

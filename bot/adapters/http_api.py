@@ -1,0 +1,193 @@
+"""The HTTP API (`cockpit web`): tools over JSON with API keys, through the same dispatcher.
+
+    GET  /api/v1/tools               the tools this key may call
+    POST /api/v1/tools/{name}        run one (JSON body = arguments)
+    GET  /api/v1/openapi.json        an OpenAPI 3.1 description
+
+Status codes: 200 done · 202 approval requested (a person approves it in chat with the buttons
+or `/approve <id>`) · 400 bad arguments · 401 missing, wrong, expired or revoked key · 403 role
+or scope too small · 404 unknown tool or resource · 429 rate limited (Retry-After)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from sqlmodel import select
+
+from storage import apikeys, audit
+from storage.models import ApiKey, Workspace
+from tools.contract import Platform, Reply, RequestContext, Role, Tool
+
+if TYPE_CHECKING:
+    from bot.app import Cockpit
+
+API_PREFIX = "/api/v1"
+API_WORKSPACE_PREFIX = "api-org-"
+STATUS_BY_CODE = {
+    "invalid_input": 400,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+    "rate_limited": 429,
+    "provider_error": 502,
+}
+
+
+def add_api_routes(app: web.Application, cockpit: Cockpit) -> None:
+    api = HttpApi(cockpit)
+    app.router.add_get(f"{API_PREFIX}/tools", api.list_tools)
+    app.router.add_post(f"{API_PREFIX}/tools/{{name}}", api.call_tool)
+    app.router.add_get(f"{API_PREFIX}/openapi.json", api.openapi)
+
+
+def _problem(status: int, title: str, detail: str, **extra: Any) -> web.Response:
+    headers = {}
+    if "retry_after" in extra and extra["retry_after"] is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(extra.pop("retry_after"))))
+    body = {"title": title, "status": status, "detail": detail, **extra}
+    return web.json_response(body, status=status, headers=headers,
+                             content_type="application/problem+json")
+
+
+class HttpApi:
+    def __init__(self, cockpit: Cockpit) -> None:
+        self.cockpit = cockpit
+
+    @property
+    def registry(self) -> Any:
+        return self.cockpit.services.registry
+
+    def _authenticate(self, request: web.Request) -> ApiKey | web.Response:
+        header = request.headers.get("Authorization", "")
+        key = header[7:].strip() if header.lower().startswith("bearer ") else ""
+        if not key:
+            return _problem(401, "Unauthorized", "Send an API key as `Authorization: Bearer <key>`"
+                            " (create one with /apikey in chat).")
+        now = self.cockpit.clock.now()
+        with self.cockpit.db.session() as s:
+            row = apikeys.lookup(s, key=key)
+            if row is not None and row.id is not None:
+                apikeys.touch(s, org_id=row.org_id, key_id=row.id, now=now)
+        if row is None:
+            return _problem(401, "Unauthorized", "That API key is not valid.")
+        if row.revoked_at is not None:
+            return _problem(401, "Unauthorized", "That API key was revoked. Create a new one "
+                            "with /apikey.")
+        if row.expires_at is not None and row.expires_at <= now:
+            return _problem(401, "Unauthorized", "That API key has expired. Create a new one "
+                            "with /apikey.")
+        return row
+
+    def _context(self, key: ApiKey) -> RequestContext:
+        """The key acts in its organisation's API workspace, as itself, with its role."""
+        external = f"{API_WORKSPACE_PREFIX}{key.org_id}"
+        now = self.cockpit.clock.now()
+        with self.cockpit.db.session() as s:
+            ws = s.exec(select(Workspace).where(Workspace.platform == Platform.api.value,
+                                                Workspace.external_id == external)).first()
+            if ws is None:
+                ws = Workspace(org_id=key.org_id, platform=Platform.api.value,
+                               external_id=external, name="HTTP API", created_at=now)
+                s.add(ws)
+                s.flush()
+            assert ws.id is not None
+            workspace_id, tz = ws.id, ws.timezone
+        return RequestContext(
+            org_id=key.org_id, workspace_id=workspace_id, user_id=f"apikey:{key.id}",
+            display_name=f"API key {key.name}", role=Role(key.role), platform=Platform.api,
+            workspace_name="HTTP API", timezone=tz,
+        )
+
+    def _allowed(self, key: ApiKey, tool: Tool) -> bool:
+        scopes = key.scopes.split()
+        return ("*" in scopes or tool.name in scopes) and Role(key.role).allows(tool.role)
+
+    async def list_tools(self, request: web.Request) -> web.Response:
+        key = self._authenticate(request)
+        if isinstance(key, web.Response):
+            return key
+        tools = [t for t in self.registry.all() if self._allowed(key, t)]
+        return web.json_response({"tools": [
+            {
+                "name": t.name,
+                "description": t.summary,
+                "needs_approval": t.needs_approval,
+                "side_effect": t.side_effect.value,
+                "input_schema": t.anthropic_schema()["input_schema"],
+            }
+            for t in tools]})
+
+    async def call_tool(self, request: web.Request) -> web.Response:
+        key = self._authenticate(request)
+        if isinstance(key, web.Response):
+            return key
+        name = request.match_info["name"]
+        tool = self.registry.get(name)
+        if tool is None:
+            return _problem(404, "Not Found", f"There is no tool {name!r}. GET {API_PREFIX}/tools "
+                            "lists the ones this key may call.")
+        ctx = self._context(key)
+        scopes = key.scopes.split()
+        if "*" not in scopes and tool.name not in scopes:
+            self._audit_denied(ctx, tool, "outside the API key's scopes")
+            return _problem(403, "Forbidden", f"This API key's scopes do not include {name}.")
+        try:
+            raw = await request.json() if request.can_read_body else {}
+        except json.JSONDecodeError:
+            return _problem(400, "Bad Request", "The body must be a JSON object of arguments.")
+        if not isinstance(raw, dict):
+            return _problem(400, "Bad Request", "The body must be a JSON object of arguments.")
+        reply = await self.cockpit.dispatcher.run(ctx, tool.name, raw)
+        return self._respond(reply)
+
+    def _respond(self, reply: Reply) -> web.Response:
+        if reply.approval_id is not None:
+            return web.json_response({
+                "status": "approval_requested", "approval_id": reply.approval_id,
+                "detail": "A person must approve this in chat (button, or /approve "
+                          f"{reply.approval_id}) before it runs.",
+                "reply": reply.model_dump(mode="json", exclude_none=True)}, status=202)
+        if reply.ok:
+            return web.json_response({"status": "ok",
+                                      "reply": reply.model_dump(mode="json", exclude_none=True)})
+        status = STATUS_BY_CODE.get(reply.error_code or "", 500 if reply.error_code == "error"
+                                    else 400)
+        return _problem(status, web.Response(status=status).reason or "Error", reply.text,
+                        retry_after=reply.retry_after)
+
+    def _audit_denied(self, ctx: RequestContext, tool: Tool, detail: str) -> None:
+        with self.cockpit.db.session() as s:
+            audit.record(s, org_id=ctx.org_id, workspace_id=ctx.workspace_id, actor=ctx.user_id,
+                         actor_role=ctx.role.value, platform=ctx.platform.value, tool=tool.name,
+                         outcome="denied", args={}, detail=detail, request_id=ctx.request_id,
+                         now=self.cockpit.clock.now())
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        paths: dict[str, Any] = {
+            f"{API_PREFIX}/tools": {"get": {
+                "summary": "Tools this API key may call", "security": [{"bearer": []}],
+                "responses": {"200": {"description": "The tools"},
+                              "401": {"description": "Missing, wrong, expired or revoked key"}}}},
+        }
+        for t in self.registry.all():
+            paths[f"{API_PREFIX}/tools/{t.name}"] = {"post": {
+                "summary": t.summary, "description": t.description.strip(),
+                "security": [{"bearer": []}],
+                "requestBody": {"required": False, "content": {"application/json": {
+                    "schema": t.anthropic_schema()["input_schema"]}}},
+                "responses": {
+                    "200": {"description": "Done: the reply"},
+                    "202": {"description": "Approval requested; a person approves in chat"},
+                    "400": {"description": "Invalid arguments (the usage is in `detail`)"},
+                    "401": {"description": "Missing, wrong, expired or revoked key"},
+                    "403": {"description": "Role or scope too small"},
+                    "404": {"description": "Unknown tool or resource"},
+                    "429": {"description": "Rate limited; see Retry-After"}}}}
+        return web.json_response({
+            "openapi": "3.1.0",
+            "info": {"title": "AI Dev Cockpit API", "version": "1"},
+            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+            "paths": paths})
