@@ -1133,6 +1133,8 @@ def test_manifest_matches_the_code() -> None:
     assert set(settings["event_subscriptions"]["bot_events"]) == {
         "app_mention",
         "message.im",
+        "message.channels",
+        "message.groups",
         "app_home_opened",
     }
     assert settings["interactivity"]["is_enabled"] and settings["socket_mode_enabled"]
@@ -1213,6 +1215,35 @@ async def test_chat_with_a_deployed_model_continues_in_its_thread(
         finished = [c for c in fake.calls_to("chat.update") if c.body["ts"] == env.fake_ts(follow)]
         final = finished[-1] if finished else follow
         assert "limited mode" not in _texts(final) and "prompt" in _texts(final)
+
+
+async def test_slash_chat_opens_a_thread_where_plain_replies_reach_the_model(
+    tmp_path: Path, fake: FakeSlack
+) -> None:
+    load_tool_modules()
+    if REGISTRY.get("deploy_model") is None or REGISTRY.get("chat_with_model") is None:
+        pytest.skip("this build has no deploy/chat tools")
+    async for env in _env(tmp_path, fake, Tools(registry=REGISTRY)):
+        await env.command("qwen", command="/deploy")
+        card = await fake.wait_for("chat.postMessage", timeout=20)
+        await env.click(card, "cockpit_approve", user="UALICE", user_name="alice")
+        await fake.wait_for("chat.update", timeout=30)
+        await env.adapter.drain(60)
+        before = len(fake.calls_to("chat.postMessage"))
+        await env.command("1", command="/chat")
+        opener = await fake.wait_for("chat.postMessage", count=before + 1, timeout=20)
+        await env.adapter.drain(30)
+        assert "reply in this thread" in _texts(opener)
+        thread = env.fake_ts(opener)
+        reply = {**env.mention("three questions", ts="1699999999.019100"), "thread_ts": thread}
+        reply["type"] = "message"
+        reply["text"] = "three questions"
+        await env.event(reply)
+        answer = await fake.wait_for(
+            "chat.postMessage", where=lambda c: c.body.get("thread_ts") == thread
+            and "[sandbox]" in _texts(c), timeout=20)
+        await env.adapter.drain(30)
+        assert answer.body["thread_ts"] == thread
 
 
 async def test_mention_answered_by_claude_streams_into_the_thread(

@@ -24,7 +24,8 @@ from bot.adapters.discord_render import (
     note_embed,
 )
 from bot.adapters.discord_stream import ThreadProgress, is_dm, is_thread
-from tools.contract import Reply
+from storage import approvals
+from tools.contract import Reply, RequestContext
 
 CUSTOM_ID_PREFIX = "cockpit"
 APPROVE_PREFIX = f"{CUSTOM_ID_PREFIX}:approve:"
@@ -83,7 +84,9 @@ class CancelButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cockpit:cancel:(?P<id>[0-9]+)"
 ):
     def __init__(self, approval_id: int, *, label: str = "Cancel") -> None:
-        super().__init__(_button(f"{CANCEL_PREFIX}{approval_id}", label, discord.ButtonStyle.danger))
+        super().__init__(
+            _button(f"{CANCEL_PREFIX}{approval_id}", label, discord.ButtonStyle.danger)
+        )
         self.approval_id = approval_id
 
     @classmethod
@@ -274,9 +277,7 @@ class ApprovalHandlers(DiscordBase):
         elif approve:
             await progress.send(self.render(reply))
 
-    async def approval_status(self, ctx: Any, approval_id: int) -> str | None:
-        from storage import approvals
-
+    async def approval_status(self, ctx: RequestContext, approval_id: int) -> str | None:
         def get() -> str | None:
             with self.cockpit.db.session() as s:
                 row = approvals.get(s, org_id=ctx.org_id, approval_id=approval_id)

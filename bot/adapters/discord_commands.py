@@ -234,7 +234,7 @@ def command_line(tool: Tool, values: Mapping[str, Any]) -> str:
     positional = tool.positional_fields()
     given = [i for i, n in enumerate(positional) if _present(values.get(n))]
     last = given[-1] if given else -1
-    for i, name in enumerate(positional[: last + 1]):
+    for name in positional[: last + 1]:
         value = values.get(name)
         if not _present(value):
             default = fields[name].default
@@ -245,7 +245,7 @@ def command_line(tool: Tool, values: Mapping[str, Any]) -> str:
             parts.extend(shlex.quote(w) for w in value.split())
         else:
             parts.append(shlex.quote(_text(value)))
-    for name, field in fields.items():
+    for name in fields:
         if name in positional:
             continue
         value = values.get(name)
@@ -284,7 +284,8 @@ def model_choices(current: str) -> list[app_commands.Choice[str]]:
         hay = f"{alias.model_id} {alias.family} {alias.size} {alias.version or ''}".lower()
         if all(w in hay for w in words):
             label = f"{alias.family} {alias.size} · {alias.model_id}"
-            out.append(app_commands.Choice(name=truncate(label, MAX_CHOICE_NAME), value=alias.model_id))
+            name = truncate(label, MAX_CHOICE_NAME)
+            out.append(app_commands.Choice(name=name, value=alias.model_id))
     return out[:MAX_CHOICES]
 
 
@@ -326,7 +327,8 @@ class CommandHandlers(DiscordBase):
             return
         progress = self.progress_for(interaction, name=line)
         reply = await self.cockpit.handle(ctx, line, progress=progress.post)
-        await self.answer(interaction, reply, private=private, shared=progress.thread_id is not None)
+        shared = progress.thread_id is not None
+        await self.answer(interaction, reply, private=private, shared=shared)
 
     async def interaction_context(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 import discord
 
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 STREAM_EDIT_INTERVAL_SECONDS = 1.2  # ≤ 1 edit per 1.2 s: inside Discord's 5 edits / 5 s
 STREAM_CURSOR = " ▌"
-THREAD_AUTO_ARCHIVE_MINUTES = 1440
+THREAD_AUTO_ARCHIVE_MINUTES: Literal[60, 1440, 4320, 10080] = 1440
 PROGRESS_PREFIX = "… "
 MAX_PROGRESS_LINE = 1900
 

@@ -51,6 +51,9 @@ def _ephemeral(respond: Any) -> Any:
     return tell
 
 
+CHAT_COMMAND = "chat"
+
+
 class CommandHandlers(SlackBase):
     # -- slash commands -------------------------------------------------------------------
 
@@ -95,6 +98,16 @@ class CommandHandlers(SlackBase):
             private_errors=True,
             broadcast_final=True,
         )
+        if sub == CHAT_COMMAND and rest and not conversation.via_response_url:
+            # `/chat <deployment>` opens a thread bound to that deployment: replies there go on
+            # talking to the model (the conversation is keyed by this thread).
+            opener = blocks.SlackMessage(
+                text=f":speech_balloon: Chat with `{blocks.escape(rest)}`: reply in "
+                "this thread to talk to the model.",
+                blocks=[],
+            )
+            conversation.thread_ts = await conversation.post(opener)
+            ctx = ctx.model_copy(update={"thread": conversation.thread_ts})
         reply = await self.cockpit.handle(
             ctx, line, progress=conversation.progress, stream=conversation.stream
         )

@@ -112,10 +112,12 @@ class EventHandlers(SlackBase):
                 what="dm",
                 on_error=_reply_in_thread(client, event),
             )
-        elif key_provider(str(event.get("text") or "")):
-            # Reaches us only where the app also subscribes to channel messages: warn, never
-            # answer (mentions arrive separately, as app_mention).
-            self.spawn(self.message_event(body, event, client, None), what="key warning")
+        elif key_provider(str(event.get("text") or "")) or event.get("thread_ts"):
+            # Channel messages (message.channels): a pasted key is warned about, and a reply in
+            # a thread bound to a deployed model goes on to the model. Nothing else is answered
+            # (mentions arrive separately, as app_mention).
+            bot_user = getattr(context, "bot_user_id", None)
+            self.spawn(self.message_event(body, event, client, bot_user), what="channel message")
 
     async def on_home_opened(
         self, body: dict[str, Any], event: dict[str, Any], client: Any
@@ -153,12 +155,15 @@ class EventHandlers(SlackBase):
         if provider:
             await self.refuse_key(ctx, client, event, provider=provider, is_dm=is_dm)
             return
-        if event.get("type") == "message" and not is_dm:
-            return
         text = strip_mentions(raw, bot_user)
         conversation = self.conversation(
             client, channel=channel, user=event["user"], thread_ts=thread_ts, label=text
         )
+        if event.get("type") == "message" and not is_dm:
+            mentioned = bool(bot_user) and f"<@{bot_user}>" in raw  # app_mention handles it
+            if event.get("thread_ts") and not mentioned:
+                await self.continue_model_chat(ctx, text, conversation)
+            return
         if self.thread_relay is not None and await self.thread_relay(ctx, text, conversation):
             return
         if await self.continue_model_chat(ctx, text, conversation):

@@ -33,6 +33,8 @@ BOT_SCOPES = (
     "commands",
     "chat:write",
     "im:history",
+    "channels:history",
+    "groups:history",
     "app_mentions:read",
     "files:write",
     "users:read",
