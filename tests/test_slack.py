@@ -1240,7 +1240,7 @@ async def test_slash_chat_opens_a_thread_where_plain_replies_reach_the_model(
         reply["text"] = "three questions"
         await env.event(reply)
         answer = await fake.wait_for(
-            "chat.postMessage", where=lambda c: c.body.get("thread_ts") == thread
+            "chat.postMessage", where=lambda c, t=thread: c.body.get("thread_ts") == t
             and "[sandbox]" in _texts(c), timeout=20)
         await env.adapter.drain(30)
         assert answer.body["thread_ts"] == thread
