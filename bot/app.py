@@ -209,7 +209,7 @@ class Cockpit:
             return await self.dispatcher.run(
                 ctx, call.tool.name, call.args, progress=progress, stream=stream
             )
-        return await self.converse(ctx, text, progress=progress)
+        return await self.converse(ctx, text, progress=progress, on_text=stream)
 
     async def converse(
         self,

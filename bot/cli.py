@@ -82,15 +82,18 @@ def run() -> None:
         from bot.adapters.console import Console, default_user
 
         cockpit.start_scheduler()
-        surfaces = []
+        slack = settings.slack_socket_mode or settings.slack_http_mode
         if settings.discord_enabled:
-            surfaces.append("discord")
-        if surfaces:
-            click.echo(
-                f"Configured surfaces ({', '.join(surfaces)}) are not part of this build yet.",
-                err=True,
-            )
-        if settings.slack_socket_mode or settings.slack_http_mode:
+            # Discord runs beside Slack (or beside the console when someone is at the terminal).
+            from bot.adapters.discord_run import run_discord
+
+            async def with_slack() -> int:
+                from bot.adapters.slack_run import run_slack
+
+                return await run_slack(cockpit)
+
+            return await run_discord(cockpit, alongside=with_slack if slack else None)
+        if slack:
             # Slack runs; the console joins only when someone is at the terminal.
             from bot.adapters.slack_run import run_slack
 
@@ -127,6 +130,43 @@ def worker() -> None:
         return await _until_cancelled()
 
     _run(_with_cockpit(settings, body))
+
+
+@main.group(name="discord", invoke_without_command=True)
+@click.pass_context
+def discord_group(ctx: click.Context) -> None:
+    """Discord only: the bot (DISCORD_BOT_TOKEN). `cockpit discord sync` registers its commands."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = _settings()
+
+    async def body(cockpit: Cockpit) -> int:
+        from bot.adapters.discord_run import run_discord
+
+        return await run_discord(cockpit, console=False)
+
+    _run(_with_cockpit(settings, body))
+
+
+@discord_group.command("sync")
+@click.option("--guild", type=int, default=None, help="Only this server (instant; for dev).")
+def discord_sync(guild: int | None) -> None:
+    """Register the slash commands with Discord: once per deploy, not at every start."""
+    settings = _settings()
+
+    async def body() -> int:
+        from bot.adapters.discord import DiscordConfigError, sync_commands
+
+        try:
+            names = await sync_commands(settings, guild_id=guild)
+        except DiscordConfigError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            return 2
+        where = f"server {guild}" if guild else "every server (global: may take a while to show)"
+        click.echo(f"Synced {len(names)} commands to {where}: /" + ", /".join(names))
+        return 0
+
+    _run(body())
 
 
 @main.command()

@@ -384,12 +384,10 @@ def _texts(call: Call) -> str:
 
 
 async def test_signed_command_is_acked_at_once_with_no_provider_call(slack: SlackEnv) -> None:
-    started = time.perf_counter()
     resp = await slack.command("slow")
-    elapsed = time.perf_counter() - started
     assert resp.status == 200
     assert await resp.text() == ""  # an empty ack: the answer follows as a message
-    assert elapsed < 1.0
+    # (ack latency is measured in benchmarks/slack_ack.py, not asserted here)
     # The "provider" is still blocked: the ack did not wait for it, and nothing was posted.
     assert slack.tools.runs["slow"] == 0
     assert slack.fake.calls_to("chat.postMessage") == []

@@ -211,8 +211,20 @@ async def sync_commands(
     for command in build_commands(registry or REGISTRY, invoke=never, complete=no_choices):
         tree.add_command(command)
     async with client:
-        await client.login(settings.discord_bot_token)
-        return await sync_tree(tree, guild_id=guild_id)
+        try:
+            await client.login(settings.discord_bot_token)
+            return await sync_tree(tree, guild_id=guild_id)
+        except discord.LoginFailure:
+            raise DiscordConfigError(
+                "Discord rejected DISCORD_BOT_TOKEN (401). Copy it again from the Developer "
+                "Portal (your application → Bot → Reset Token)."
+            ) from None
+        except discord.HTTPException as exc:
+            raise DiscordConfigError(
+                f"Discord refused the command sync ({exc.status}): {exc.text or exc}. With "
+                "--guild, check the server id and that the bot was invited with the "
+                "applications.commands scope."
+            ) from None
 
 
 __all__ = [

@@ -241,10 +241,10 @@ def command_line(tool: Tool, values: Mapping[str, Any]) -> str:
             if default in (None, PydanticUndefined):
                 continue
             value = default
-        if isinstance(value, str) and _is_list_field(fields[name]):
-            parts.extend(shlex.quote(w) for w in value.split())
-        else:
-            parts.append(shlex.quote(_text(value)))
+        # A list field (free words, e.g. the chat message) is one quoted token: the words
+        # come back joined, and none of them can pass for an --option.
+        text = _text(value)
+        parts.append(shlex.quote(" ".join(text.split()) if _is_list_field(fields[name]) else text))
     for name in fields:
         if name in positional:
             continue

@@ -1,11 +1,9 @@
 """`cockpit discord` and `cockpit run` with DISCORD_BOT_TOKEN: the Discord bot, alone or beside
-the other surfaces, until SIGTERM/SIGINT (or the console / the other surfaces end)."""
+the other surfaces, until the gateway connection ends or the task is cancelled (the CLI cancels
+it on SIGTERM/SIGINT; `finally` then lets running work finish and disconnects)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 
@@ -15,23 +13,16 @@ from bot.app import Cockpit
 Alongside = Callable[[], Awaitable[int]]
 
 
-def _stop_on_signals(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows, non-main thread
-            loop.add_signal_handler(sig, stop.set)
-
-
 async def run_discord(
     cockpit: Cockpit, *, alongside: Alongside | None = None, console: bool | None = None
 ) -> int:
     """Connect the Discord bot, then run `alongside` (e.g. Slack) or, when stdin is a terminal
-    (`console=None` decides by that), the console; otherwise wait for a stop signal. Returns 1
-    when the gateway connection ends by itself (e.g. a refused token or intent)."""
+    (`console=None` decides by that), the console; otherwise run until cancelled. Returns 1 when
+    the gateway connection ends by itself (e.g. a refused token or intent)."""
     adapter = DiscordAdapter(cockpit)
     try:
         await adapter.start()
-        print("Discord is connected. Stop with Ctrl-C.", file=sys.stderr)
+        print("Discord: logged in, connecting to the gateway. Stop with Ctrl-C.", file=sys.stderr)
         if alongside is not None:
             return await alongside()
         if console is None:
@@ -40,14 +31,8 @@ async def run_discord(
             from bot.adapters.console import Console, default_user
 
             return await Console(cockpit, user=default_user()).run()
-        stop = asyncio.Event()
-        _stop_on_signals(stop)
-        stopper = asyncio.create_task(stop.wait())
-        waiting: set[asyncio.Future[object]] = {stopper}  # type: ignore[arg-type]
         if adapter.gateway is not None:
-            waiting.add(adapter.gateway)  # type: ignore[arg-type]
-        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
-        return 0 if stopper in done else 1
+            await adapter.gateway
+        return 1
     finally:
         await adapter.close()
