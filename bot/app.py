@@ -22,6 +22,7 @@ from tools.clock import Clock
 from tools.contract import REGISTRY, Platform, ProgressSink, Registry, Reply, RequestContext, Role
 from tools.deploy.saga import recover_interrupted
 from tools.errors import CockpitError
+from tools.metrics import COMMANDS
 from tools.services import Services
 from tools.skills import SKILLS_EXTRA_KEY, load_skills
 
@@ -195,6 +196,9 @@ class Cockpit:
         text = text.strip()
         if not text:
             return Reply(text="Type /help to see what I can do.")
+        COMMANDS.labels(
+            platform=ctx.platform.value, kind="command" if router.is_command(text) else "message"
+        ).inc()
         if router.is_command(text):
             decision = router.approval_decision(text)
             if decision is not None:

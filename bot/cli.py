@@ -126,7 +126,17 @@ def worker() -> None:
 
     async def body(cockpit: Cockpit) -> int:
         cockpit.start_scheduler()
-        click.echo("worker running: scheduled sweeps (Ctrl-C or SIGTERM stops)", err=True)
+        if settings.worker_metrics_port:
+            from prometheus_client import start_http_server
+
+            start_http_server(settings.worker_metrics_port, addr="127.0.0.1")
+        click.echo(
+            "worker running: scheduled sweeps"
+            + (f"; metrics on :{settings.worker_metrics_port}/metrics"
+               if settings.worker_metrics_port else "")
+            + " (Ctrl-C or SIGTERM stops)",
+            err=True,
+        )
         return await _until_cancelled()
 
     _run(_with_cockpit(settings, body))

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     health_probe: bool = Field(default=False, alias="COCKPIT_HEALTH_PROBE")
     auto_rollback: bool = Field(default=False, alias="COCKPIT_AUTO_ROLLBACK")
     alert_cooldown_minutes: int = Field(default=15, alias="COCKPIT_ALERT_COOLDOWN_MINUTES")
+    # `cockpit worker` serves Prometheus /metrics here (0 turns it off)
+    worker_metrics_port: int = Field(default=9101, alias="COCKPIT_WORKER_METRICS_PORT")
 
     @property
     def effective_database_url(self) -> str:

@@ -33,6 +33,7 @@ from bot.agent.skills import SKILL_TOOL_NAMES, run_skill_tool, skill_tool_schema
 from bot.logs import SECRETS, redact
 from storage import conversations, credentials, events, ledger
 from tools.contract import Button, ProgressSink, Reply, RequestContext
+from tools.metrics import AGENT_COST, AGENT_TOKENS
 from tools.services import Services
 from tools.skills import SkillSet, skills_for
 
@@ -431,6 +432,12 @@ class ClaudeAgent:
         if not usage.calls:
             return
         now = self.services.clock.now()
+        amount = pricing.cost(self.model, usage)
+        AGENT_TOKENS.labels(direction="input").inc(
+            usage.input_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens
+        )
+        AGENT_TOKENS.labels(direction="output").inc(usage.output_tokens)
+        AGENT_COST.inc(float(amount))
         with self.services.db.session() as s:
             ledger.add(
                 s,
@@ -438,7 +445,7 @@ class ClaudeAgent:
                 kind="agent",
                 start=now,
                 end=now,
-                amount=pricing.cost(self.model, usage),
+                amount=amount,
                 now=now,
                 user=ctx.user_id,
                 description=pricing.describe(self.model, usage),

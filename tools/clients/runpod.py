@@ -41,6 +41,7 @@ import json
 import logging
 import random
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -56,6 +57,7 @@ from pydantic.alias_generators import to_camel
 
 from tools.clock import Clock
 from tools.errors import CockpitError, ProviderError, RateLimited
+from tools.metrics import OUTSIDE_API_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -707,6 +709,10 @@ async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
 # =========================================================================================
 
 
+def _outcome(status: int) -> str:
+    return "ok" if status < 400 else "rate_limited" if status == 429 else f"{status // 100}xx"
+
+
 class RunPodClient:
     """Async RunPod client for one API key (REST v2 + serverless data plane)."""
 
@@ -845,9 +851,13 @@ class RunPodClient:
             request = self._http.build_request(
                 method, url, json=json_body, params=params, headers=self._headers(), timeout=timeout
             )
+            started = time.perf_counter()
             try:
                 response = await self._http.send(request, stream=stream)
             except httpx.TransportError as exc:
+                OUTSIDE_API_SECONDS.labels(service=SERVICE, outcome="transport_error").observe(
+                    time.perf_counter() - started
+                )
                 error = self._transport_error(exc, url, action)
                 ambiguous = not isinstance(exc, _NOT_SENT)
                 if ambiguous and policy is _Retry.CREATE:
@@ -858,6 +868,9 @@ class RunPodClient:
                 retried_after_5xx = retried_after_5xx or ambiguous
             else:
                 status = response.status_code
+                OUTSIDE_API_SECONDS.labels(service=SERVICE, outcome=_outcome(status)).observe(
+                    time.perf_counter() - started
+                )
                 if status == 404 and method == "DELETE" and retried_after_5xx:
                     await response.aclose()
                     return httpx.Response(204, request=request)

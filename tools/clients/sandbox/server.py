@@ -216,6 +216,8 @@ class RunPodEmulator:
         return f"{self.base_url}{SLS_PREFIX}/v2"
 
     # --- Python API for tests and benchmarks ---------------------------------------------
+    # These change the state directly, without a request, so they do not save it: call
+    # `save()` when it matters before `stop()` (which saves).
     def add_endpoint(self, body: dict[str, Any]) -> str:
         """Create an endpoint directly in state (no HTTP); the body must satisfy the spec."""
         op = self.spec.operation("POST", "/v2/serverless")
@@ -225,9 +227,7 @@ class RunPodEmulator:
         errors = self.spec.errors(pointer, body)
         if errors:
             raise ValueError("; ".join(errors))
-        endpoint_id = self.state.create_endpoint(body, self.clock.now()).id
-        self.save()
-        return endpoint_id
+        return self.state.create_endpoint(body, self.clock.now()).id
 
     def crash_endpoint(self, endpoint_id: str) -> None:
         self.state.crash(self.state.get_endpoint(endpoint_id), self.clock.now())

@@ -1,0 +1,567 @@
+"""The Discord surface end to end without a gateway: interaction and message payloads go in
+through the client's connection state (what the gateway does), discord.py's HTTP client talks
+to the loopback fake Discord API (`Route.BASE`), and the fake's recorded calls come out. Time is
+the harness's FakeClock (the fake records it too), so edit-rate assertions are deterministic."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import discord
+import pytest
+from click.testing import CliRunner
+from fakes import discord_payloads as p
+from fakes.fake_discord import APPLICATION_ID, EPHEMERAL_FLAG, Call, FakeDiscord
+from pydantic import BaseModel
+
+from bot.adapters import discord_render as render
+from bot.adapters.discord import DiscordAdapter, sync_commands
+from bot.adapters.discord_base import DiscordConfigError, parse_role_map
+from bot.adapters.discord_commands import command_line
+from bot.adapters.discord_stream import STREAM_EDIT_INTERVAL_SECONDS
+from bot.app import load_tool_modules
+from bot.testing import BotHarness, running_bot
+from bot.testing import test_settings as make_settings
+from storage import conversations, deployments
+from storage.models import Conversation
+from tools.clock import FakeClock
+from tools.contract import (
+    REGISTRY,
+    Image,
+    Platform,
+    Registry,
+    Reply,
+    ReplyField,
+    Role,
+    Table,
+    ToolContext,
+    tool,
+)
+
+TOKEN = "discord-test-token"
+ALERT_CHANNEL_ID = 1_000_000_000_000_000_099
+CHAT_WORDS = 30  # the sandbox echoes them back: a long enough answer to need several edits
+TOKEN_DELAY_SECONDS = 0.3  # fake seconds between streamed tokens
+
+
+@dataclass
+class Env:
+    bot: BotHarness
+    fake: FakeDiscord
+    adapter: DiscordAdapter
+
+    @property
+    def state(self) -> Any:
+        return self.adapter.client._connection
+
+    async def interact(self, payload: dict[str, Any]) -> list[Call]:
+        """Deliver an interaction as the gateway would; wait until it is answered and done."""
+        self.fake.register_interaction(payload)
+        self.state.parse_interaction_create(payload)
+        await self.fake.wait_for(("POST", rf"/interactions/{payload['id']}/[^/]+/callback"))
+        await self.adapter.drain()
+        return self.fake.followups(payload["token"])
+
+    async def message(self, payload: dict[str, Any], channel: dict[str, Any] | None = None) -> None:
+        """Deliver MESSAGE_CREATE; `channel` seeds the gateway's cache (a guild text channel or
+        thread), as GUILD_CREATE / THREAD_CREATE would have."""
+        if channel is not None:
+            guild = self.state._get_or_create_unavailable_guild(int(channel["guild_id"]))
+            if channel["type"] == 11:
+                guild._add_thread(discord.Thread(guild=guild, state=self.state, data=channel))
+            else:
+                guild._add_channel(
+                    discord.TextChannel(guild=guild, state=self.state, data=channel)
+                )
+        before = len(self.fake.calls)
+        self.state.parse_message_create(payload)
+        for _ in range(5):  # let discord.py start the on_message task
+            await asyncio.sleep(0)
+        await self.adapter.drain()
+        self.new_calls = self.fake.calls[before:]
+
+    def org_id(self) -> int:
+        return self.ctx().org_id
+
+    def ctx(self, user_id: int = p.ALICE_ID) -> Any:
+        return self.bot.cockpit.context_for(
+            platform=Platform.discord,
+            workspace_id=str(p.GUILD_ID),
+            workspace_name="guild",
+            user_id=str(user_id),
+            display_name=p.USER_NAMES.get(user_id, "x"),
+        )
+
+
+@asynccontextmanager
+async def discord_bot(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    registry: Registry | None = None,
+    **overrides: Any,
+) -> AsyncIterator[Env]:
+    clock = FakeClock()
+    async with FakeDiscord(clock=clock) as fake:
+        monkeypatch.setattr(discord.http.Route, "BASE", fake.api_base)
+        async with running_bot(
+            tmp_path,
+            clock=clock,
+            registry=registry,
+            DISCORD_BOT_TOKEN=TOKEN,
+            DISCORD_API_URL=fake.api_base,
+            **overrides,
+        ) as bot:
+            adapter = DiscordAdapter(bot.cockpit)
+            await adapter.login()
+            try:
+                yield Env(bot=bot, fake=fake, adapter=adapter)
+            finally:
+                await adapter.close()
+
+
+@pytest.fixture
+async def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Env]:
+    async with discord_bot(tmp_path, monkeypatch) as e:
+        yield e
+
+
+def custom_ids(message: dict[str, Any]) -> list[str]:
+    return [c["custom_id"] for row in message.get("components") or [] for c in row["components"]]
+
+
+def embed_text(embeds: list[dict[str, Any]]) -> str:
+    parts = []
+    for e in embeds:
+        parts += [e.get("title") or "", e.get("description") or ""]
+        parts += [f"{f['name']}: {f['value']}" for f in e.get("fields") or []]
+        parts.append((e.get("footer") or {}).get("text") or "")
+    return "\n".join(parts)
+
+
+def assert_within_limits(embeds: list[dict[str, Any]]) -> None:
+    assert 1 <= len(embeds) <= render.MAX_EMBEDS
+    total = 0
+    for e in embeds:
+        assert len(e.get("title") or "") <= render.MAX_TITLE
+        assert len(e.get("description") or "") <= render.MAX_DESCRIPTION
+        assert len(e.get("fields") or []) <= render.MAX_FIELDS
+        for f in e.get("fields") or []:
+            assert 0 < len(f["name"]) <= render.MAX_FIELD_NAME
+            assert 0 < len(f["value"]) <= render.MAX_FIELD_VALUE
+        footer = (e.get("footer") or {}).get("text") or ""
+        assert len(footer) <= render.MAX_FOOTER
+        total += len(e.get("title") or "") + len(e.get("description") or "") + len(footer)
+        total += sum(len(f["name"]) + len(f["value"]) for f in e.get("fields") or [])
+    assert total <= render.MAX_TOTAL
+
+
+# --- /deploy: deferred → approval card → the requester's click deploys ----------------------
+
+
+async def test_deploy_interaction_approval_button_and_refusal(env: Env) -> None:
+    deploy = p.slash_command("deploy", {"model": "qwen 0.5b"}, user_id=p.ALICE_ID)
+    followups = await env.interact(deploy)
+
+    callback = env.fake.callbacks(int(deploy["id"]))[0]
+    assert callback.payload["type"] == 5  # deferred: answered within Discord's 3 s
+    assert callback.at == followups[0].at  # no fake time passed before the defer
+    card_call = followups[0]
+    assert "Deploy Qwen/Qwen2.5-0.5B-Instruct" in embed_text(card_call.embeds)
+    assert "Price" in embed_text(card_call.embeds) and "sandbox" in embed_text(card_call.embeds)
+    card = copy.deepcopy(env.fake.messages[max(env.fake.messages)])
+    assert custom_ids(card) == ["cockpit:approve:1", "cockpit:cancel:1"]
+    assert card["embeds"][0]["color"] == render.COLOUR_APPROVAL
+
+    # Bob is not the requester and not an admin: refused, privately; the card stays.
+    await env.interact(p.component_click("cockpit:approve:1", card, user_id=p.BOB_ID))
+    refusal = env.fake.calls[-1]
+    assert refusal.method == "POST" and refusal.flags & EPHEMERAL_FLAG
+    assert "Only the person who asked, or an admin" in embed_text(refusal.embeds)
+    assert custom_ids(env.fake.message(int(card["id"]))) == ["cockpit:approve:1", "cockpit:cancel:1"]
+    assert not env.bot.cockpit.runpod.emulator.state.endpoints
+
+    # Alice approves: the card shows the decision, progress and the result go into a thread.
+    click = p.component_click("cockpit:approve:1", env.fake.message(int(card["id"])))
+    await env.interact(click)
+    assert env.fake.callbacks(int(click["id"]))[0].payload["type"] == 6  # deferred update
+    edit = env.fake.calls_matching("PATCH", rf"/webhooks/{APPLICATION_ID}/{click['token']}/messages/@original")
+    assert edit and edit[0].payload["components"] == []
+    assert f"Approved by <@{p.ALICE_ID}>" in embed_text(edit[0].embeds)
+    thread = env.fake.calls_matching("POST", rf"/channels/{p.CHANNEL_ID}/messages/{card['id']}/threads")
+    assert len(thread) == 1
+    in_thread = env.fake.calls_matching("POST", rf"/channels/{card['id']}/messages")
+    lines = " | ".join(c.content for c in in_thread)
+    for phase in ("creating endpoint", "waiting for workers", "healthy after"):
+        assert phase in lines
+    assert "is healthy" in embed_text(in_thread[-1].embeds)
+    assert len(env.bot.cockpit.runpod.emulator.state.endpoints) == 1
+    with env.bot.services.db.session() as s:
+        row = deployments.get(s, org_id=env.org_id(), deployment_id=1)
+    assert row is not None and row.status == "healthy" and row.created_by == str(p.ALICE_ID)
+
+    # A second click (a client still showing the old card) does nothing twice.
+    again = p.component_click("cockpit:approve:1", card)
+    await env.interact(again)
+    assert "already executed" in embed_text(env.fake.calls[-1].embeds)
+    assert len(env.bot.cockpit.runpod.emulator.state.endpoints) == 1
+
+
+async def test_cancel_button_edits_card(env: Env) -> None:
+    await env.interact(p.slash_command("deploy", {"model": "qwen 0.5b"}))
+    card = env.fake.messages[max(env.fake.messages)]
+    click = p.component_click("cockpit:cancel:1", card)
+    await env.interact(click)
+    edit = env.fake.calls_matching("PATCH", rf"/webhooks/\d+/{click['token']}/messages/@original")
+    assert "Cancelled by" in embed_text(edit[0].embeds)
+    assert not env.bot.cockpit.runpod.emulator.state.endpoints
+
+
+# --- model chat in a thread: streamed by rate-limited edits --------------------------------
+
+
+async def _deploy_directly(env: Env) -> int:
+    ctx = env.ctx()
+    ask = await env.bot.cockpit.handle(ctx, "/deploy Qwen/Qwen2.5-0.5B-Instruct")
+    done = await env.bot.cockpit.approve(ctx, ask.approval_id or 0)
+    assert done.ok, done.as_plain_text()
+    return 1
+
+
+def _edit_times(env: Env, channel_id: int) -> list[Call]:
+    return env.fake.calls_matching("PATCH", rf"/channels/{channel_id}/messages/\d+")
+
+
+def _assert_rate(edits: list[Call]) -> None:
+    times = [c.at for c in edits]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert all(g >= STREAM_EDIT_INTERVAL_SECONDS - 1e-9 for g in gaps), gaps
+    for t in times:  # Discord: at most 5 edits in any 5 s per channel
+        assert sum(1 for u in times if t <= u < t + 5.0) <= 5
+
+
+async def test_chat_thread_streams_within_edit_rate(env: Env) -> None:
+    dep_id = await _deploy_directly(env)
+    env.bot.cockpit.runpod.emulator.token_delay = TOKEN_DELAY_SECONDS
+    words = " ".join(f"word{i}" for i in range(CHAT_WORDS))
+    chat = p.slash_command("chat", {"deployment": str(dep_id), "message": words})
+    await env.interact(chat)
+
+    opener = env.fake.followups(chat["token"])[0]
+    assert "continue in the thread" in embed_text(opener.embeds)
+    thread_call = env.fake.calls_matching("POST", rf"/channels/{p.CHANNEL_ID}/messages/\d+/threads")
+    assert len(thread_call) == 1
+    thread_id = int(env.fake.channels[max(env.fake.channels)]["id"])
+    created = env.fake.calls_matching("POST", rf"/channels/{thread_id}/messages")
+    assert len(created) == 1  # one message, then edits
+    edits = _edit_times(env, thread_id)
+    assert len(edits) >= 3, [c.content for c in edits]  # streamed, not one final post
+    _assert_rate(edits)
+    final = edits[-1].content
+    answer = final.split("\n-# ")[0]
+    assert answer.startswith("[sandbox]") and "word29" in answer and "▌" not in final
+    assert "sandbox" in final.split("\n-# ")[1] and "completion tokens" in final
+    assert "▌" in edits[0].content  # intermediate edits show the cursor
+
+    # A message in the bound thread goes to the model too, with the thread's history.
+    thread = p.thread_channel(thread_id)
+    before_edits = len(edits)
+    await env.message(p.guild_message("and again", channel_id=thread_id), channel=thread)
+    print("NEW", [(c.method, c.path, c.content) for c in env.new_calls])
+    edits = _edit_times(env, thread_id)
+    assert len(edits) > before_edits
+    _assert_rate(edits[before_edits:])
+    assert "you said 'and again'" in edits[-1].content
+    with env.bot.services.db.session() as s:
+        conv = conversations.find(
+            s, org_id=env.org_id(), platform="discord", channel=str(thread_id), thread=str(thread_id)
+        )
+        assert conv is not None and conv.deployment_id == dep_id and conv.kind == "model_chat"
+        history = conversations.recent_messages(s, org_id=env.org_id(), conversation_id=conv.id or 0)
+    assert [m.role for m in history] == ["user", "assistant", "user", "assistant"]
+
+
+async def test_chat_with_unknown_deployment_removes_thread(env: Env) -> None:
+    chat = p.slash_command("chat", {"deployment": "nope"})
+    await env.interact(chat)
+    thread_id = int(env.fake.channels and max(env.fake.channels) or 0)
+    assert thread_id in env.fake.deleted_channels
+    edit = env.fake.calls_matching("PATCH", rf"/webhooks/\d+/{chat['token']}/messages/\d+")
+    assert "No deployment matches 'nope'" in embed_text(edit[-1].embeds)
+    with env.bot.services.db.session() as s:
+        assert not list(s.exec(__import__("sqlmodel").select(Conversation)))
+
+
+# --- mentions, DMs, bots -----------------------------------------------------------------
+
+
+async def test_mention_is_answered_in_a_thread_and_bots_are_ignored(env: Env) -> None:
+    channel = p.text_channel()
+    mention = p.guild_message(f"<@{p.APPLICATION_ID}> hi", mentions_bot=True)
+    mention["content"] = f"<@{p.BOT_USER_ID}> what can you do?"
+    await env.message(mention, channel=channel)
+    threads = [c for c in env.new_calls if c.path.endswith("/threads")]
+    assert threads and threads[0].path == f"/channels/{p.CHANNEL_ID}/messages/{mention['id']}/threads"
+    answers = [c for c in env.new_calls if c.path == f"/channels/{mention['id']}/messages"]
+    assert answers and embed_text(answers[-1].embeds)
+
+    await env.message(p.guild_message("no mention here"), channel=channel)
+    assert env.new_calls == []
+    await env.message(p.guild_message(f"<@{p.BOT_USER_ID}> hi", mentions_bot=True, bot_author=True))
+    assert env.new_calls == []
+
+
+async def test_dm_is_answered_in_the_dm_in_a_personal_workspace(env: Env) -> None:
+    await env.message(p.dm_message("/whoami"))
+    answers = [c for c in env.new_calls if c.path == f"/channels/{p.DM_CHANNEL_ID}/messages"]
+    assert answers and not any(c.path.endswith("/threads") for c in env.new_calls)
+    text = embed_text(answers[-1].embeds)
+    assert "owner" in text  # first person of their own DM workspace
+
+
+async def test_pasted_key_is_not_forwarded(env: Env) -> None:
+    await env.message(p.dm_message("my key is rpa_ABCDEFGHIJKLMNOP123456"))
+    dumped = " ".join(c.text_dump() for c in env.new_calls)
+    assert "rpa_ABCDEFGHIJKLMNOP123456" not in dumped and "secret key" in dumped
+
+
+# --- alerts ----------------------------------------------------------------------------------
+
+
+async def test_alert_embed_to_bot_channel_and_webhook(env: Env) -> None:
+    message_id = await render.send_alert_embed(
+        client=env.adapter.client,
+        channel_id=ALERT_CHANNEL_ID,
+        title="#1 qwen is unhealthy",
+        text="3 failed health checks in 5 minutes.",
+        severity="critical",
+        fields={"Deployment": "#1 qwen", "GPU": "ADA_24"},
+        sandbox=True,
+    )
+    sent = env.fake.calls_matching("POST", rf"/channels/{ALERT_CHANNEL_ID}/messages")
+    assert len(sent) == 1 and message_id == int(env.fake.messages[message_id]["id"])
+    embed = sent[0].embeds[0]
+    assert "#1 qwen is unhealthy" in embed["title"] and embed["color"] == render.SEVERITY_COLOURS["critical"]
+    assert {f["name"]: f["value"] for f in embed["fields"]} == {"Deployment": "#1 qwen", "GPU": "ADA_24"}
+    assert "sandbox" in embed["footer"]["text"]
+
+    url = env.fake.webhook_url()
+    async with aiohttp.ClientSession() as session:
+        hook_id = await render.send_alert_embed(
+            webhook_url=url, session=session, title="Budget 80% used", text="$80 of $100.",
+            severity="warning",
+        )
+    hooked = env.fake.calls_matching("POST", r"/webhooks/1300000000000000001/T+")
+    assert len(hooked) == 1 and hooked[0].query.get("wait") == "true" and hook_id
+    assert "Budget 80% used" in hooked[0].embeds[0]["title"]
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def _huge_reply(chart: Path | None = None) -> Reply:
+    return Reply(
+        title="T" * 400,
+        text=("a long line of output " * 20 + "\n") * 150,
+        fields=[ReplyField(label=f"field {i} " + "n" * 300, value="v" * 2000) for i in range(40)],
+        table=Table(columns=["#", "name", "value"], rows=[[str(i), f"row{i}", "x" * 50] for i in range(400)]),
+        footer="f" * 3000,
+        image=Image(path=str(chart), title="chart") if chart else None,
+    )
+
+
+def test_huge_reply_stays_within_embed_limits(tmp_path: Path) -> None:
+    chart = tmp_path / "spend chart.png"
+    chart.write_bytes(b"\x89PNG fake")
+    message = render.render_reply(_huge_reply(chart), sandbox=True)
+    embeds = [e.to_dict() for e in message.embeds]
+    assert_within_limits(embeds)  # type: ignore[arg-type]
+    assert message.cut and message.total_length() <= render.MAX_TOTAL
+    names = [a.filename for a in message.attachments]
+    assert names == ["spend_chart.png", "reply.txt"]
+    full = message.attachments[1].data or b""
+    assert b"row399" in full and b"v" * 2000 in full
+    assert embeds[0]["image"]["url"] == "attachment://spend_chart.png"
+    assert "sandbox" in embeds[-1]["footer"]["text"]
+    for e in embeds:  # code blocks stay balanced across the split
+        assert (e.get("description") or "").count("```") % 2 == 0
+
+
+def test_small_replies_render_plainly() -> None:
+    ok = render.render_reply(Reply(title="Done", text="All good.", footer="x"), sandbox=False)
+    assert not ok.cut and not ok.attachments
+    assert ok.embeds[0].colour and ok.embeds[0].colour.value == render.COLOUR_OK
+    assert ok.embeds[0].footer.text == "x"
+    err = render.render_reply(Reply.error("Nope."), sandbox=True)
+    assert err.embeds[0].colour and err.embeds[0].colour.value == render.COLOUR_ERROR
+    assert "sandbox" in (err.embeds[0].footer.text or "")
+    table = render.render_reply(
+        Reply(table=Table(columns=["a", "b"], rows=[["1", "2"]])), sandbox=False
+    )
+    assert (table.embeds[0].description or "").startswith("```\n  a  b")
+
+
+def test_split_text_keeps_code_fences_balanced() -> None:
+    text = "intro\n```\n" + "\n".join(f"line {i}" for i in range(500)) + "\n```\nafter"
+    pieces = render.split_text(text, 1000)
+    assert all(len(piece) <= 1000 for piece in pieces)
+    assert all(piece.count("```") % 2 == 0 for piece in pieces)
+    assert "line 499" in pieces[-1] and pieces[-1].endswith("after")
+
+
+async def test_huge_reply_through_a_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    load_tool_modules()
+    registry = Registry()
+    for t in REGISTRY.all():
+        registry.add(t)
+
+    @tool(name="dump", description="Prints a lot.", registry=registry)
+    async def dump(tc: ToolContext, args: BaseModel) -> Reply:
+        return _huge_reply()
+
+    async with discord_bot(tmp_path, monkeypatch, registry=registry) as e:
+        cmd = p.slash_command("dump")
+        followups = await e.interact(cmd)
+        assert_within_limits(followups[0].embeds)
+        assert [name for name, _ in followups[0].files] == ["reply.txt"]
+
+
+# --- generated commands, sync, autocomplete ------------------------------------------------
+
+
+def _option(command: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(o for o in command["options"] if o["name"] == name)
+
+
+async def test_sync_registers_typed_commands_from_the_registry(env: Env) -> None:
+    names = await env.adapter.sync(guild_id=p.GUILD_ID)
+    put = env.fake.calls_matching("PUT", rf"/applications/{APPLICATION_ID}/guilds/{p.GUILD_ID}/commands")
+    assert len(put) == 1
+    sent = {c["name"]: c for c in put[0].json}
+    registry_commands = {(t.command or t.name) for t in env.bot.services.registry.all()}
+    assert set(names) == set(sent) == registry_commands
+
+    deploy = sent["deploy"]
+    model = _option(deploy, "model")
+    assert model["type"] == 3 and model["required"] is True and model["autocomplete"] is True
+    context = _option(deploy, "context")
+    assert context["type"] == 4 and context.get("required") is False and context["min_value"] == 256
+    mode = _option(deploy, "mode")
+    assert mode["type"] == 3 and [c["value"] for c in mode["choices"]] == ["serverless", "pod"]
+    assert _option(deploy, "protected")["type"] == 5
+    assert _option(deploy, "workers_max")["max_value"] == 10
+    assert _option(sent["status"], "deployment")["autocomplete"] is True
+    assert _option(sent["budget"], "amount")["type"] == 10
+    for command in sent.values():
+        assert len(command["description"]) <= 100
+        assert all(len(o["description"]) <= 100 for o in command.get("options", []))
+
+
+async def test_sync_cli_path_global_and_per_guild(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with FakeDiscord() as fake:
+        monkeypatch.setattr(discord.http.Route, "BASE", fake.api_base)
+        settings = make_settings(tmp_path, DISCORD_BOT_TOKEN=TOKEN, DISCORD_API_URL=fake.url)
+        names = await sync_commands(settings)
+        assert "deploy" in names and fake.calls_matching("PUT", rf"/applications/{APPLICATION_ID}/commands")
+        assert discord.http.Route.BASE == fake.api_base  # "/api/v10" added to a bare URL
+
+        monkeypatch.setenv("DISCORD_BOT_TOKEN", TOKEN)
+        monkeypatch.setenv("DISCORD_API_URL", fake.api_base)
+        monkeypatch.setenv("COCKPIT_DATA_DIR", str(tmp_path))
+        from bot.cli import main
+
+        result = await asyncio.to_thread(
+            CliRunner().invoke, main, ["discord", "sync", "--guild", str(p.GUILD_ID)]
+        )
+        assert result.exit_code == 0, result.output
+        assert "to server" in result.output and "/deploy" in result.output
+        assert fake.calls_matching("PUT", rf"/applications/\d+/guilds/{p.GUILD_ID}/commands")
+
+
+async def test_autocomplete_deployments_and_models(env: Env) -> None:
+    await _deploy_directly(env)
+    ask = p.autocomplete("status", {"deployment": "qw"}, focused="deployment")
+    await env.interact(ask)
+    choices = env.fake.callbacks(int(ask["id"]))[0].payload
+    assert choices["type"] == 8
+    assert [c["value"] for c in choices["data"]["choices"]] == ["1"]
+    assert "#1" in choices["data"]["choices"][0]["name"]
+
+    ask = p.autocomplete("deploy", {"model": "qwen 0.5"}, focused="model")
+    await env.interact(ask)
+    values = [c["value"] for c in env.fake.callbacks(int(ask["id"]))[0].payload["data"]["choices"]]
+    assert values == ["Qwen/Qwen2.5-0.5B-Instruct"]
+
+
+def test_command_line_quotes_values() -> None:
+    load_tool_modules()
+    deploy = REGISTRY.by_command("deploy")
+    chat = REGISTRY.by_command("chat")
+    budget = REGISTRY.by_command("budget")
+    assert deploy is not None and chat is not None and budget is not None
+    line = command_line(
+        deploy, {"model": "llama 8b", "context": 16384, "mode": "pod", "name": "it's", "protected": True}
+    )
+    assert line == "/deploy 'llama 8b' --context=16384 --mode=pod --name='it'\"'\"'s' --protected"
+    parsed = deploy.parse_command(line.split(" ", 1)[1])
+    assert parsed.model_dump(include={"model", "context", "mode", "name", "protected"}) == {
+        "model": "llama 8b", "context": 16384, "mode": "pod", "name": "it's", "protected": True
+    }
+    chat_line = command_line(chat, {"deployment": "3", "message": "don't --stop now"})
+    assert chat.parse_command(chat_line.split(" ", 1)[1]).model_dump()["message"] == [
+        "don't --stop now"
+    ]
+    # A skipped positional before a given one takes its default.
+    assert command_line(budget, {"amount": 50.0}) == "/budget show 50"
+
+
+# --- roles ----------------------------------------------------------------------------------
+
+
+async def test_discord_roles_map_to_bot_roles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with discord_bot(tmp_path, monkeypatch, COCKPIT_DISCORD_ROLE_MAP="Admins=admin, Ops=member") as e:
+        e.fake.roles[p.GUILD_ID] = [
+            {"id": str(p.GUILD_ID), "name": "@everyone", "position": 0},
+            {"id": str(p.ADMINS_ROLE_ID), "name": "Admins", "position": 2},
+            {"id": str(p.OPS_ROLE_ID), "name": "Ops", "position": 1},
+        ]
+        # Alice is the first person here (owner by default), but Ops maps to member.
+        followups = await e.interact(p.slash_command("whoami", roles=(p.OPS_ROLE_ID,)))
+        assert "member" in embed_text(followups[-1].embeds)
+        followups = await e.interact(
+            p.slash_command("whoami", user_id=p.BOB_ID, roles=(p.OPS_ROLE_ID, p.ADMINS_ROLE_ID))
+        )
+        assert "admin" in embed_text(followups[-1].embeds)
+        assert len(e.fake.calls_matching("GET", rf"/guilds/{p.GUILD_ID}/roles")) == 1  # cached
+
+        # The mapped admin may decide someone else's approval.
+        await e.interact(p.slash_command("deploy", {"model": "qwen 0.5b"}, roles=(p.OPS_ROLE_ID,)))
+        card = e.fake.messages[max(e.fake.messages)]
+        click = p.component_click("cockpit:cancel:1", card, user_id=p.BOB_ID, roles=(p.ADMINS_ROLE_ID,))
+        await e.interact(click)
+        edit = e.fake.calls_matching("PATCH", rf"/webhooks/\d+/{click['token']}/messages/@original")
+        assert f"Cancelled by <@{p.BOB_ID}>" in embed_text(edit[0].embeds)
+
+
+def test_role_map_parsing() -> None:
+    assert parse_role_map("Admins=admin, Ops = member ,123=viewer") == {
+        "admins": Role.admin, "ops": Role.member, "123": Role.viewer
+    }
+    assert parse_role_map("") == {}
+    with pytest.raises(DiscordConfigError, match="COCKPIT_DISCORD_ROLE_MAP"):
+        parse_role_map("Admins=superuser")
+
+
+def test_payload_examples_are_json() -> None:
+    assert json.loads(json.dumps(p.SLASH_COMMAND_EXAMPLE))["data"]["name"] == "deploy"
+    assert json.loads(json.dumps(p.COMPONENT_CLICK_EXAMPLE))["data"]["custom_id"].startswith("cockpit:")
+    assert re.fullmatch(r"\d{19}", p.SLASH_COMMAND_EXAMPLE["id"])
