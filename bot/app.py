@@ -75,6 +75,7 @@ class Cockpit:
             self.services,
             approval_ttl_seconds=settings.approval_ttl_seconds,
             rate_limit_per_minute=settings.rate_limit_per_minute,
+            daily_limit_per_user=settings.daily_limit_per_user,
         )
         self.runpod = wire_clients(settings, self.services)
         self._closers: list[Any] = [self.runpod.aclose, wire_alerts(settings, self.services)]

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from bot.logs import SECRETS, log_context
-from storage import approvals, audit, events
+from storage import activity, approvals, audit, events
 from tools.contract import Button, ProgressSink, Reply, RequestContext, Role, Tool, ToolContext
 from tools.errors import CockpitError, Forbidden, NotFound, RateLimited
 from tools.metrics import TOOL_CALLS
@@ -31,13 +31,18 @@ RATE_WINDOW_SECONDS = 60.0
 class RateLimiter:
     """Sliding window of calls per (organisation, user); isolated per organisation."""
 
-    def __init__(self, services: Services, per_minute: int) -> None:
+    def __init__(self, services: Services, per_minute: int, per_day: int = 0) -> None:
+        self._services = services
         self._clock = services.clock
         self._per_minute = per_minute
+        self._per_day = per_day
         self._calls: dict[tuple[int, str], deque[float]] = defaultdict(deque)
 
     def check(self, ctx: RequestContext) -> None:
-        if self._per_minute <= 0 or ctx.platform.value == "system":
+        if ctx.platform.value == "system":
+            return
+        self._check_day(ctx)
+        if self._per_minute <= 0:
             return
         now = self._clock.now().timestamp()
         window = self._calls[(ctx.org_id, ctx.user_id)]
@@ -52,6 +57,23 @@ class RateLimiter:
             )
         window.append(now)
 
+    def _check_day(self, ctx: RequestContext) -> None:
+        """The daily cap per person, counted from today's audit rows (UTC day)."""
+        if self._per_day <= 0:
+            return
+        now = self._clock.now()
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        with self._services.db.session() as s:
+            used = activity.commands_since(s, org_id=ctx.org_id, actor=ctx.user_id, since=midnight)
+        if used >= self._per_day:
+            retry = (midnight + timedelta(days=1) - now).total_seconds()
+            raise RateLimited(
+                f"You have used today's {self._per_day} commands.",
+                retry_after=retry,
+                fix="The count resets at 00:00 UTC; an admin can raise "
+                "COCKPIT_DAILY_LIMIT_PER_USER.",
+            )
+
 
 class Dispatcher:
     def __init__(
@@ -60,10 +82,11 @@ class Dispatcher:
         *,
         approval_ttl_seconds: int = DEFAULT_APPROVAL_TTL_SECONDS,
         rate_limit_per_minute: int = DEFAULT_RATE_LIMIT_PER_MINUTE,
+        daily_limit_per_user: int = 0,
     ) -> None:
         self.services = services
         self.approval_ttl = timedelta(seconds=approval_ttl_seconds)
-        self.rate_limiter = RateLimiter(services, rate_limit_per_minute)
+        self.rate_limiter = RateLimiter(services, rate_limit_per_minute, daily_limit_per_user)
 
     # -- entry points ---------------------------------------------------------------------
 

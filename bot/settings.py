@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     sandbox: Literal["auto", "on", "off"] = Field(default="auto", alias="COCKPIT_SANDBOX")
     log_level: str = Field(default="INFO", alias="COCKPIT_LOG_LEVEL")
     rate_limit_per_minute: int = Field(default=30, alias="COCKPIT_RATE_LIMIT_PER_MINUTE")
+    daily_limit_per_user: int = Field(default=2000, alias="COCKPIT_DAILY_LIMIT_PER_USER")
     approval_ttl_seconds: int = Field(default=600, alias="COCKPIT_APPROVAL_TTL_SECONDS")
     sandbox_worker_ready_seconds: float = Field(default=8.0, alias="COCKPIT_SANDBOX_READY_SECONDS")
     # keep the sandbox account in <data dir>/sandbox-state.json across restarts

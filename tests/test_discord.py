@@ -76,6 +76,7 @@ class Env:
         thread), as GUILD_CREATE / THREAD_CREATE would have."""
         if channel is not None:
             guild = self.state._get_or_create_unavailable_guild(int(channel["guild_id"]))
+            self.state._add_guild(guild)
             if channel["type"] == 11:
                 guild._add_thread(discord.Thread(guild=guild, state=self.state, data=channel))
             else:
@@ -276,7 +277,6 @@ async def test_chat_thread_streams_within_edit_rate(env: Env) -> None:
     thread = p.thread_channel(thread_id)
     before_edits = len(edits)
     await env.message(p.guild_message("and again", channel_id=thread_id), channel=thread)
-    print("NEW", [(c.method, c.path, c.content) for c in env.new_calls])
     edits = _edit_times(env, thread_id)
     assert len(edits) > before_edits
     _assert_rate(edits[before_edits:])
@@ -293,7 +293,7 @@ async def test_chat_thread_streams_within_edit_rate(env: Env) -> None:
 async def test_chat_with_unknown_deployment_removes_thread(env: Env) -> None:
     chat = p.slash_command("chat", {"deployment": "nope"})
     await env.interact(chat)
-    thread_id = int(env.fake.channels and max(env.fake.channels) or 0)
+    thread_id = int((env.fake.channels and max(env.fake.channels)) or 0)
     assert thread_id in env.fake.deleted_channels
     edit = env.fake.calls_matching("PATCH", rf"/webhooks/\d+/{chat['token']}/messages/\d+")
     assert "No deployment matches 'nope'" in embed_text(edit[-1].embeds)
@@ -472,7 +472,7 @@ async def test_sync_cli_path_global_and_per_guild(tmp_path: Path, monkeypatch: p
         settings = make_settings(tmp_path, DISCORD_BOT_TOKEN=TOKEN, DISCORD_API_URL=fake.url)
         names = await sync_commands(settings)
         assert "deploy" in names and fake.calls_matching("PUT", rf"/applications/{APPLICATION_ID}/commands")
-        assert discord.http.Route.BASE == fake.api_base  # "/api/v10" added to a bare URL
+        assert fake.api_base == discord.http.Route.BASE  # "/api/v10" added to a bare URL
 
         monkeypatch.setenv("DISCORD_BOT_TOKEN", TOKEN)
         monkeypatch.setenv("DISCORD_API_URL", fake.api_base)

@@ -125,3 +125,20 @@ async def test_audit_query(cockpit: BotHarness) -> None:
     out = (await cockpit.send("/audit --user owner1 --tool members", user="owner1",
                               workspace="T1")).as_plain_text()
     assert "members" in out and "succeeded" in out
+
+
+async def test_activity_counts_and_daily_limit(tmp_path) -> None:
+    from bot.testing import running_bot
+
+    async with running_bot(tmp_path, COCKPIT_DAILY_LIMIT_PER_USER=4,
+                           COCKPIT_RATE_LIMIT_PER_MINUTE=0) as bot:
+        for _ in range(3):
+            assert (await bot.send("/whoami", user="owner1", workspace="T1")).ok
+        table = (await bot.send("/activity", user="owner1", workspace="T1")).table
+        assert table is not None and table.rows[0][:2] == ["owner1", "4"]  # /activity counts too
+        limited = await bot.send("/whoami", user="owner1", workspace="T1")
+        assert not limited.ok and "today's 4 commands" in limited.text
+        assert limited.retry_after and limited.retry_after > 0
+        assert (await bot.send("/whoami", user="other", workspace="T1")).ok  # per person
+        bot.clock.advance(24 * 3600)
+        assert (await bot.send("/whoami", user="owner1", workspace="T1")).ok

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from sqlmodel import col, select
 
-from storage import deployments, ledger
+from storage import activity, deployments, ledger
 from storage.models import Alert, AlertRoute, Budget, Deployment, Organization
 from tools.alerts import AlertRouter, gather_bounded
 from tools.cost.accrual import BudgetStatus, accrue_all, budget_period, new_threshold_alerts
@@ -348,10 +348,19 @@ async def digest(services: Services, router: AlertRouter) -> SweepReport:
                 )
             )
             agent = ledger.total(s, org_id=org_id, start=period.start, end=period.end, kind="agent")
+            people = activity.per_user(s, org_id=org_id, since=period.start, until=period.end)
         lines = [
             f"Spend: {money(spend.total)} (GPU {money(spend.gpu_total)}, agent {money(agent)})",
             f"Running deployments: {len(live)}"
             + (": " + ", ".join(f"#{d.id} {d.name}" for d in live[:10]) if live else ""),
+            "Most active: "
+            + (
+                ", ".join(
+                    f"{p.user} ({p.commands} commands, {p.agent_requests} agent requests)"
+                    for p in people[:3]
+                )
+                or "nobody"
+            ),
             f"Incidents: {len(incidents)}"
             + ("".join(f"\n• {a.title}" for a in incidents[:10]) if incidents else ""),
         ]

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 from sqlmodel import Session
 
-from storage import apikeys, audit, credentials, deployments, invites, orgs
+from storage import activity, apikeys, audit, credentials, deployments, invites, orgs
 from tools.contract import Reply, Role, SideEffect, Table, ToolContext, arg, tool
 from tools.errors import Conflict, Forbidden, InvalidInput, NotFound
 
@@ -509,3 +509,25 @@ async def audit_tool(tc: ToolContext, args: AuditInput) -> Reply:
             ],
         ),
     )
+
+
+class ActivityInput(_Strict):
+    days: int = arg(1, description="How many days back (today counts as one)", ge=1, le=90)
+
+
+@tool(name="activity", input_model=ActivityInput, role=Role.admin, group="team",
+      description="Activity per person: commands, agent requests, Claude tokens and spend.",
+      examples=("/activity", "/activity --days 7"))
+async def activity_tool(tc: ToolContext, args: ActivityInput) -> Reply:
+    from tools.cost.periods import resolve_period
+
+    now = tc.services.clock.now()
+    period = resolve_period(f"last {args.days} days", now=now, tz=tc.request.timezone)
+    with tc.services.db.session() as s:
+        rows = activity.per_user(s, org_id=tc.org_id, since=period.start, until=period.full_end)
+    if not rows:
+        return Reply(text="No activity in that period.")
+    return Reply(title=f"Activity, {period.describe()}", table=Table(
+        columns=["who", "commands", "agent requests", "agent tokens", "agent spend"],
+        rows=[[a.user, str(a.commands), str(a.agent_requests), f"{a.agent_tokens:,}",
+               f"${a.agent_spend:.4f}"] for a in rows]))

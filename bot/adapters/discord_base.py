@@ -18,7 +18,10 @@ import discord
 
 from bot.adapters.discord_render import DiscordMessage, render_reply
 from bot.app import Cockpit
+from sqlmodel import select
+
 from storage import conversations
+from storage.models import Workspace
 from tools.clock import Clock
 from tools.contract import Platform, Reply, RequestContext, Role
 
@@ -202,17 +205,27 @@ class DiscordBase:
 
     # -- model-chat threads ---------------------------------------------------------------
 
-    async def bound_deployment(self, ctx: RequestContext) -> int | None:
-        """The deployment this thread chats with (`/chat <deployment>` bound it), or None."""
+    async def bound_deployment(self, *, guild_id: int, thread_id: int) -> int | None:
+        """The deployment a guild thread chats with (`/chat <deployment>` bound it), or None.
+        Read-only: nobody becomes a member by merely talking in a channel."""
 
         def look_up() -> int | None:
             with self.cockpit.db.session() as s:
+                # The workspace is only looked up here (orgs.ensure_workspace would create it).
+                ws = s.exec(
+                    select(Workspace).where(
+                        Workspace.platform == Platform.discord.value,
+                        Workspace.external_id == str(guild_id),
+                    )
+                ).first()
+                if ws is None:
+                    return None
                 conv = conversations.find(
                     s,
-                    org_id=ctx.org_id,
+                    org_id=ws.org_id,
                     platform=Platform.discord.value,
-                    channel=ctx.channel,
-                    thread=ctx.thread,
+                    channel=str(thread_id),
+                    thread=str(thread_id),
                 )
             if conv is None or conv.kind != MODEL_CHAT_KIND:
                 return None

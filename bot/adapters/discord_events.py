@@ -17,6 +17,7 @@ from bot.adapters.discord_render import note_embed, thread_name
 from bot.adapters.discord_stream import (
     StreamedMessage,
     ThreadProgress,
+    channel_type,
     is_dm,
     is_thread,
     start_thread,
@@ -79,16 +80,18 @@ class EventHandlers(DiscordBase):
         mentioned = me is not None and any(u.id == me.id for u in message.mentions)
         text = strip_bot_mention(message.content or "", me.id if me else None)
 
-        if in_thread and not dm:
-            ctx = await self.context(
-                user=message.author,
-                guild_id=guild_id,
-                channel=str(channel.id),
-                thread=str(channel.id),
-            )
-            deployment_id = await self.bound_deployment(ctx)
+        # A thread bound to a deployment (the channel type is unknown when the gateway cache
+        # lacks it: look the binding up anyway).
+        if guild_id is not None and not dm and (in_thread or channel_type(channel) is None):
+            deployment_id = await self.bound_deployment(guild_id=guild_id, thread_id=channel.id)
             if deployment_id is not None:
                 if text and not await self.refused_secret(message, text):
+                    ctx = await self.context(
+                        user=message.author,
+                        guild_id=guild_id,
+                        channel=str(channel.id),
+                        thread=str(channel.id),
+                    )
                     await self.relay_to_model(ctx, channel, deployment_id, text)
                 return
         if not (dm or mentioned) or not text:
@@ -107,9 +110,15 @@ class EventHandlers(DiscordBase):
             )
             target = channel
         else:
-            thread_id = await start_thread(
-                self.client, channel.id, message.id, name=thread_name(text)
-            )
+            try:
+                thread_id = await start_thread(
+                    self.client, channel.id, message.id, name=thread_name(text)
+                )
+            except discord.HTTPException:
+                # No thread here (no permission, or the channel is itself a thread the cache
+                # did not know): answer in place.
+                log.info("could not start a thread in %s; answering in place", channel.id)
+                thread_id = channel.id
             ctx = await self.context(
                 user=message.author,
                 guild_id=guild_id,
