@@ -160,11 +160,77 @@ def wire_alerts(settings: Settings, services: Services) -> Any:
     return discord_sink.aclose
 
 
+def credential_verifier(settings: Settings, runpod: RunPodWiring) -> Any:
+    """A cheap authenticated call per provider, so a wrong key is refused before it is stored."""
+
+    async def verify(provider: str, key: str) -> None:
+        SECRETS.add(key)
+        if provider == "runpod":
+            client = RunPodClient(
+                api_key=key,
+                api_url=runpod.api_url,
+                serverless_url=runpod.serverless_url,
+                http=runpod.http,
+                clock=runpod.services.clock,
+                max_retries=1,
+            )
+            await client.list_endpoints()
+        elif provider == "huggingface":
+            await _verify_hf(settings, key)
+        elif provider == "anthropic":
+            await _verify_anthropic(settings, key)
+
+    return verify
+
+
+async def _verify_hf(settings: Settings, key: str) -> None:
+    import asyncio
+
+    if settings.use_hub_snapshot_only:
+        return  # offline sandbox: nothing to ask; the key is used once the Hub is reachable
+    from huggingface_hub import HfApi
+
+    try:
+        await asyncio.to_thread(HfApi(endpoint=settings.hf_endpoint, token=key).whoami)
+    except Exception as exc:
+        raise ProviderError(
+            f"Hugging Face did not accept that token ({type(exc).__name__}).",
+            service="huggingface",
+            fix="Create a read token at huggingface.co/settings/tokens.",
+        ) from None
+
+
+async def _verify_anthropic(settings: Settings, key: str) -> None:
+    import anthropic
+
+    client = anthropic.AsyncAnthropic(
+        api_key=key, base_url=settings.anthropic_base_url, max_retries=1
+    )
+    try:
+        await client.models.list(limit=1)
+    except anthropic.AuthenticationError:
+        raise ProviderError(
+            "Claude rejected that API key (401).",
+            service="anthropic",
+            fix="Create a key at console.anthropic.com.",
+        ) from None
+    except anthropic.APIError as exc:
+        raise ProviderError(
+            f"Could not check the key with Claude ({type(exc).__name__}).",
+            service="anthropic",
+            retryable=True,
+            fix="Try again in a minute.",
+        ) from None
+    finally:
+        await client.close()
+
+
 def wire_clients(settings: Settings, services: Services) -> RunPodWiring:
     """Install the client factories on `services`; the caller starts and closes the wiring."""
     wire_hub(settings, services)
     runpod = RunPodWiring(settings, services)
     services.runpod_factory = runpod.client_for
+    services.credential_verifier = credential_verifier(settings, runpod)
     services.extras["charts_dir"] = settings.data_dir / "charts"
     services.extras["hf_token_for"] = lambda org_id: (
         org_secret(services, org_id, "huggingface") or settings.hf_token

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 import json
 import re
 from collections.abc import AsyncIterator
@@ -22,12 +23,13 @@ from click.testing import CliRunner
 from fakes import discord_payloads as p
 from fakes.fake_discord import APPLICATION_ID, EPHEMERAL_FLAG, Call, FakeDiscord
 from pydantic import BaseModel
+from sqlmodel import select
 
 from bot.adapters import discord_render as render
 from bot.adapters.discord import DiscordAdapter, sync_commands
 from bot.adapters.discord_base import DiscordConfigError, parse_role_map
 from bot.adapters.discord_commands import command_line
-from bot.adapters.discord_stream import STREAM_EDIT_INTERVAL_SECONDS
+from bot.adapters.discord_stream import STREAM_EDIT_INTERVAL_SECONDS, StreamedMessage
 from bot.app import load_tool_modules
 from bot.testing import BotHarness, running_bot
 from bot.testing import test_settings as make_settings
@@ -51,6 +53,7 @@ TOKEN = "discord-test-token"
 ALERT_CHANNEL_ID = 1_000_000_000_000_000_099
 CHAT_WORDS = 30  # the sandbox echoes them back: a long enough answer to need several edits
 TOKEN_DELAY_SECONDS = 0.3  # fake seconds between streamed tokens
+REAL_PACE_SECONDS = 0.01  # real time per streamed token (see PacedClock)
 
 
 @dataclass
@@ -244,15 +247,36 @@ def _edit_times(env: Env, channel_id: int) -> list[Call]:
 
 def _assert_rate(edits: list[Call]) -> None:
     times = [c.at for c in edits]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(g >= STREAM_EDIT_INTERVAL_SECONDS - 1e-9 for g in gaps), gaps
     for t in times:  # Discord: at most 5 edits in any 5 s per channel
         assert sum(1 for u in times if t <= u < t + 5.0) <= 5
 
 
+class PacedClock:
+    """The emulator's view of the shared FakeClock: a streamed token still advances fake time
+    by the token delay, and also yields a few real milliseconds, so the relay's HTTP edits
+    interleave with the stream as they would over a network."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+
+    def now(self) -> Any:
+        return self.clock.now()
+
+    def monotonic(self) -> float:
+        return self.clock.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        self.clock.advance(max(seconds, 0.0))
+        await asyncio.sleep(REAL_PACE_SECONDS)
+
+
 async def test_chat_thread_streams_within_edit_rate(env: Env) -> None:
     dep_id = await _deploy_directly(env)
-    env.bot.cockpit.runpod.emulator.token_delay = TOKEN_DELAY_SECONDS
+    emulator = env.bot.cockpit.runpod.emulator
+    emulator.token_delay = TOKEN_DELAY_SECONDS
+    emulator.clock = PacedClock(env.bot.clock)
     words = " ".join(f"word{i}" for i in range(CHAT_WORDS))
     chat = p.slash_command("chat", {"deployment": str(dep_id), "message": words})
     await env.interact(chat)
@@ -265,7 +289,7 @@ async def test_chat_thread_streams_within_edit_rate(env: Env) -> None:
     created = env.fake.calls_matching("POST", rf"/channels/{thread_id}/messages")
     assert len(created) == 1  # one message, then edits
     edits = _edit_times(env, thread_id)
-    assert len(edits) >= 3, [c.content for c in edits]  # streamed, not one final post
+    assert len(edits) >= 4, [c.content for c in edits]  # streamed, not one final post
     _assert_rate(edits)
     final = edits[-1].content
     answer = final.split("\n-# ")[0]
@@ -290,15 +314,49 @@ async def test_chat_thread_streams_within_edit_rate(env: Env) -> None:
     assert [m.role for m in history] == ["user", "assistant", "user", "assistant"]
 
 
+async def test_streamed_message_edit_schedule(env: Env) -> None:
+    """Exact schedule on the fake clock: a delta every 0.5 s, at most one edit per 1.2 s
+    (measured from the previous edit), the final edit after the rest of the interval."""
+    clock = env.bot.clock
+    stream = StreamedMessage(env.adapter.client.get_partial_messageable(ALERT_CHANNEL_ID), clock=clock)
+    start = clock.monotonic()
+    for i in range(20):
+        await stream.feed(f"w{i} ")
+        clock.advance(0.5)
+    await stream.finish(footer="done")
+    posts = env.fake.calls_matching("POST", rf"/channels/{ALERT_CHANNEL_ID}/messages")
+    edits = _edit_times(env, ALERT_CHANNEL_ID)
+    assert len(posts) == 1 and posts[0].at == start
+    # Deltas at 0, 0.5, … 9.5 s; the loop ends at 10.0 and the final edit waits until 10.2.
+    assert [round(c.at - start, 1) for c in edits] == [1.5, 3.0, 4.5, 6.0, 7.5, 9.0, 10.2]
+    assert edits[-1].content == " ".join(f"w{i}" for i in range(20)) + " \n-# done"
+    _assert_rate(edits)
+
+    # Past 2,000 characters the text continues in a new message; the first is then final.
+    long = StreamedMessage(env.adapter.client.get_partial_messageable(ALERT_CHANNEL_ID + 1), clock=clock)
+    for _ in range(30):
+        await long.feed("x" * 99 + "\n")
+        clock.advance(2.0)
+    await long.finish()
+    calls = [c for c in env.fake.calls if f"/channels/{ALERT_CHANNEL_ID + 1}/" in c.path]
+    assert [c.method for c in calls].count("POST") == 2
+    assert all(len(c.content) <= 2000 for c in calls)
+    shown = [env.fake.message(m.id)["content"] for m in long.messages]
+    assert len(shown) == 2 and "▌" not in "".join(shown)
+    assert "".join(shown).replace("\n", "") == long.text.replace("\n", "")
+
+
 async def test_chat_with_unknown_deployment_removes_thread(env: Env) -> None:
     chat = p.slash_command("chat", {"deployment": "nope"})
     await env.interact(chat)
-    thread_id = int((env.fake.channels and max(env.fake.channels)) or 0)
-    assert thread_id in env.fake.deleted_channels
+    started = env.fake.calls_matching("POST", rf"/channels/{p.CHANNEL_ID}/messages/(\d+)/threads")
+    assert len(started) == 1
+    thread_id = int(started[0].path.split("/")[-2])  # a thread takes its first message's id
+    assert env.fake.deleted_channels == [thread_id]
     edit = env.fake.calls_matching("PATCH", rf"/webhooks/\d+/{chat['token']}/messages/\d+")
     assert "No deployment matches 'nope'" in embed_text(edit[-1].embeds)
     with env.bot.services.db.session() as s:
-        assert not list(s.exec(__import__("sqlmodel").select(Conversation)))
+        assert not list(s.exec(select(Conversation)))
 
 
 # --- mentions, DMs, bots -----------------------------------------------------------------
@@ -361,7 +419,7 @@ async def test_alert_embed_to_bot_channel_and_webhook(env: Env) -> None:
             severity="warning",
         )
     hooked = env.fake.calls_matching("POST", r"/webhooks/1300000000000000001/T+")
-    assert len(hooked) == 1 and hooked[0].query.get("wait") == "true" and hook_id
+    assert len(hooked) == 1 and hooked[0].query.get("wait") in ("1", "true") and hook_id
     assert "Budget 80% used" in hooked[0].embeds[0]["title"]
 
 

@@ -142,3 +142,12 @@ async def test_activity_counts_and_daily_limit(tmp_path) -> None:
         assert (await bot.send("/whoami", user="other", workspace="T1")).ok  # per person
         bot.clock.advance(24 * 3600)
         assert (await bot.send("/whoami", user="owner1", workspace="T1")).ok
+
+
+async def test_connect_verifies_the_key_before_saving(cockpit: BotHarness) -> None:
+    await cockpit.send("/whoami", user="owner1", workspace="T1")
+    bad = await cockpit.send("/connect runpod invalid-key-00001234", user="owner1", workspace="T1")
+    assert not bad.ok and "RunPod rejected the API key (401)" in bad.text
+    assert "invalid-key-00001234" not in bad.text
+    listed = await cockpit.send("/credentials", user="owner1", workspace="T1")
+    assert "No keys stored" in listed.text

@@ -60,6 +60,8 @@ def money(value: Decimal) -> str:
 
 def rate(value: Decimal) -> str:
     """An hourly rate: tenths of a cent matter ($1.116/h), trailing zeros do not."""
+    if 0 < abs(value) < Decimal("0.01"):
+        return money(value)
     q = value.quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
     text = f"{q:f}".rstrip("0")
     if text.endswith("."):

@@ -72,7 +72,7 @@ async def _plan(tc: ToolContext, args: DeployInput, *, check_access: bool) -> De
 
 def _plan_reply(plan: DeployPlan, *, title: str) -> Reply:
     reply = Reply(title=title, text=plan.explanation)
-    reply.add_field("Model", f"{plan.model_id} ({plan.model_note})")
+    reply.add_field("Model", f"{plan.model_id} · {plan.model_note}")
     reply.add_field("GPU", plan.gpu_label + ("" if plan.gpu_count == 1 else " (tensor parallel)"))
     reply.add_field(
         "Price",
