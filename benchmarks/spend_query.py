@@ -60,8 +60,9 @@ def org_of(deployment_index: int) -> int:
 
 
 def ledger_rows(rows: int) -> Iterator[dict[str, Any]]:
-    """Hourly rows up to NOW's hour: each deployment runs a contiguous stretch of the 90 days
-    (staggered starts), each organisation has agent usage in the most recent hours."""
+    """Hourly rows up to NOW's hour, in time order as the cost sweep writes them: each
+    deployment runs a contiguous stretch of the 90 days (staggered starts), each organisation
+    has agent usage in the most recent hours."""
     last_hour = NOW.replace(minute=0, second=0, microsecond=0)
     span = DAYS * 24
     first = last_hour - timedelta(hours=span - 1)
@@ -69,42 +70,39 @@ def ledger_rows(rows: int) -> Iterator[dict[str, Any]]:
     per_deployment = (rows - agent_rows) // DEPLOYMENTS
     per_org = agent_rows // ORGS
     assert per_deployment <= span and per_org <= span, "more rows than hours: raise DAYS"
+    dep_from = [(d * 7) % (span - per_deployment + 1) for d in range(DEPLOYMENTS)]
+    org_from = [max(span - per_org - o, 0) for o in range(ORGS)]
+    prices = [Decimal("0.44") + Decimal(d % 9) * Decimal("0.31") for d in range(DEPLOYMENTS)]
     hour = timedelta(hours=1)
-    for d in range(DEPLOYMENTS):
-        offset = (d * 7) % (span - per_deployment + 1)
-        per_hour = Decimal("0.44") + Decimal(d % 9) * Decimal("0.31")
-        for h in range(offset, offset + per_deployment):
-            start = first + h * hour
-            yield {
-                "org_id": org_of(d),
-                "deployment_id": d + 1,
-                "kind": "gpu",
-                "source": "estimate",
-                "period_start": start,
-                "period_end": start + hour,
-                "amount": per_hour,
-                "user": f"user{d % 7}",
-                "gpu": "ADA_24",
-                "description": "uptime × price",
-                "created_at": start + hour,
-            }
-    for o in range(ORGS):
-        offset = max(span - per_org - o, 0)  # recent: the agent is used every hour lately
-        for h in range(offset, offset + per_org):
-            start = first + h * hour
-            yield {
-                "org_id": o + 1,
-                "deployment_id": None,
-                "kind": "agent",
-                "source": "estimate",
-                "period_start": start,
-                "period_end": start + hour,
-                "amount": Decimal("0.012345"),
-                "user": f"user{h % 7}",
-                "gpu": None,
-                "description": "claude usage",
-                "created_at": start + hour,
-            }
+    for h in range(span):
+        start = first + h * hour
+        common = {"period_start": start, "period_end": start + hour, "created_at": start + hour}
+        for d in range(DEPLOYMENTS):
+            if dep_from[d] <= h < dep_from[d] + per_deployment:
+                yield {
+                    **common,
+                    "org_id": org_of(d),
+                    "deployment_id": d + 1,
+                    "kind": "gpu",
+                    "source": "estimate",
+                    "amount": prices[d],
+                    "user": f"user{d % 7}",
+                    "gpu": "ADA_24",
+                    "description": "uptime × price",
+                }
+        for o in range(ORGS):
+            if org_from[o] <= h < org_from[o] + per_org:
+                yield {
+                    **common,
+                    "org_id": o + 1,
+                    "deployment_id": None,
+                    "kind": "agent",
+                    "source": "estimate",
+                    "amount": Decimal("0.012345"),
+                    "user": f"user{h % 7}",
+                    "gpu": None,
+                    "description": "claude usage",
+                }
 
 
 def chunks(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:

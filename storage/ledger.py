@@ -85,7 +85,7 @@ def entries(
     )
     if kind:
         stmt = stmt.where(col(LedgerEntry.kind) == kind)
-    rows = s.connection().execute(stmt.order_by(col(LedgerEntry.period_start)))
+    rows = s.connection().execute(stmt.order_by(col(LedgerEntry.period_start))).all()
     return [LedgerLine(*row) for row in rows]
 
 

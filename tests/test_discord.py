@@ -9,7 +9,9 @@ import asyncio
 import copy
 import itertools
 import json
+import os
 import re
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,7 +21,6 @@ from typing import Any
 import aiohttp
 import discord
 import pytest
-from click.testing import CliRunner
 from fakes import discord_payloads as p
 from fakes.fake_discord import APPLICATION_ID, EPHEMERAL_FLAG, Call, FakeDiscord
 from pydantic import BaseModel
@@ -49,6 +50,7 @@ from tools.contract import (
     tool,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "discord-test-token"
 ALERT_CHANNEL_ID = 1_000_000_000_000_000_099
 CHAT_WORDS = 30  # the sandbox echoes them back: a long enough answer to need several edits
@@ -83,9 +85,7 @@ class Env:
             if channel["type"] == 11:
                 guild._add_thread(discord.Thread(guild=guild, state=self.state, data=channel))
             else:
-                guild._add_channel(
-                    discord.TextChannel(guild=guild, state=self.state, data=channel)
-                )
+                guild._add_channel(discord.TextChannel(guild=guild, state=self.state, data=channel))
         before = len(self.fake.calls)
         self.state.parse_message_create(payload)
         for _ in range(5):  # let discord.py start the on_message task
@@ -191,17 +191,24 @@ async def test_deploy_interaction_approval_button_and_refusal(env: Env) -> None:
     refusal = env.fake.calls[-1]
     assert refusal.method == "POST" and refusal.flags & EPHEMERAL_FLAG
     assert "Only the person who asked, or an admin" in embed_text(refusal.embeds)
-    assert custom_ids(env.fake.message(int(card["id"]))) == ["cockpit:approve:1", "cockpit:cancel:1"]
+    assert custom_ids(env.fake.message(int(card["id"]))) == [
+        "cockpit:approve:1",
+        "cockpit:cancel:1",
+    ]
     assert not env.bot.cockpit.runpod.emulator.state.endpoints
 
     # Alice approves: the card shows the decision, progress and the result go into a thread.
     click = p.component_click("cockpit:approve:1", env.fake.message(int(card["id"])))
     await env.interact(click)
     assert env.fake.callbacks(int(click["id"]))[0].payload["type"] == 6  # deferred update
-    edit = env.fake.calls_matching("PATCH", rf"/webhooks/{APPLICATION_ID}/{click['token']}/messages/@original")
+    edit = env.fake.calls_matching(
+        "PATCH", rf"/webhooks/{APPLICATION_ID}/{click['token']}/messages/@original"
+    )
     assert edit and edit[0].payload["components"] == []
     assert f"Approved by <@{p.ALICE_ID}>" in embed_text(edit[0].embeds)
-    thread = env.fake.calls_matching("POST", rf"/channels/{p.CHANNEL_ID}/messages/{card['id']}/threads")
+    thread = env.fake.calls_matching(
+        "POST", rf"/channels/{p.CHANNEL_ID}/messages/{card['id']}/threads"
+    )
     assert len(thread) == 1
     in_thread = env.fake.calls_matching("POST", rf"/channels/{card['id']}/messages")
     lines = " | ".join(c.content for c in in_thread)
@@ -307,10 +314,16 @@ async def test_chat_thread_streams_within_edit_rate(env: Env) -> None:
     assert "you said 'and again'" in edits[-1].content
     with env.bot.services.db.session() as s:
         conv = conversations.find(
-            s, org_id=env.org_id(), platform="discord", channel=str(thread_id), thread=str(thread_id)
+            s,
+            org_id=env.org_id(),
+            platform="discord",
+            channel=str(thread_id),
+            thread=str(thread_id),
         )
         assert conv is not None and conv.deployment_id == dep_id and conv.kind == "model_chat"
-        history = conversations.recent_messages(s, org_id=env.org_id(), conversation_id=conv.id or 0)
+        history = conversations.recent_messages(
+            s, org_id=env.org_id(), conversation_id=conv.id or 0
+        )
     assert [m.role for m in history] == ["user", "assistant", "user", "assistant"]
 
 
@@ -318,7 +331,9 @@ async def test_streamed_message_edit_schedule(env: Env) -> None:
     """Exact schedule on the fake clock: a delta every 0.5 s, at most one edit per 1.2 s
     (measured from the previous edit), the final edit after the rest of the interval."""
     clock = env.bot.clock
-    stream = StreamedMessage(env.adapter.client.get_partial_messageable(ALERT_CHANNEL_ID), clock=clock)
+    stream = StreamedMessage(
+        env.adapter.client.get_partial_messageable(ALERT_CHANNEL_ID), clock=clock
+    )
     start = clock.monotonic()
     for i in range(20):
         await stream.feed(f"w{i} ")
@@ -333,7 +348,9 @@ async def test_streamed_message_edit_schedule(env: Env) -> None:
     _assert_rate(edits)
 
     # Past 2,000 characters the text continues in a new message; the first is then final.
-    long = StreamedMessage(env.adapter.client.get_partial_messageable(ALERT_CHANNEL_ID + 1), clock=clock)
+    long = StreamedMessage(
+        env.adapter.client.get_partial_messageable(ALERT_CHANNEL_ID + 1), clock=clock
+    )
     for _ in range(30):
         await long.feed("x" * 99 + "\n")
         clock.advance(2.0)
@@ -368,7 +385,9 @@ async def test_mention_is_answered_in_a_thread_and_bots_are_ignored(env: Env) ->
     mention["content"] = f"<@{p.BOT_USER_ID}> what can you do?"
     await env.message(mention, channel=channel)
     threads = [c for c in env.new_calls if c.path.endswith("/threads")]
-    assert threads and threads[0].path == f"/channels/{p.CHANNEL_ID}/messages/{mention['id']}/threads"
+    assert (
+        threads and threads[0].path == f"/channels/{p.CHANNEL_ID}/messages/{mention['id']}/threads"
+    )
     answers = [c for c in env.new_calls if c.path == f"/channels/{mention['id']}/messages"]
     assert answers and embed_text(answers[-1].embeds)
 
@@ -408,14 +427,23 @@ async def test_alert_embed_to_bot_channel_and_webhook(env: Env) -> None:
     sent = env.fake.calls_matching("POST", rf"/channels/{ALERT_CHANNEL_ID}/messages")
     assert len(sent) == 1 and message_id == int(env.fake.messages[message_id]["id"])
     embed = sent[0].embeds[0]
-    assert "#1 qwen is unhealthy" in embed["title"] and embed["color"] == render.SEVERITY_COLOURS["critical"]
-    assert {f["name"]: f["value"] for f in embed["fields"]} == {"Deployment": "#1 qwen", "GPU": "ADA_24"}
+    assert (
+        "#1 qwen is unhealthy" in embed["title"]
+        and embed["color"] == render.SEVERITY_COLOURS["critical"]
+    )
+    assert {f["name"]: f["value"] for f in embed["fields"]} == {
+        "Deployment": "#1 qwen",
+        "GPU": "ADA_24",
+    }
     assert "sandbox" in embed["footer"]["text"]
 
     url = env.fake.webhook_url()
     async with aiohttp.ClientSession() as session:
         hook_id = await render.send_alert_embed(
-            webhook_url=url, session=session, title="Budget 80% used", text="$80 of $100.",
+            webhook_url=url,
+            session=session,
+            title="Budget 80% used",
+            text="$80 of $100.",
             severity="warning",
         )
     hooked = env.fake.calls_matching("POST", r"/webhooks/1300000000000000001/T+")
@@ -431,7 +459,9 @@ def _huge_reply(chart: Path | None = None) -> Reply:
         title="T" * 400,
         text=("a long line of output " * 20 + "\n") * 150,
         fields=[ReplyField(label=f"field {i} " + "n" * 300, value="v" * 2000) for i in range(40)],
-        table=Table(columns=["#", "name", "value"], rows=[[str(i), f"row{i}", "x" * 50] for i in range(400)]),
+        table=Table(
+            columns=["#", "name", "value"], rows=[[str(i), f"row{i}", "x" * 50] for i in range(400)]
+        ),
         footer="f" * 3000,
         image=Image(path=str(chart), title="chart") if chart else None,
     )
@@ -476,7 +506,9 @@ def test_split_text_keeps_code_fences_balanced() -> None:
     assert "line 499" in pieces[-1] and pieces[-1].endswith("after")
 
 
-async def test_huge_reply_through_a_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_huge_reply_through_a_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     load_tool_modules()
     registry = Registry()
     for t in REGISTRY.all():
@@ -502,7 +534,9 @@ def _option(command: dict[str, Any], name: str) -> dict[str, Any]:
 
 async def test_sync_registers_typed_commands_from_the_registry(env: Env) -> None:
     names = await env.adapter.sync(guild_id=p.GUILD_ID)
-    put = env.fake.calls_matching("PUT", rf"/applications/{APPLICATION_ID}/guilds/{p.GUILD_ID}/commands")
+    put = env.fake.calls_matching(
+        "PUT", rf"/applications/{APPLICATION_ID}/guilds/{p.GUILD_ID}/commands"
+    )
     assert len(put) == 1
     sent = {c["name"]: c for c in put[0].json}
     registry_commands = {(t.command or t.name) for t in env.bot.services.registry.all()}
@@ -524,25 +558,56 @@ async def test_sync_registers_typed_commands_from_the_registry(env: Env) -> None
         assert all(len(o["description"]) <= 100 for o in command.get("options", []))
 
 
-async def test_sync_cli_path_global_and_per_guild(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_sync_cli_path_global_and_per_guild(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async with FakeDiscord() as fake:
         monkeypatch.setattr(discord.http.Route, "BASE", fake.api_base)
         settings = make_settings(tmp_path, DISCORD_BOT_TOKEN=TOKEN, DISCORD_API_URL=fake.url)
         names = await sync_commands(settings)
-        assert "deploy" in names and fake.calls_matching("PUT", rf"/applications/{APPLICATION_ID}/commands")
+        assert "deploy" in names and fake.calls_matching(
+            "PUT", rf"/applications/{APPLICATION_ID}/commands"
+        )
         assert fake.api_base == discord.http.Route.BASE  # "/api/v10" added to a bare URL
 
-        monkeypatch.setenv("DISCORD_BOT_TOKEN", TOKEN)
-        monkeypatch.setenv("DISCORD_API_URL", fake.api_base)
-        monkeypatch.setenv("COCKPIT_DATA_DIR", str(tmp_path))
-        from bot.cli import main
-
-        result = await asyncio.to_thread(
-            CliRunner().invoke, main, ["discord", "sync", "--guild", str(p.GUILD_ID)]
+        # The command line, as an operator runs it (a process of its own, on the same fake).
+        env = {
+            **os.environ,
+            "DISCORD_BOT_TOKEN": TOKEN,
+            "DISCORD_API_URL": fake.api_base,
+            "COCKPIT_DATA_DIR": str(tmp_path),
+        }
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "discord",
+            "sync",
+            "--guild",
+            str(p.GUILD_ID),
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
-        assert result.exit_code == 0, result.output
-        assert "to server" in result.output and "/deploy" in result.output
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+        assert proc.returncode == 0, out.decode()
+        assert "to server" in out.decode() and "/deploy" in out.decode()
         assert fake.calls_matching("PUT", rf"/applications/\d+/guilds/{p.GUILD_ID}/commands")
+
+        bad = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "discord",
+            "sync",
+            cwd=ROOT,
+            env={**env, "COCKPIT_DISCORD_ROLE_MAP": "Ops=boss"},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(bad.communicate(), timeout=60)
+        assert bad.returncode == 2 and "COCKPIT_DISCORD_ROLE_MAP" in out.decode()
 
 
 async def test_autocomplete_deployments_and_models(env: Env) -> None:
@@ -567,12 +632,17 @@ def test_command_line_quotes_values() -> None:
     budget = REGISTRY.by_command("budget")
     assert deploy is not None and chat is not None and budget is not None
     line = command_line(
-        deploy, {"model": "llama 8b", "context": 16384, "mode": "pod", "name": "it's", "protected": True}
+        deploy,
+        {"model": "llama 8b", "context": 16384, "mode": "pod", "name": "it's", "protected": True},
     )
     assert line == "/deploy 'llama 8b' --context=16384 --mode=pod --name='it'\"'\"'s' --protected"
     parsed = deploy.parse_command(line.split(" ", 1)[1])
     assert parsed.model_dump(include={"model", "context", "mode", "name", "protected"}) == {
-        "model": "llama 8b", "context": 16384, "mode": "pod", "name": "it's", "protected": True
+        "model": "llama 8b",
+        "context": 16384,
+        "mode": "pod",
+        "name": "it's",
+        "protected": True,
     }
     chat_line = command_line(chat, {"deployment": "3", "message": "don't --stop now"})
     assert chat.parse_command(chat_line.split(" ", 1)[1]).model_dump()["message"] == [
@@ -585,8 +655,12 @@ def test_command_line_quotes_values() -> None:
 # --- roles ----------------------------------------------------------------------------------
 
 
-async def test_discord_roles_map_to_bot_roles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    async with discord_bot(tmp_path, monkeypatch, COCKPIT_DISCORD_ROLE_MAP="Admins=admin, Ops=member") as e:
+async def test_discord_roles_map_to_bot_roles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with discord_bot(
+        tmp_path, monkeypatch, COCKPIT_DISCORD_ROLE_MAP="Admins=admin, Ops=member"
+    ) as e:
         e.fake.roles[p.GUILD_ID] = [
             {"id": str(p.GUILD_ID), "name": "@everyone", "position": 0},
             {"id": str(p.ADMINS_ROLE_ID), "name": "Admins", "position": 2},
@@ -604,7 +678,9 @@ async def test_discord_roles_map_to_bot_roles(tmp_path: Path, monkeypatch: pytes
         # The mapped admin may decide someone else's approval.
         await e.interact(p.slash_command("deploy", {"model": "qwen 0.5b"}, roles=(p.OPS_ROLE_ID,)))
         card = e.fake.messages[max(e.fake.messages)]
-        click = p.component_click("cockpit:cancel:1", card, user_id=p.BOB_ID, roles=(p.ADMINS_ROLE_ID,))
+        click = p.component_click(
+            "cockpit:cancel:1", card, user_id=p.BOB_ID, roles=(p.ADMINS_ROLE_ID,)
+        )
         await e.interact(click)
         edit = e.fake.calls_matching("PATCH", rf"/webhooks/\d+/{click['token']}/messages/@original")
         assert f"Cancelled by <@{p.BOB_ID}>" in embed_text(edit[0].embeds)
@@ -612,7 +688,9 @@ async def test_discord_roles_map_to_bot_roles(tmp_path: Path, monkeypatch: pytes
 
 def test_role_map_parsing() -> None:
     assert parse_role_map("Admins=admin, Ops = member ,123=viewer") == {
-        "admins": Role.admin, "ops": Role.member, "123": Role.viewer
+        "admins": Role.admin,
+        "ops": Role.member,
+        "123": Role.viewer,
     }
     assert parse_role_map("") == {}
     with pytest.raises(DiscordConfigError, match="COCKPIT_DISCORD_ROLE_MAP"):
@@ -621,5 +699,7 @@ def test_role_map_parsing() -> None:
 
 def test_payload_examples_are_json() -> None:
     assert json.loads(json.dumps(p.SLASH_COMMAND_EXAMPLE))["data"]["name"] == "deploy"
-    assert json.loads(json.dumps(p.COMPONENT_CLICK_EXAMPLE))["data"]["custom_id"].startswith("cockpit:")
+    assert json.loads(json.dumps(p.COMPONENT_CLICK_EXAMPLE))["data"]["custom_id"].startswith(
+        "cockpit:"
+    )
     assert re.fullmatch(r"\d{19}", p.SLASH_COMMAND_EXAMPLE["id"])

@@ -272,3 +272,11 @@ def test_console_piped_non_interactive(tmp_path: Path) -> None:
 
 def test_api_key_table_exists() -> None:
     assert ApiKey.__tablename__ == "apikey"
+
+
+def test_env_example_lists_every_setting() -> None:
+    from bot.settings import Settings
+
+    text = (ROOT / ".env.example").read_text()
+    missing = [f.alias for f in Settings.model_fields.values() if f.alias and f"{f.alias}=" not in text]
+    assert missing == []

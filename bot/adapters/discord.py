@@ -206,7 +206,7 @@ async def sync_commands(
     async def no_choices(*_: Any) -> list[app_commands.Choice[str]]:
         return []
 
-    client = CockpitClient(None, intents=discord.Intents.none())
+    client = CockpitClient(None, intents=discord.Intents.default())  # no gateway: any will do
     tree: app_commands.CommandTree[CockpitClient] = app_commands.CommandTree(client)
     for command in build_commands(registry or REGISTRY, invoke=never, complete=no_choices):
         tree.add_command(command)

@@ -15,11 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import discord
+from sqlmodel import select
 
 from bot.adapters.discord_render import DiscordMessage, render_reply
 from bot.app import Cockpit
-from sqlmodel import select
-
 from storage import conversations
 from storage.models import Workspace
 from tools.clock import Clock

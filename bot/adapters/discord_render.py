@@ -130,7 +130,10 @@ def _code(lines: list[str]) -> str:
 def footer_text(footer: str | None, *, sandbox: bool) -> str | None:
     """The reply's footer, saying "sandbox" whenever the services are the sandbox."""
     if sandbox and "sandbox" not in (footer or "").lower():
-        footer = f"{footer} · {SANDBOX_NOTE}" if footer else SANDBOX_NOTE
+        if not footer:
+            return SANDBOX_NOTE
+        room = MAX_FOOTER - len(SANDBOX_NOTE) - 3
+        return f"{truncate(footer, room)} · {SANDBOX_NOTE}"
     return truncate(footer, MAX_FOOTER) if footer else None
 
 

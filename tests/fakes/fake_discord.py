@@ -326,7 +326,13 @@ class FakeDiscord:
             aid = self.new_id()
             url = f"https://cdn.discordapp.com/attachments/0/{aid}/{name}"
             out.append(
-                {"id": str(aid), "filename": name, "size": len(content), "url": url, "proxy_url": url}
+                {
+                    "id": str(aid),
+                    "filename": name,
+                    "size": len(content),
+                    "url": url,
+                    "proxy_url": url,
+                }
             )
         return out
 
@@ -334,8 +340,10 @@ class FakeDiscord:
         if isinstance(data, dict):
             for key in ("content", "embeds", "components", "flags"):
                 if key in data:
-                    message[key] = data[key] if data[key] is not None else (
-                        "" if key == "content" else 0 if key == "flags" else []
+                    message[key] = (
+                        data[key]
+                        if data[key] is not None
+                        else ("" if key == "content" else 0 if key == "flags" else [])
                     )
         if files:
             message["attachments"] = self._attachments(files)
