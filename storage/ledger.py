@@ -61,23 +61,21 @@ def last_accrued_end(s: Session, *, org_id: int, deployment_id: int) -> datetime
 
 
 class LedgerLine(NamedTuple):
-    """A read-only ledger row as spend reports read it (no bookkeeping columns)."""
+    """What a spend report reads of a ledger row: whose, what, which hour, how much."""
 
     deployment_id: int | None
     kind: str
-    source: str
     period_start: datetime
     amount: Decimal
-    user: str | None
-    gpu: str | None
 
 
 def entries(
     s: Session, *, org_id: int, start: datetime, end: datetime, kind: str | None = None
 ) -> list[LedgerLine]:
-    """Rows starting in [start, end), oldest first. Plain tuples, not ORM objects: a month of
-    one organisation is ~10^4 rows, and building that many LedgerEntry instances (identity map,
-    pydantic, three datetime conversions each) cost ~4× the query itself (benchmarks/)."""
+    """Rows starting in [start, end), oldest first. Plain tuples of the columns that
+    `ix_ledger_org_kind_start` covers, not ORM objects: a month of one organisation is ~10^4
+    rows, and building that many LedgerEntry instances (identity map, pydantic, three datetime
+    conversions each) cost ~4x the query itself (benchmarks/spend_query.py)."""
     stmt = sa.select(*(getattr(LedgerEntry, name) for name in LedgerLine._fields)).where(
         col(LedgerEntry.org_id) == org_id,
         col(LedgerEntry.period_start) >= start,

@@ -172,6 +172,15 @@ class LedgerEntry(SQLModel, table=True):
     __table_args__ = (
         Index("ix_ledger_org_start", "org_id", "period_start"),
         Index("ix_ledger_org_dep_start", "org_id", "deployment_id", "period_start"),
+        # covers the spend queries (ledger.entries/total by kind): index-only, in time order
+        Index(
+            "ix_ledger_org_kind_start",
+            "org_id",
+            "kind",
+            "period_start",
+            "deployment_id",
+            "amount",
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     org_id: int = Field(foreign_key="organization.id")

@@ -21,8 +21,9 @@ from typing import Any
 import aiohttp
 import discord
 import pytest
+import yarl
 from fakes import discord_payloads as p
-from fakes.fake_discord import APPLICATION_ID, EPHEMERAL_FLAG, Call, FakeDiscord
+from fakes.fake_discord import APPLICATION_ID, EPHEMERAL_FLAG, GATEWAY_PATH, Call, FakeDiscord
 from pydantic import BaseModel
 from sqlmodel import select
 
@@ -703,3 +704,43 @@ def test_payload_examples_are_json() -> None:
         "cockpit:"
     )
     assert re.fullmatch(r"\d{19}", p.SLASH_COMMAND_EXAMPLE["id"])
+
+
+# --- privacy ---------------------------------------------------------------------------------
+
+
+async def test_errors_and_secret_commands_stay_private(env: Env) -> None:
+    status = p.slash_command("status", {"deployment": "nope"})
+    followups = await env.interact(status)
+    assert env.fake.callbacks(int(status["id"]))[0].flags == 0  # public while working
+    deleted = env.fake.calls_matching(
+        "DELETE", rf"/webhooks/\d+/{status['token']}/messages/@original"
+    )
+    assert len(deleted) == 1  # the public "thinking…" goes away
+    assert followups[-1].flags & EPHEMERAL_FLAG
+    assert "No deployment matches 'nope'" in embed_text(followups[-1].embeds)
+
+    key = "rpa_SECRETSECRETSECRET1234"
+    connect = p.slash_command("connect", {"provider": "runpod", "key": key})
+    await env.interact(connect)
+    defer = env.fake.callbacks(int(connect["id"]))[0].payload
+    assert defer["type"] == 5 and defer["data"]["flags"] & EPHEMERAL_FLAG
+    answers = env.fake.followups(connect["token"])
+    assert answers and all(key not in c.text_dump() for c in answers)
+
+
+async def test_run_discord_beside_other_surfaces(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cockpit run` with DISCORD_BOT_TOKEN: the bot logs in and connects (here: to the fake's
+    refusing gateway, retrying quietly) while the other surfaces run, and closes after them."""
+    from bot.adapters.discord_run import run_discord
+
+    monkeypatch.setattr(
+        discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(env.fake.gateway_url)
+    )
+
+    async def other_surfaces() -> int:
+        await env.fake.wait_for(("GET", GATEWAY_PATH))
+        return 7
+
+    assert await run_discord(env.bot.cockpit, alongside=other_surfaces) == 7
+    assert len(env.fake.calls_matching("GET", r"/users/@me")) == 2  # the fixture's and this one

@@ -5,7 +5,9 @@ bot, interaction responses and webhooks (`Webhook.from_url(fake.webhook_url(...)
 their URLs from Route.BASE. It records every call (method, path, JSON or multipart payload, the
 time on an injectable clock) and answers like Discord for what discord.py calls:
 
-- `GET /users/@me`, `GET /oauth2/applications/@me`, `GET /gateway/bot` (login);
+- `GET /users/@me`, `GET /oauth2/applications/@me` (login); no gateway: events are fed in by
+  the tests, and `gateway_url` (for `DiscordWebSocket.DEFAULT_GATEWAY`) records a connection
+  attempt and refuses it;
 - `POST /interactions/{id}/{token}/callback` (with_response: the callback object);
 - `/webhooks/{app_id}/{token}` followups, `.../messages/@original|{id}` get/edit/delete; the
   first followup after a deferred response edits the "thinking…" message, as Discord does;
@@ -38,6 +40,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 API_PREFIX = "/api/v10"
+GATEWAY_PATH = "/gateway-ws"
 APPLICATION_ID = 1_100_000_000_000_000_001
 BOT_USER_ID = 1_100_000_000_000_000_002
 OWNER_ID = 1_100_000_000_000_000_003
@@ -130,6 +133,7 @@ class FakeDiscord:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._dispatch)
+        app.router.add_get(GATEWAY_PATH, self._no_gateway)
         self._server = TestServer(app, host="127.0.0.1")
         await self._server.start_server()
         self.url = str(self._server.make_url("")).rstrip("/")
@@ -142,6 +146,13 @@ class FakeDiscord:
     @property
     def api_base(self) -> str:
         return self.url + API_PREFIX
+
+    @property
+    def gateway_url(self) -> str:
+        """For `DiscordWebSocket.DEFAULT_GATEWAY`: a loopback URL that records the attempt and
+        refuses the WebSocket upgrade, so a started client retries without leaving this
+        machine."""
+        return self.url.replace("http://", "ws://") + GATEWAY_PATH
 
     def webhook_url(self, webhook_id: int = 1_300_000_000_000_000_001, token: str = "") -> str:
         """A Discord-shaped webhook URL (what `Webhook.from_url` accepts); requests still go to
@@ -354,6 +365,11 @@ class FakeDiscord:
     async def _me(self, call: Call) -> web.Response:
         return json_response(self.bot_user())
 
+    async def _no_gateway(self, request: web.Request) -> web.Response:
+        at = self.clock.monotonic() if self.clock is not None else 0.0
+        self.calls.append(Call("GET", GATEWAY_PATH, dict(request.query), None, [], at))
+        return web.Response(status=503, text="no gateway in this fake")
+
     async def _application(self, call: Call) -> web.Response:
         return json_response(
             {
@@ -381,7 +397,7 @@ class FakeDiscord:
     async def _gateway(self, call: Call) -> web.Response:
         return json_response(
             {
-                "url": "wss://gateway.invalid",
+                "url": self.gateway_url,
                 "shards": 1,
                 "session_start_limit": {
                     "total": 1000,
