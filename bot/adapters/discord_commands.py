@@ -31,12 +31,7 @@ from pydantic_core import PydanticUndefined
 
 from bot.adapters.discord_approvals import reply_view
 from bot.adapters.discord_base import INTERNAL_ERROR_TEXT, DiscordBase, log
-from bot.adapters.discord_render import (
-    COLOUR_NEUTRAL,
-    DiscordMessage,
-    note_embed,
-    truncate,
-)
+from bot.adapters.discord_render import DiscordMessage, note_embed, truncate
 from bot.adapters.discord_stream import (
     StreamedMessage,
     ThreadProgress,
@@ -463,26 +458,7 @@ class CommandHandlers(DiscordBase):
             if opener is not None:
                 await opener.edit(**_edit_kwargs(self.render(reply)))
             return
-        await self.finish_stream(stream, reply, target)
-
-    async def finish_stream(
-        self, stream: StreamedMessage, reply: Reply, target: discord.abc.Messageable
-    ) -> None:
-        """End a streamed answer: the final edit with the full text, or (nothing streamed)
-        the reply as an embed."""
-        if stream.started:
-            footer = reply.footer
-            if self.sandbox and "sandbox" not in (footer or "").lower():
-                footer = f"{footer} · sandbox" if footer else "sandbox"
-            text = reply.text if reply.ok and reply.text else stream.text
-            await stream.finish(text, footer=footer)
-            rest = reply.model_copy(update={"text": "", "footer": None})
-            if not reply.ok:
-                rest = reply.model_copy(update={"footer": None})
-            if _has_parts(rest):
-                await _send(target, self.render(rest), view=reply_view(reply))
-            return
-        await _send(target, self.render(reply), view=reply_view(reply))
+        await deliver(self, target, reply, stream)
 
     # -- autocomplete ---------------------------------------------------------------------
 
@@ -516,12 +492,6 @@ def deployment_choices(
     return out[:MAX_CHOICES]
 
 
-def _has_parts(reply: Reply) -> bool:
-    return bool(
-        reply.text or reply.title or reply.fields or reply.table or reply.image or reply.buttons
-    )
-
-
 def _edit_kwargs(message: DiscordMessage) -> dict[str, Any]:
     kwargs = message.send_kwargs()
     files = kwargs.pop("files", None)
@@ -531,22 +501,37 @@ def _edit_kwargs(message: DiscordMessage) -> dict[str, Any]:
     return kwargs
 
 
-async def _send(
-    target: discord.abc.Messageable, message: DiscordMessage, *, view: discord.ui.View | None
-) -> discord.Message:
-    kwargs = message.send_kwargs()
+async def deliver(
+    adapter: DiscordBase,
+    target: discord.abc.Messageable,
+    reply: Reply,
+    stream: StreamedMessage | None = None,
+) -> None:
+    """Post a reply into `target`. After a streamed answer, the final edit carries the full
+    text (footer as a small line) and only the other parts (fields, table, buttons) follow as
+    an embed; an error after a partial stream keeps the partial text and adds the error."""
+    if stream is not None and stream.started:
+        footer = reply.footer
+        if adapter.sandbox and "sandbox" not in (footer or "").lower():
+            footer = f"{footer} · sandbox" if footer else "sandbox"
+        await stream.finish(reply.text if reply.ok and reply.text else None, footer=footer)
+        reply = reply.model_copy(update={"text": "" if reply.ok else reply.text, "footer": None})
+        if not (reply.text or reply.title or reply.fields or reply.table or reply.buttons):
+            return
+    kwargs = adapter.render(reply).send_kwargs()
+    view = reply_view(reply)
     if view is not None:
         kwargs["view"] = view
-    return await target.send(**kwargs)
+    await target.send(**kwargs)
 
 
 __all__ = [
     "CHAT_TOOL",
-    "COLOUR_NEUTRAL",
     "CommandHandlers",
     "build_command",
     "build_commands",
     "command_line",
+    "deliver",
     "model_choices",
     "option_annotation",
 ]

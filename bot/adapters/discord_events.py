@@ -11,8 +11,8 @@ import shlex
 import discord
 
 from bot import router
-from bot.adapters.discord_approvals import reply_view
 from bot.adapters.discord_base import INTERNAL_ERROR_TEXT, DiscordBase, log
+from bot.adapters.discord_commands import deliver
 from bot.adapters.discord_render import note_embed, thread_name
 from bot.adapters.discord_stream import (
     StreamedMessage,
@@ -23,7 +23,7 @@ from bot.adapters.discord_stream import (
     start_thread,
 )
 from bot.logs import SECRET_PATTERNS
-from tools.contract import Reply, RequestContext
+from tools.contract import RequestContext
 
 CHAT_COMMAND = "chat"
 KEY_WARNING = (
@@ -155,25 +155,7 @@ class EventHandlers(DiscordBase):
             reply = await self.cockpit.converse(
                 ctx, text, progress=progress.post, on_text=stream.feed
             )
-        await self.send_answer(target, reply, stream)
-
-    async def send_answer(
-        self, target: discord.abc.Messageable, reply: Reply, stream: StreamedMessage
-    ) -> None:
-        if stream.started:
-            footer = reply.footer
-            if self.sandbox and "sandbox" not in (footer or "").lower():
-                footer = f"{footer} · sandbox" if footer else "sandbox"
-            await stream.finish(reply.text if reply.ok and reply.text else None, footer=footer)
-            rest = reply.model_copy(update={"text": "" if reply.ok else reply.text, "footer": None})
-            if not (rest.text or rest.title or rest.fields or rest.table or rest.buttons):
-                return
-            reply = rest
-        kwargs = self.render(reply).send_kwargs()
-        view = reply_view(reply)
-        if view is not None:
-            kwargs["view"] = view
-        await target.send(**kwargs)
+        await deliver(self, target, reply, stream)
 
     async def relay_to_model(
         self,
@@ -195,7 +177,7 @@ class EventHandlers(DiscordBase):
             )
         else:
             reply = await self.cockpit.handle(ctx, line, stream=stream.feed)
-        await self.send_answer(channel, reply, stream)
+        await deliver(self, channel, reply, stream)
 
     async def refused_secret(self, message: discord.Message, text: str) -> bool:
         """A secret pasted into chat: warn, never store, echo or forward it."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from tools.catalog import ModelInfo
 from tools.catalog.fit import FitReport
+from tools.catalog.gpus import fallback_offers
 from tools.catalog.tools import plan_fit, resolve_model
 from tools.contract import ToolContext
 from tools.cost.estimate import CostEstimate, pod_estimate, serverless_estimate
@@ -129,8 +130,8 @@ async def build_plan(
         disk_gb=disk,
         price_per_hour=price,
         explanation=report.explanation
-        if gpu is None
-        else f"{report.explanation} (override: {choice.label})",
+        if choice is report.choice
+        else f"{choice.label} as you asked; the cheapest that fits: {report.explanation}",
         price_note=note,
         model_note=info.source_label,
         estimate=est,
@@ -141,7 +142,7 @@ async def build_plan(
 def _pick_option(report: FitReport, gpu: str | None) -> Any:
     if gpu is None:
         return report.choice
-    wanted = gpu.strip().lower()
+    wanted = _pool_for_card_name(gpu, report.mode) or gpu.strip().lower()
     for option in report.options:
         names = {option.offer_id.lower(), option.name.lower(), (option.pool or "").lower()}
         if wanted in names and option.fits:
@@ -155,6 +156,20 @@ def _pick_option(report: FitReport, gpu: str | None) -> Any:
             )
     known = ", ".join(sorted({o.offer_id for o in report.options}))
     raise InvalidInput(f"Unknown GPU {gpu!r}.", fix=f"Choose one of: {known}.")
+
+
+def _pool_for_card_name(gpu: str, mode: str) -> str | None:
+    """People say "H100" or "4090"; serverless offers are pools. Map a card name to its pool."""
+    if mode != "serverless":
+        return None
+    wanted = gpu.strip().lower().replace("nvidia", "").replace("geforce", "").strip()
+    for offer in fallback_offers():
+        names = (offer.name.lower(), offer.id.lower())
+        if offer.pool and any(
+            wanted == n or wanted in n.split() or n.endswith(wanted) for n in names
+        ):
+            return offer.pool.lower()
+    return None
 
 
 def plan_from_settings(settings_json: str) -> dict[str, Any]:
