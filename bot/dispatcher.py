@@ -138,19 +138,13 @@ class Dispatcher:
         with self.services.db.session() as s:
             row = approvals.get(s, org_id=ctx.org_id, approval_id=approval_id)
             if row is None:
-                audit.record(
+                self._audit_row(
                     s,
-                    org_id=ctx.org_id,
-                    workspace_id=ctx.workspace_id,
-                    actor=ctx.user_id,
-                    actor_role=ctx.role.value,
-                    platform=ctx.platform.value,
-                    tool="approval",
-                    outcome="denied",
-                    args={"approval_id": approval_id},
-                    detail="approval not found in this organisation",
-                    request_id=ctx.request_id,
-                    now=now,
+                    ctx,
+                    "approval",
+                    "denied",
+                    {"approval_id": approval_id},
+                    "approval not found in this organisation",
                 )
                 return Reply.error(f"Approval #{approval_id} was not found.", code="not_found")
             tool = self.services.registry.get(row.tool)
@@ -173,20 +167,7 @@ class Dispatcher:
                     outcome = "expired"
                 else:
                     outcome = "denied"
-                audit.record(
-                    s,
-                    org_id=ctx.org_id,
-                    workspace_id=ctx.workspace_id,
-                    actor=ctx.user_id,
-                    actor_role=ctx.role.value,
-                    platform=ctx.platform.value,
-                    tool=row.tool,
-                    outcome=outcome,
-                    args=json.loads(row.args_json),
-                    detail=problem,
-                    request_id=ctx.request_id,
-                    now=now,
-                )
+                self._audit_row(s, ctx, row.tool, outcome, json.loads(row.args_json), problem)
                 return Reply.error(problem)
             claimed = approvals.claim(
                 s, org_id=ctx.org_id, approval_id=approval_id, decided_by=ctx.user_id, now=now
@@ -290,19 +271,9 @@ class Dispatcher:
             )
             assert row.id is not None
             approval_id = row.id
-            audit.record(
-                s,
-                org_id=ctx.org_id,
-                workspace_id=ctx.workspace_id,
-                actor=ctx.user_id,
-                actor_role=ctx.role.value,
-                platform=ctx.platform.value,
-                tool=tool.name,
-                outcome="approval_requested",
-                args=redacted,
-                detail=f"approval #{approval_id}",
-                request_id=ctx.request_id,
-                now=now,
+            TOOL_CALLS.labels(tool=tool.name, outcome="approval_requested").inc()
+            self._audit_row(
+                s, ctx, tool.name, "approval_requested", redacted, f"approval #{approval_id}"
             )
         minutes = int(self.approval_ttl.total_seconds() // 60)
         preview.title = preview.title or f"Approve /{tool.command or tool.name}?"
@@ -410,20 +381,31 @@ class Dispatcher:
     ) -> None:
         TOOL_CALLS.labels(tool=tool.name, outcome=outcome).inc()
         with self.services.db.session() as s:
-            audit.record(
-                s,
-                org_id=ctx.org_id,
-                workspace_id=ctx.workspace_id,
-                actor=ctx.user_id,
-                actor_role=ctx.role.value,
-                platform=ctx.platform.value,
-                tool=tool.name,
-                outcome=outcome,
-                args=tool.redact(args),
-                detail=detail,
-                request_id=ctx.request_id,
-                now=self.services.clock.now(),
-            )
+            self._audit_row(s, ctx, tool.name, outcome, tool.redact(args), detail)
+
+    def _audit_row(
+        self,
+        s: Any,
+        ctx: RequestContext,
+        tool: str,
+        outcome: str,
+        args: dict[str, Any],
+        detail: str,
+    ) -> None:
+        audit.record(
+            s,
+            org_id=ctx.org_id,
+            workspace_id=ctx.workspace_id,
+            actor=ctx.user_id,
+            actor_role=ctx.role.value,
+            platform=ctx.platform.value,
+            tool=tool,
+            outcome=outcome,
+            args=args,
+            detail=detail,
+            request_id=ctx.request_id,
+            now=self.services.clock.now(),
+        )
 
 
 def _args_text(tool: Tool, args: BaseModel) -> str:

@@ -36,7 +36,7 @@ from bot.app import load_tool_modules
 from bot.testing import BotHarness, running_bot
 from bot.testing import test_settings as make_settings
 from storage import conversations, deployments
-from storage.models import Conversation
+from storage.models import Conversation, Workspace
 from tools.clock import FakeClock
 from tools.contract import (
     REGISTRY,
@@ -744,3 +744,13 @@ async def test_run_discord_beside_other_surfaces(env: Env, monkeypatch: pytest.M
 
     assert await run_discord(env.bot.cockpit, alongside=other_surfaces) == 7
     assert len(env.fake.calls_matching("GET", r"/users/@me")) == 2  # the fixture's and this one
+
+
+async def test_slash_command_in_a_dm_uses_a_personal_workspace(env: Env) -> None:
+    await env.interact(p.slash_command("whoami", guild_id=None, user_id=p.BOB_ID))
+    await env.interact(p.slash_command("whoami", user_id=p.CAROL_ID))  # the guild's first
+    followups = [c for c in env.fake.calls if c.path.startswith(f"/webhooks/{APPLICATION_ID}/")]
+    assert "owner" in embed_text(followups[0].embeds)  # Bob owns his DM workspace
+    with env.bot.services.db.session() as s:
+        spaces = {w.external_id for w in s.exec(select(Workspace))}
+    assert spaces == {f"dm-{p.BOB_ID}", str(p.GUILD_ID)}
