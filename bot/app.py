@@ -3,6 +3,7 @@ every surface (console, Slack, Discord, HTTP API) talks to it through `handle`/`
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 from typing import Any
@@ -102,6 +103,10 @@ class Cockpit:
         recovered = await recover_interrupted(self.services)
         if recovered:
             log.warning("cleaned up %d deploy(s) interrupted by the last shutdown", recovered)
+        # Start-up objects (modules, registry, metadata) live for the whole process: moving
+        # them out of the collector's view roughly halves GC time on large queries.
+        gc.collect()
+        gc.freeze()
 
     def background(self) -> BackgroundJobs:
         """The scheduled sweeps (built once; `start_scheduler` runs them on a timer)."""

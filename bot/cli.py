@@ -132,8 +132,11 @@ def worker() -> None:
             start_http_server(settings.worker_metrics_port, addr="127.0.0.1")
         click.echo(
             "worker running: scheduled sweeps"
-            + (f"; metrics on :{settings.worker_metrics_port}/metrics"
-               if settings.worker_metrics_port else "")
+            + (
+                f"; metrics on :{settings.worker_metrics_port}/metrics"
+                if settings.worker_metrics_port
+                else ""
+            )
             + " (Ctrl-C or SIGTERM stops)",
             err=True,
         )

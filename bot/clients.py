@@ -138,7 +138,7 @@ def wire_alerts(settings: Settings, services: Services) -> Any:
     """The alert router with its sinks; returns a closer for the Discord HTTP session."""
     from datetime import timedelta
 
-    from bot.background.sinks import DiscordWebhookSink, SlackChannelSink
+    from bot.background.sinks import DiscordChannelSink, DiscordWebhookSink, SlackChannelSink
     from tools.alerts import ROUTER_KEY, AlertRouter
 
     if settings.discord_api_url:
@@ -149,6 +149,7 @@ def wire_alerts(settings: Settings, services: Services) -> Any:
     discord_sink = DiscordWebhookSink()
     sinks: dict[str, Any] = {
         "discord_webhook": discord_sink,
+        "discord_channel": DiscordChannelSink(services.extras, sandbox=services.sandbox),
         "slack_channel": SlackChannelSink(
             slack_token_for(settings, services), settings.slack_api_url
         ),

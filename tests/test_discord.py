@@ -40,6 +40,7 @@ from storage.models import Conversation, Workspace
 from tools.clock import FakeClock
 from tools.contract import (
     REGISTRY,
+    Button,
     Image,
     Platform,
     Registry,
@@ -183,6 +184,7 @@ async def test_deploy_interaction_approval_button_and_refusal(env: Env) -> None:
     card_call = followups[0]
     assert "Deploy Qwen/Qwen2.5-0.5B-Instruct" in embed_text(card_call.embeds)
     assert "Price" in embed_text(card_call.embeds) and "sandbox" in embed_text(card_call.embeds)
+    assert re.search(r"Expires: <t:\d+:R>", embed_text(card_call.embeds))
     card = copy.deepcopy(env.fake.messages[max(env.fake.messages)])
     assert custom_ids(card) == ["cockpit:approve:1", "cockpit:cancel:1"]
     assert card["embeds"][0]["color"] == render.COLOUR_APPROVAL
@@ -382,8 +384,7 @@ async def test_chat_with_unknown_deployment_removes_thread(env: Env) -> None:
 
 async def test_mention_is_answered_in_a_thread_and_bots_are_ignored(env: Env) -> None:
     channel = p.text_channel()
-    mention = p.guild_message(f"<@{p.APPLICATION_ID}> hi", mentions_bot=True)
-    mention["content"] = f"<@{p.BOT_USER_ID}> what can you do?"
+    mention = p.guild_message(f"<@{p.BOT_USER_ID}> what can you do?", mentions_bot=True)
     await env.message(mention, channel=channel)
     threads = [c for c in env.new_calls if c.path.endswith("/threads")]
     assert (
@@ -754,3 +755,73 @@ async def test_slash_command_in_a_dm_uses_a_personal_workspace(env: Env) -> None
     with env.bot.services.db.session() as s:
         spaces = {w.external_id for w in s.exec(select(Workspace))}
     assert spaces == {f"dm-{p.BOB_ID}", str(p.GUILD_ID)}
+
+
+async def test_chat_command_inside_a_thread_binds_that_thread(env: Env) -> None:
+    dep_id = await _deploy_directly(env)
+    thread_id = 1_000_000_000_000_000_077
+    chat = p.slash_command(
+        "chat", {"deployment": str(dep_id), "message": "hi"}, channel=p.thread_channel(thread_id)
+    )
+    await env.interact(chat)
+    assert not env.fake.calls_matching("POST", r"/channels/\d+/messages/\d+/threads")
+    assert "in this thread" in embed_text(env.fake.followups(chat["token"])[0].embeds)
+    shown = [c for c in env.fake.calls if c.path.startswith(f"/channels/{thread_id}/messages")]
+    assert "you said 'hi'" in shown[-1].content
+    assert await env.adapter.bound_deployment(guild_id=p.GUILD_ID, thread_id=thread_id) == dep_id
+
+
+async def test_expired_approval_is_reported_and_card_closed(env: Env) -> None:
+    await env.interact(p.slash_command("deploy", {"model": "qwen 0.5b"}))
+    card = env.fake.messages[max(env.fake.messages)]
+    env.bot.clock.advance(env.bot.cockpit.settings.approval_ttl_seconds + 1)
+    click = p.component_click("cockpit:approve:1", card)
+    await env.interact(click)
+    edit = env.fake.calls_matching("PATCH", rf"/webhooks/\d+/{click['token']}/messages/@original")
+    assert "Expired" in embed_text(edit[0].embeds) and edit[0].payload["components"] == []
+    note = env.fake.followups(click["token"])[-1]
+    assert note.flags & EPHEMERAL_FLAG and "expired" in embed_text(note.embeds)
+    assert not env.bot.cockpit.runpod.emulator.state.endpoints
+
+
+async def test_command_buttons_run_as_the_clicker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load_tool_modules()
+    registry = Registry()
+    for t in REGISTRY.all():
+        registry.add(t)
+
+    @tool(name="menu", description="Offers a button.", registry=registry)
+    async def menu(tc: ToolContext, args: BaseModel) -> Reply:
+        return Reply(
+            text="Pick one.", buttons=[Button(label="Who am I", action="run", value="/whoami")]
+        )
+
+    async with discord_bot(tmp_path, monkeypatch, registry=registry) as e:
+        await e.interact(p.slash_command("menu"))
+        message = e.fake.messages[max(e.fake.messages)]
+        assert custom_ids(message) == ["cockpit:cmd:whoami"]
+        followups = await e.interact(
+            p.component_click("cockpit:cmd:whoami", message, user_id=p.BOB_ID)
+        )
+        assert "bob" in embed_text(followups[-1].embeds).lower()
+
+
+async def test_alert_route_to_a_bot_channel_goes_through_the_router(env: Env) -> None:
+    from bot.background.sinks import DISCORD_CLIENT_KEY
+    from tools.alerts import router_of
+
+    owner = env.bot.ctx(user="owner", workspace="alerts-ws")
+    added = await env.bot.send(f"/alerts add discord {ALERT_CHANNEL_ID}", user="owner",
+                               workspace="alerts-ws")
+    assert added.ok, added.text
+    env.bot.services.extras[DISCORD_CLIENT_KEY] = env.adapter.client
+    try:
+        sent = await router_of(env.bot.services).fire(
+            org_id=owner.org_id, key="health:9", severity="critical", title="#9 is unhealthy")
+    finally:
+        env.bot.services.extras.pop(DISCORD_CLIENT_KEY, None)
+    assert sent
+    posts = env.fake.calls_matching("POST", rf"/channels/{ALERT_CHANNEL_ID}/messages")
+    assert posts and "#9 is unhealthy" in posts[-1].embeds[0]["title"]

@@ -24,8 +24,7 @@ from bot.adapters.discord_render import (
     note_embed,
 )
 from bot.adapters.discord_stream import ThreadProgress, is_dm, is_thread
-from storage import approvals
-from tools.contract import Reply, RequestContext
+from tools.contract import Reply
 
 CUSTOM_ID_PREFIX = "cockpit"
 APPROVE_PREFIX = f"{CUSTOM_ID_PREFIX}:approve:"
@@ -276,14 +275,6 @@ class ApprovalHandlers(DiscordBase):
             await self.tell(interaction, reply.text)
         elif approve:
             await progress.send(self.render(reply))
-
-    async def approval_status(self, ctx: RequestContext, approval_id: int) -> str | None:
-        def get() -> str | None:
-            with self.cockpit.db.session() as s:
-                row = approvals.get(s, org_id=ctx.org_id, approval_id=approval_id)
-                return row.status if row else None
-
-        return await self.blocking(get)
 
     async def tell(self, interaction: discord.Interaction, text: str) -> None:
         """An ephemeral note to the clicker alone."""

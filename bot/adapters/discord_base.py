@@ -12,6 +12,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC
 from typing import Any, TypeVar
 
 import discord
@@ -19,10 +20,10 @@ from sqlmodel import select
 
 from bot.adapters.discord_render import DiscordMessage, render_reply
 from bot.app import Cockpit
-from storage import conversations
+from storage import approvals, conversations
 from storage.models import Workspace
 from tools.clock import Clock
-from tools.contract import Platform, Reply, RequestContext, Role
+from tools.contract import Platform, Reply, ReplyField, RequestContext, Role
 
 log = logging.getLogger("bot.adapters.discord")
 
@@ -201,6 +202,34 @@ class DiscordBase:
             cached = (now, {int(r["id"]): str(r["name"]) for r in data})
             self._role_names[guild_id] = cached
         return {**cached[1], **names}
+
+    # -- approvals ------------------------------------------------------------------------
+
+    async def approval_status(self, ctx: RequestContext, approval_id: int) -> str | None:
+        row = await self._approval(ctx.org_id, approval_id)
+        return row.status if row is not None else None
+
+    async def with_expiry(self, ctx: RequestContext, reply: Reply) -> Reply:
+        """An approval card shows when it expires (a Discord timestamp: local time, relative)."""
+        if reply.approval_id is None:
+            return reply
+        row = await self._approval(ctx.org_id, reply.approval_id)
+        if row is None or row.expires_at is None:
+            return reply
+        expires = row.expires_at
+        if expires.tzinfo is None:
+            expires = expires.replace(tzinfo=UTC)
+        when = discord.utils.format_dt(expires, style="R")
+        return reply.model_copy(
+            update={"fields": [*reply.fields, ReplyField(label="Expires", value=when)]}
+        )
+
+    async def _approval(self, org_id: int, approval_id: int) -> Any:
+        def get() -> Any:
+            with self.cockpit.db.session() as s:
+                return approvals.get(s, org_id=org_id, approval_id=approval_id)
+
+        return await self.blocking(get)
 
     # -- model-chat threads ---------------------------------------------------------------
 

@@ -322,6 +322,7 @@ class CommandHandlers(DiscordBase):
             return
         progress = self.progress_for(interaction, name=line)
         reply = await self.cockpit.handle(ctx, line, progress=progress.post)
+        reply = await self.with_expiry(ctx, reply)
         shared = progress.thread_id is not None
         await self.answer(interaction, reply, private=private, shared=shared)
 
@@ -411,7 +412,7 @@ class CommandHandlers(DiscordBase):
         values: dict[str, Any],
     ) -> None:
         channel = interaction.channel
-        ref = str(values.get("deployment") or "")
+        ref = str(values.get("deployment") or "").replace("`", "'")
         opener: discord.WebhookMessage | None = None
         created = False
         thread_id: int | None = None
@@ -458,7 +459,7 @@ class CommandHandlers(DiscordBase):
             if opener is not None:
                 await opener.edit(**_edit_kwargs(self.render(reply)))
             return
-        await deliver(self, target, reply, stream)
+        await deliver(self, target, reply, stream, ctx=ctx)
 
     # -- autocomplete ---------------------------------------------------------------------
 
@@ -506,6 +507,8 @@ async def deliver(
     target: discord.abc.Messageable,
     reply: Reply,
     stream: StreamedMessage | None = None,
+    *,
+    ctx: RequestContext | None = None,
 ) -> None:
     """Post a reply into `target`. After a streamed answer, the final edit carries the full
     text (footer as a small line) and only the other parts (fields, table, buttons) follow as
@@ -518,6 +521,8 @@ async def deliver(
         reply = reply.model_copy(update={"text": "" if reply.ok else reply.text, "footer": None})
         if not (reply.text or reply.title or reply.fields or reply.table or reply.buttons):
             return
+    if ctx is not None:
+        reply = await adapter.with_expiry(ctx, reply)
     kwargs = adapter.render(reply).send_kwargs()
     view = reply_view(reply)
     if view is not None:

@@ -150,12 +150,13 @@ class EventHandlers(DiscordBase):
         )
         stream = StreamedMessage(target, clock=self.clock)
         if router.is_command(text):
-            reply = await self.cockpit.handle(ctx, text, progress=progress.post)
+            # `/chat 3 hello` here binds this thread to deployment #3 and streams the answer.
+            reply = await self.cockpit.handle(ctx, text, progress=progress.post, stream=stream.feed)
         else:
             reply = await self.cockpit.converse(
                 ctx, text, progress=progress.post, on_text=stream.feed
             )
-        await deliver(self, target, reply, stream)
+        await deliver(self, target, reply, stream, ctx=ctx)
 
     async def relay_to_model(
         self,
@@ -177,7 +178,7 @@ class EventHandlers(DiscordBase):
             )
         else:
             reply = await self.cockpit.handle(ctx, line, stream=stream.feed)
-        await deliver(self, channel, reply, stream)
+        await deliver(self, channel, reply, stream, ctx=ctx)
 
     async def refused_secret(self, message: discord.Message, text: str) -> bool:
         """A secret pasted into chat: warn, never store, echo or forward it."""

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from bot.adapters.discord import DiscordAdapter
 from bot.app import Cockpit
+from bot.background.sinks import DISCORD_CLIENT_KEY
 
 Alongside = Callable[[], Awaitable[int]]
 
@@ -22,6 +23,8 @@ async def run_discord(
     adapter = DiscordAdapter(cockpit)
     try:
         await adapter.start()
+        # The alert router's `discord_channel` routes post through this bot's connection.
+        cockpit.services.extras[DISCORD_CLIENT_KEY] = adapter.client
         print("Discord: logged in, connecting to the gateway. Stop with Ctrl-C.", file=sys.stderr)
         if alongside is not None:
             return await alongside()
@@ -35,4 +38,5 @@ async def run_discord(
             await adapter.gateway
         return 1
     finally:
+        cockpit.services.extras.pop(DISCORD_CLIENT_KEY, None)
         await adapter.close()

@@ -94,7 +94,7 @@ class StreamedMessage:
             return
         try:
             await self._show(self.text, cursor=True)
-        except discord.HTTPException:
+        except Exception:  # the display failing must not break the model call
             log.warning("could not update a streamed Discord message", exc_info=True)
             self._last = self.clock.monotonic()
 

@@ -71,6 +71,46 @@ class DiscordWebhookSink:
             await self._session.close()
 
 
+DISCORD_CLIENT_KEY = "discord_client"
+
+
+class DiscordChannelSink:
+    """An embed in a channel of the running Discord bot (`/alerts add discord <channel id>`)."""
+
+    def __init__(self, extras: dict[str, Any], *, sandbox: bool) -> None:
+        self._extras = extras
+        self._sandbox = sandbox
+
+    async def send(self, *, target: str, message: AlertMessage) -> None:
+        import discord
+
+        from bot.adapters.discord_render import send_alert_embed
+
+        client = self._extras.get(DISCORD_CLIENT_KEY)
+        if client is None:
+            raise ProviderError(
+                "The Discord bot is not running in this process.",
+                service="discord",
+                fix="Run `cockpit discord` (or set DISCORD_BOT_TOKEN for "
+                "`cockpit run`), or use a webhook route.",
+            )
+        try:
+            await send_alert_embed(
+                title=message.title,
+                text=message.details or "",
+                severity="info" if message.resolved else message.severity,
+                client=client,
+                channel_id=int(target),
+                sandbox=self._sandbox,
+            )
+        except (discord.HTTPException, ValueError) as exc:
+            raise ProviderError(
+                f"Discord refused the alert ({type(exc).__name__}).",
+                service="discord",
+                fix="Check the bot can post in that channel.",
+            ) from None
+
+
 class SlackChannelSink:
     """chat.postMessage to a channel with the organisation's Slack bot token."""
 
