@@ -44,7 +44,11 @@ from bot.adapters.slack_base import DRAIN_TIMEOUT_SECONDS, ThreadRelay, person_n
 from bot.adapters.slack_commands import SHORTCUT_COMMANDS, UMBRELLA_COMMAND, CommandHandlers
 from bot.adapters.slack_events import EventHandlers, key_provider
 from bot.adapters.slack_oauth import BOT_SCOPES, CockpitInstallationStore, CockpitOAuthStateStore
-from bot.adapters.slack_transport import ClockedRequestVerification, new_client
+from bot.adapters.slack_transport import (
+    ClockedRequestVerification,
+    clocked_verifier,
+    new_client,
+)
 from bot.app import Cockpit
 
 log = logging.getLogger(__name__)
@@ -75,6 +79,12 @@ class SlackAdapter(CommandHandlers, ApprovalHandlers, EventHandlers):
         # that `authorize` resolved (the single bot token, or the workspace's installation).
         self.client = new_client(token=None, api_url=settings.slack_api_url, clock=self.clock)
         self.app = AsyncApp(**self._app_kwargs())
+        # HTTP mode only (Socket Mode has no signing secret and no HTTP requests to verify).
+        self._fast_verifier = (
+            clocked_verifier(settings.slack_signing_secret, self.clock)
+            if settings.slack_signing_secret
+            else None
+        )
         self._register()
 
     # -- construction ---------------------------------------------------------------------
@@ -206,9 +216,23 @@ class SlackAdapter(CommandHandlers, ApprovalHandlers, EventHandlers):
         return flow.redirect_uri_path if flow else None
 
     async def handle_events(self, request: web.Request) -> web.Response:
-        """POST /slack/events: signature check, then Bolt (acks within milliseconds)."""
+        """POST /slack/events: signature check, then Bolt (acks within milliseconds).
+
+        Slash commands take a fast path: once the signature is valid they are acknowledged
+        at once (an empty 200, exactly what the listener would answer) and Bolt handles them
+        right after, so a burst of commands is acknowledged before any of them is worked on."""
         bolt_req = await to_bolt_request(request)
+        if self._fast_verifier is not None and _is_slash_command(bolt_req.raw_body):
+            headers = {k: v[0] for k, v in bolt_req.headers.items() if v}
+            if not self._fast_verifier.is_valid_request(bolt_req.raw_body, headers):
+                return web.Response(status=401)
+            self.spawn(self._dispatch_later(bolt_req), what="slash command")
+            return web.Response(status=200)
         return await to_aiohttp_response(await self.app.async_dispatch(bolt_req))
+
+    async def _dispatch_later(self, bolt_req: Any) -> None:
+        await asyncio.sleep(0)  # let pending acknowledgements go out first
+        await self.app.async_dispatch(bolt_req)
 
     async def handle_install(self, request: web.Request) -> web.Response:
         flow = self.app.oauth_flow
@@ -223,6 +247,11 @@ class SlackAdapter(CommandHandlers, ApprovalHandlers, EventHandlers):
             return web.Response(status=404, text="Slack OAuth is not configured.")
         bolt_req = await to_bolt_request(request)
         return await to_aiohttp_response(await flow.handle_callback(bolt_req))
+
+
+def _is_slash_command(raw_body: str) -> bool:
+    """A form-encoded slash command (interactions carry `payload=`, events are JSON)."""
+    return "command=%2F" in raw_body and not raw_body.startswith(("{", "payload="))
 
 
 def _check_configuration(settings: Any, *, mode: Mode, oauth: bool) -> None:

@@ -87,10 +87,15 @@ class _SlackClockAdapter(SlackClock):
         return self._clock.now().timestamp()
 
 
+def clocked_verifier(signing_secret: str, clock: Clock) -> SignatureVerifier:
+    """slack-sdk's v0 signature verifier with its replay window on the cockpit clock."""
+    return SignatureVerifier(signing_secret, clock=_SlackClockAdapter(clock))
+
+
 class ClockedRequestVerification(AsyncRequestVerification):
     """Bolt's signature check (v0 HMAC-SHA256, 5-minute replay window, 401 otherwise) with the
     window measured on the cockpit clock."""
 
     def __init__(self, signing_secret: str, clock: Clock, **kwargs: Any) -> None:
         super().__init__(signing_secret, **kwargs)
-        self._verifier = SignatureVerifier(signing_secret, clock=_SlackClockAdapter(clock))
+        self._verifier = clocked_verifier(signing_secret, clock)
