@@ -139,3 +139,14 @@ __all__ = [
     "get_or_create",
     "recent_messages",
 ]
+
+
+MODEL_CHAT = "model_chat"
+
+
+def bound_deployment(
+    s: Session, *, org_id: int, platform: str, channel: str | None, thread: str | None
+) -> int | None:
+    """The deployment a thread chats with (bound by `/chat <deployment>`), or None."""
+    conv = find(s, org_id=org_id, platform=platform, channel=channel, thread=thread)
+    return conv.deployment_id if conv is not None and conv.kind == MODEL_CHAT else None

@@ -60,10 +60,10 @@ async def chat_with_model(tc: ToolContext, args: ChatInput) -> Reply:
             thread=thread,
             now=now,
             workspace_id=tc.request.workspace_id,
-            kind="model_chat",
+            kind=conversations.MODEL_CHAT,
         )
         if conv.deployment_id != dep.id:
-            conv.deployment_id, conv.kind = dep.id, "model_chat"
+            conv.deployment_id, conv.kind = dep.id, conversations.MODEL_CHAT
             s.add(conv)
         assert conv.id is not None
         conv_id = conv.id

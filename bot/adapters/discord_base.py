@@ -34,7 +34,6 @@ INTERNAL_ERROR_TEXT = (
     "⚠️ Something went wrong while handling that (reference {ref}). Nothing else was changed; "
     "the details are in the bot's logs."
 )
-MODEL_CHAT_KIND = "model_chat"
 
 T = TypeVar("T")
 
@@ -248,15 +247,12 @@ class DiscordBase:
                 ).first()
                 if ws is None:
                     return None
-                conv = conversations.find(
+                return conversations.bound_deployment(
                     s,
                     org_id=ws.org_id,
                     platform=Platform.discord.value,
                     channel=str(thread_id),
                     thread=str(thread_id),
                 )
-            if conv is None or conv.kind != MODEL_CHAT_KIND:
-                return None
-            return conv.deployment_id
 
         return await self.blocking(look_up)

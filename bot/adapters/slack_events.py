@@ -23,7 +23,6 @@ from storage import conversations
 from tools.contract import Reply, RequestContext
 
 CHAT_TOOL = "chat_with_model"
-MODEL_CHAT = "model_chat"
 HOME_TOOLS: tuple[tuple[str, dict[str, Any], str], ...] = (
     ("list_deployments", {}, "Deployments"),
     ("get_spend", {"period": "this_week"}, "Spend this week"),
@@ -192,14 +191,13 @@ class EventHandlers(SlackBase):
 
         def deployment_of_thread() -> int | None:
             with self.cockpit.db.session() as s:
-                conv = conversations.find(
+                return conversations.bound_deployment(
                     s,
                     org_id=ctx.org_id,
                     platform=ctx.platform.value,
                     channel=ctx.channel,
                     thread=ctx.thread,
                 )
-                return conv.deployment_id if conv and conv.kind == MODEL_CHAT else None
 
         deployment_id = await self.blocking(deployment_of_thread)
         if deployment_id is None:
