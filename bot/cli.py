@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,11 @@ def _settings() -> Settings:
     from bot.settings import Settings
 
     settings = Settings()
-    setup_logging(settings.log_level)
+    level = settings.log_level
+    if sys.stdin.isatty() and sys.stderr.isatty() and "COCKPIT_LOG_LEVEL" not in os.environ:
+        # Someone is typing at the console: background INFO lines would land in their prompt.
+        level = "WARNING"
+    setup_logging(level)
     return settings
 
 

@@ -125,5 +125,5 @@ def setup_logging(level: str = "INFO", *, json_output: bool | None = None) -> No
     )
     root.addHandler(handler)
     install_record_redaction()
-    for noisy in ("httpx", "httpcore", "httpx2", "aiohttp.access", "alembic"):
+    for noisy in ("httpx", "httpcore", "httpx2", "aiohttp.access", "alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
