@@ -1134,7 +1134,11 @@ def test_manifest_matches_the_code() -> None:
         "message.channels",
         "message.groups",
         "app_home_opened",
+        "assistant_thread_started",
+        "assistant_thread_context_changed",
     }
+    assert "assistant:write" in BOT_SCOPES
+    assert manifest["features"]["assistant_view"]["assistant_description"]
     assert settings["interactivity"]["is_enabled"] and settings["socket_mode_enabled"]
 
 

@@ -11,7 +11,8 @@ in a tracked background task that builds the request context and calls `Cockpit.
     app = bot.web.build_web_app(cockpit, slack=adapter) #   or SLACK_CLIENT_ID/SECRET for OAuth)
 
 Listeners live in `slack_commands` (slash commands, /connect modal), `slack_approvals`
-(Approve/Cancel buttons) and `slack_events` (mentions, DMs, pasted keys, App Home); rendering
+(Approve/Cancel buttons), `slack_events` (mentions, DMs, pasted keys, App Home) and
+`slack_assistant` (AI assistant threads: status, suggested prompts); rendering
 in `slack_blocks`; where answers go in `slack_post`; OAuth storage in `slack_oauth`.
 `SLACK_API_URL` points the Web API client at a fake in tests.
 
@@ -40,6 +41,7 @@ from slack_sdk.oauth.installation_store.models.installation import Installation
 
 from bot.adapters import slack_blocks as blocks
 from bot.adapters.slack_approvals import ApprovalHandlers
+from bot.adapters.slack_assistant import AssistantHandlers
 from bot.adapters.slack_base import DRAIN_TIMEOUT_SECONDS, ThreadRelay, person_name
 from bot.adapters.slack_commands import SHORTCUT_COMMANDS, UMBRELLA_COMMAND, CommandHandlers
 from bot.adapters.slack_events import EventHandlers, key_provider
@@ -60,7 +62,7 @@ class SlackConfigError(Exception):
     """Slack is not configured for the requested mode; the message says what to set."""
 
 
-class SlackAdapter(CommandHandlers, ApprovalHandlers, EventHandlers):
+class SlackAdapter(CommandHandlers, ApprovalHandlers, AssistantHandlers, EventHandlers):
     """One Bolt app bound to one `Cockpit`, in Socket Mode or HTTP mode."""
 
     def __init__(self, cockpit: Cockpit, *, mode: Mode) -> None:
@@ -155,6 +157,7 @@ class SlackAdapter(CommandHandlers, ApprovalHandlers, EventHandlers):
         app.event("app_mention")(self.on_mention)
         app.event("message")(self.on_message)
         app.event("app_home_opened")(self.on_home_opened)
+        self.register_assistant(app)  # assistant threads; takes their messages before `message`
         if self.oauth:
             app.enable_token_revocation_listeners()
 

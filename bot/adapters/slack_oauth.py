@@ -38,6 +38,7 @@ BOT_SCOPES = (
     "app_mentions:read",
     "files:write",
     "users:read",
+    "assistant:write",
 )
 OAUTH_STATE_TTL_SECONDS = 600
 
