@@ -65,7 +65,10 @@ async def readyz(request: web.Request) -> web.Response:
             f"database migrations are not current (at {current or 'none'}, code expects "
             f"{head}); run `cockpit db upgrade`"
         )
-    return web.json_response({"status": "ready", "revision": current})
+    # The Slack adapter verified its token before the server started listening (it refuses
+    # to start otherwise), so being here means the surface is connected.
+    slack = "connected (HTTP mode)" if request.app[SLACK_KEY] is not None else "not configured"
+    return web.json_response({"status": "ready", "revision": current, "surfaces": {"slack": slack}})
 
 
 def _not_ready(reason: str) -> web.Response:
