@@ -14,6 +14,7 @@ from typing import Any
 from tools.catalog import ModelInfo
 from tools.catalog.fit import FitReport
 from tools.catalog.gpus import fallback_offers
+from tools.catalog.sizing import GPU_MEMORY_UTILIZATION
 from tools.catalog.tools import plan_fit, resolve_model
 from tools.contract import ToolContext
 from tools.cost.estimate import CostEstimate, pod_estimate, serverless_estimate
@@ -28,6 +29,7 @@ DEFAULT_IDLE_TIMEOUT_SECONDS = 60
 DEFAULT_WORKERS_MAX = 1
 MIN_DISK_GB = 40
 DISK_HEADROOM = Decimal("1.5")
+WORKER_MAX_CONCURRENCY = 30
 
 
 @dataclass
@@ -56,18 +58,31 @@ class DeployPlan:
         return json.dumps(data, sort_keys=True)
 
     def worker_env(self, hf_token: str | None) -> dict[str, str]:
-        env = {
-            "MODEL_NAME": self.model_id,
-            "MAX_MODEL_LEN": str(self.context),
-            "GPU_MEMORY_UTILIZATION": "0.92",
-            "TENSOR_PARALLEL_SIZE": str(self.gpu_count),
-            "MAX_CONCURRENCY": "30",
-        }
-        if self.quant in ("awq", "gptq", "fp8"):
-            env["QUANTIZATION"] = self.quant
-        if hf_token:
-            env["HF_TOKEN"] = hf_token
-        return env
+        return worker_env(
+            model_id=self.model_id,
+            context=self.context,
+            gpu_count=self.gpu_count,
+            quant=self.quant,
+            hf_token=hf_token,
+        )
+
+
+def worker_env(
+    *, model_id: str, context: int, gpu_count: int, quant: str | None, hf_token: str | None
+) -> dict[str, str]:
+    """The vLLM worker's configuration (worker-vllm maps these onto `vllm serve` flags)."""
+    env = {
+        "MODEL_NAME": model_id,
+        "MAX_MODEL_LEN": str(context),
+        "GPU_MEMORY_UTILIZATION": str(GPU_MEMORY_UTILIZATION),
+        "TENSOR_PARALLEL_SIZE": str(gpu_count),
+        "MAX_CONCURRENCY": str(WORKER_MAX_CONCURRENCY),
+    }
+    if quant in ("awq", "gptq", "fp8"):
+        env["QUANTIZATION"] = quant
+    if hf_token:
+        env["HF_TOKEN"] = hf_token
+    return env
 
 
 def resource_name(org_id: int, deployment_id: int, model_id: str) -> str:

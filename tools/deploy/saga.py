@@ -10,6 +10,7 @@ from typing import Any
 
 from storage import deployments
 from storage.models import Deployment
+from tools.catalog.sizing import GPU_MEMORY_UTILIZATION
 from tools.clients.runpod import (
     CreateEndpointRequest,
     CreatePodRequest,
@@ -131,7 +132,8 @@ class _Saga:
         env = self.plan.worker_env(hf_token)
         args = (
             f"--model {self.plan.model_id} --max-model-len {self.plan.context} "
-            f"--tensor-parallel-size {self.plan.gpu_count} --gpu-memory-utilization 0.92"
+            f"--tensor-parallel-size {self.plan.gpu_count} "
+            f"--gpu-memory-utilization {GPU_MEMORY_UTILIZATION}"
         )
         if "QUANTIZATION" in env:
             args += f" --quantization {env['QUANTIZATION']}"
@@ -204,8 +206,9 @@ class _Saga:
         self.dep = await compensate(self.services, self.dep, self.client, reason)
 
 
-async def compensate(services: Services, dep: Deployment, client: Any, reason: str) -> Deployment:
-    """Delete whatever exists, newest first; record the outcome whatever happens."""
+async def delete_provider_resources(client: Any, dep: Deployment) -> list[str]:
+    """Delete a deployment's endpoint, pod and template at RunPod, newest first. Already gone
+    (404) counts as deleted; returns what could not be deleted."""
     problems: list[str] = []
     for label, rid, delete in (
         ("endpoint", dep.provider_endpoint_id, client.delete_endpoint),
@@ -219,6 +222,12 @@ async def compensate(services: Services, dep: Deployment, client: Any, reason: s
         except CockpitError as exc:
             if getattr(exc, "status", None) != 404:
                 problems.append(f"{label} {rid}: {exc.message}")
+    return problems
+
+
+async def compensate(services: Services, dep: Deployment, client: Any, reason: str) -> Deployment:
+    """Delete whatever exists; record the outcome whatever happens."""
+    problems = await delete_provider_resources(client, dep)
     detail = reason if not problems else f"{reason}; cleanup failed for {', '.join(problems)}"
     assert dep.id is not None
     with services.db.session() as s:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from storage import deployments
 from storage.models import Deployment
+from tools.catalog.sizing import DEFAULT_CONTEXT
 from tools.catalog.tools import Mode, Quant
 from tools.clients.runpod import UpdateEndpointRequest, WorkersRequest
 from tools.contract import Reply, Role, SideEffect, Table, ToolContext, arg, previewer, tool
@@ -22,9 +23,10 @@ from tools.deploy.plan import (
     DeployPlan,
     build_plan,
     plan_from_settings,
+    worker_env,
 )
-from tools.deploy.saga import run_deploy
-from tools.errors import Conflict, InvalidInput, NotFound
+from tools.deploy.saga import delete_provider_resources, run_deploy
+from tools.errors import Conflict, InvalidInput, NotFound, ProviderError
 from tools.services import Services
 
 MAX_WORKERS = 10
@@ -365,26 +367,15 @@ async def delete_deployment(tc: ToolContext, args: RefInput) -> Reply:
     dep = find_deployment(tc, args.deployment)
     if dep.status == "deleted":
         return Reply(text=f"#{dep.id} is already deleted.")
-    client = tc.services.runpod_for(tc.org_id)
-    for rid, delete in (
-        (dep.provider_endpoint_id, client.delete_endpoint),
-        (dep.provider_pod_id, client.delete_pod),
-        (dep.provider_template_id, client.delete_template),
-    ):
-        if rid:
-            await _delete_quietly(delete, rid)
+    problems = await delete_provider_resources(tc.services.runpod_for(tc.org_id), dep)
+    if problems:
+        raise ProviderError(
+            f"Could not delete everything for #{dep.id}: {'; '.join(problems)}.",
+            service="runpod",
+            fix=f"Nothing was marked deleted; try `/delete {dep.id}` again in a minute.",
+        )
     _save(tc, dep, status="deleted", stopped_at=tc.services.clock.now())
     return Reply(text=f"Deleted #{dep.id} {dep.name} and its RunPod resources.")
-
-
-async def _delete_quietly(delete: object, rid: str) -> None:
-    from tools.errors import ProviderError
-
-    try:
-        await delete(rid)  # type: ignore[operator]
-    except ProviderError as exc:
-        if exc.status != 404:  # already gone is fine
-            raise
 
 
 @previewer(delete_deployment)
@@ -495,17 +486,13 @@ async def _apply_revision(
 ) -> Reply:
     assert dep.id is not None and dep.provider_endpoint_id
     settings = json.loads(settings_json)
-    env = {
-        "MODEL_NAME": model_id,
-        "MAX_MODEL_LEN": str(settings.get("context", 8192)),
-        "GPU_MEMORY_UTILIZATION": "0.92",
-        "TENSOR_PARALLEL_SIZE": str(settings.get("gpu_count", dep.gpu_count)),
-    }
-    if settings.get("quant") in ("awq", "gptq", "fp8"):
-        env["QUANTIZATION"] = settings["quant"]
-    hf_token = tc.services.extras.get("hf_token_for", lambda _org: None)(tc.org_id)
-    if hf_token:
-        env["HF_TOKEN"] = hf_token
+    env = worker_env(
+        model_id=model_id,
+        context=settings.get("context", DEFAULT_CONTEXT),
+        gpu_count=settings.get("gpu_count", dep.gpu_count),
+        quant=settings.get("quant"),
+        hf_token=tc.services.extras.get("hf_token_for", lambda _org: None)(tc.org_id),
+    )
     client = tc.services.runpod_for(tc.org_id)
     await client.update_endpoint(
         dep.provider_endpoint_id,
@@ -564,16 +551,23 @@ class StopIdleInput(_Strict):
     minutes: int = arg(15, description="Idle for at least this many minutes", ge=1, le=10_080)
 
 
-@tool(name="stop_idle_deployments", command="stop-idle", input_model=StopIdleInput,
-      role=Role.member, side_effect=SideEffect.destroy, group="deploy",
-      description="Stop every deployment with no requests for a while (protected ones are kept).",
-      examples=("/stop-idle", "/stop-idle --minutes 60"))
+@tool(
+    name="stop_idle_deployments",
+    command="stop-idle",
+    input_model=StopIdleInput,
+    role=Role.member,
+    side_effect=SideEffect.destroy,
+    group="deploy",
+    description="Stop every deployment with no requests for a while (protected ones are kept).",
+    examples=("/stop-idle", "/stop-idle --minutes 60"),
+)
 async def stop_idle_deployments(tc: ToolContext, args: StopIdleInput) -> Reply:
     now = tc.services.clock.now()
     cutoff = now - timedelta(minutes=args.minutes)
     with tc.services.db.session() as s:
-        live = deployments.list_for(s, org_id=tc.org_id, statuses=("healthy", "degraded",
-                                                                    "unhealthy"))
+        live = deployments.list_for(
+            s, org_id=tc.org_id, statuses=("healthy", "degraded", "unhealthy")
+        )
     idle = [d for d in live if (d.last_request_at or d.healthy_at or d.created_at) <= cutoff]
     stopped, kept = [], []
     for dep in idle:
@@ -583,10 +577,14 @@ async def stop_idle_deployments(tc: ToolContext, args: StopIdleInput) -> Reply:
         await stop_resources(tc, dep)
         stopped.append(f"#{dep.id} {dep.name}")
     if not stopped:
-        return Reply(text=f"Nothing idle for {args.minutes} min or more"
-                          + (f" (protected and idle: {', '.join(kept)})." if kept else "."))
-    return Reply(text=f"Stopped {len(stopped)} idle deployment(s): {', '.join(stopped)}."
-                      + (f" Kept protected: {', '.join(kept)}." if kept else ""))
+        return Reply(
+            text=f"Nothing idle for {args.minutes} min or more"
+            + (f" (protected and idle: {', '.join(kept)})." if kept else ".")
+        )
+    return Reply(
+        text=f"Stopped {len(stopped)} idle deployment(s): {', '.join(stopped)}."
+        + (f" Kept protected: {', '.join(kept)}." if kept else "")
+    )
 
 
 class ProtectInput(_Strict):
