@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from bot.logs import SECRETS, log_context
 from storage import activity, approvals, audit, events
+from storage.models import Approval
 from tools.contract import Button, ProgressSink, Reply, RequestContext, Role, Tool, ToolContext
 from tools.errors import CockpitError, Forbidden, NotFound, RateLimited
 from tools.metrics import TOOL_CALLS
@@ -149,26 +150,15 @@ class Dispatcher:
                 return Reply.error(f"Approval #{approval_id} was not found.", code="not_found")
             tool = self.services.registry.get(row.tool)
             requester_ctx = RequestContext.model_validate_json(row.request_json)
-            problem = self._approval_problem(ctx, row.status, row.requester, row.expires_at, now)
-            if (
-                problem is None
-                and row.approver_role
-                and not ctx.role.allows(Role(row.approver_role))
-            ):
-                problem = (
-                    f"This request needs approval by an {row.approver_role} (it is over the "
-                    "budget's hard cap); yours does not count."
-                )
+            problem = self._approval_problem(ctx, row, now, approving=True)
             if problem:
-                if problem.startswith("This approval expired"):
+                outcome, message = problem
+                if outcome == "expired":
                     approvals.finish(
                         s, org_id=ctx.org_id, approval_id=approval_id, status="expired"
                     )
-                    outcome = "expired"
-                else:
-                    outcome = "denied"
-                self._audit_row(s, ctx, row.tool, outcome, json.loads(row.args_json), problem)
-                return Reply.error(problem)
+                self._audit_row(s, ctx, row.tool, outcome, json.loads(row.args_json), message)
+                return Reply.error(message)
             claimed = approvals.claim(
                 s, org_id=ctx.org_id, approval_id=approval_id, decided_by=ctx.user_id, now=now
             )
@@ -202,9 +192,9 @@ class Dispatcher:
             row = approvals.get(s, org_id=ctx.org_id, approval_id=approval_id)
             if row is None:
                 return Reply.error(f"Approval #{approval_id} was not found.", code="not_found")
-            problem = self._approval_problem(ctx, row.status, row.requester, row.expires_at, now)
+            problem = self._approval_problem(ctx, row, now, approving=False)
             if problem:
-                return Reply.error(problem)
+                return Reply.error(problem[1])
             approvals.finish(
                 s,
                 org_id=ctx.org_id,
@@ -231,16 +221,22 @@ class Dispatcher:
         return self._finish(Reply.error(msg, code="forbidden"))
 
     def _approval_problem(
-        self, ctx: RequestContext, status: str, requester: str, expires_at: Any, now: Any
-    ) -> str | None:
-        if status == "pending" and expires_at <= now:
-            return (
+        self, ctx: RequestContext, row: Approval, now: Any, *, approving: bool
+    ) -> tuple[str, str] | None:
+        """Why this person may not decide this approval now: (audit outcome, message)."""
+        if row.status == "pending" and row.expires_at <= now:
+            return "expired", (
                 "This approval expired; nothing was done. Run the command again to get a new one."
             )
-        if status != "pending":
-            return f"This request was already {status}; nothing more was done."
-        if ctx.user_id != requester and not ctx.role.allows(Role.admin):
-            return "Only the person who asked, or an admin, can approve or cancel this."
+        if row.status != "pending":
+            return "denied", f"This request was already {row.status}; nothing more was done."
+        if ctx.user_id != row.requester and not ctx.role.allows(Role.admin):
+            return "denied", "Only the person who asked, or an admin, can approve or cancel this."
+        if approving and row.approver_role and not ctx.role.allows(Role(row.approver_role)):
+            return "denied", (
+                f"This request needs approval by an {row.approver_role} (it is over the "
+                "budget's hard cap); yours does not count."
+            )
         return None
 
     async def _request_approval(self, ctx: RequestContext, tool: Tool, args: BaseModel) -> Reply:
