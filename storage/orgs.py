@@ -61,6 +61,14 @@ def set_timezone(s: Session, *, org_id: int, workspace_id: int, timezone: str) -
         s.add(ws)
 
 
+def timezone_of(s: Session, *, org_id: int) -> str:
+    """The organisation's timezone for schedules and alerts: its first workspace's, else UTC."""
+    tz = s.exec(
+        select(Workspace.timezone).where(Workspace.org_id == org_id).order_by(col(Workspace.id))
+    ).first()
+    return tz or "UTC"
+
+
 def get_member(s: Session, *, org_id: int, platform: str, platform_user_id: str) -> Member | None:
     return s.exec(
         select(Member).where(

@@ -11,7 +11,6 @@ free of surface code."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,8 +20,9 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict
 from sqlmodel import col, select
 
+from storage import orgs
 from storage.crypto import last4
-from storage.models import Alert, AlertDelivery, AlertRoute, Workspace
+from storage.models import Alert, AlertDelivery, AlertRoute
 from tools.contract import Reply, Role, SideEffect, Table, ToolContext, arg, tool
 from tools.errors import CockpitError, InvalidInput, NotFound
 from tools.metrics import ALERTS
@@ -177,10 +177,7 @@ class AlertRouter:
         now = self.services.clock.now()
         with self.services.db.session() as s:
             routes = list(s.exec(select(AlertRoute).where(AlertRoute.org_id == message.org_id)))
-            tz_row = s.exec(
-                select(Workspace.timezone).where(Workspace.org_id == message.org_id)
-            ).first()
-        tz = tz_row or "UTC"
+            tz = orgs.timezone_of(s, org_id=message.org_id)
         for route in routes:
             if severity_rank(message.severity) < severity_rank(route.min_severity):
                 continue
@@ -392,14 +389,3 @@ def _list_routes(tc: ToolContext) -> Reply:
             for d, a in recent
         )
     return reply
-
-
-async def gather_bounded(coros: list, limit: int) -> list:
-    """Run coroutines with at most `limit` at once (sweeps over many deployments)."""
-    sem = asyncio.Semaphore(limit)
-
-    async def one(c):  # type: ignore[no-untyped-def]
-        async with sem:
-            return await c
-
-    return await asyncio.gather(*(one(c) for c in coros), return_exceptions=True)

@@ -6,18 +6,20 @@ dispatcher as the system actor, so every automatic change is audited like a huma
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from sqlmodel import col, select
 
-from storage import activity, deployments, ledger
+from storage import activity, deployments, ledger, orgs
 from storage.models import Alert, AlertRoute, Budget, Deployment, Organization
-from tools.alerts import AlertRouter, gather_bounded
+from tools.alerts import AlertRouter
 from tools.cost.accrual import BudgetStatus, accrue_all, budget_period, new_threshold_alerts
 from tools.cost.estimate import money
 from tools.cost.periods import resolve_period
@@ -45,6 +47,17 @@ class SweepReport:
     failures: int = 0
     alerts: int = 0
     actions: list[str] = field(default_factory=list)
+
+
+async def gather_bounded(coros: list[Any], limit: int) -> list[Any]:
+    """Run coroutines with at most `limit` at once; exceptions are returned, not raised."""
+    sem = asyncio.Semaphore(limit)
+
+    async def one(coro: Any) -> Any:
+        async with sem:
+            return await coro
+
+    return await asyncio.gather(*(one(c) for c in coros), return_exceptions=True)
 
 
 def _health_key(dep: Deployment) -> str:
@@ -219,11 +232,8 @@ async def _check_budget(
 
 
 def _org_timezone(services: Services, org_id: int) -> str:
-    from storage.models import Workspace
-
     with services.db.session() as s:
-        tz = s.exec(select(Workspace.timezone).where(Workspace.org_id == org_id)).first()
-    return tz or "UTC"
+        return orgs.timezone_of(s, org_id=org_id)
 
 
 # --- idle ---------------------------------------------------------------------------------------
