@@ -151,3 +151,15 @@ async def test_connect_verifies_the_key_before_saving(cockpit: BotHarness) -> No
     assert "invalid-key-00001234" not in bad.text
     listed = await cockpit.send("/credentials", user="owner1", workspace="T1")
     assert "No keys stored" in listed.text
+
+
+async def test_timezone_drives_spend_periods(cockpit: BotHarness) -> None:
+    await cockpit.send("/whoami", user="owner1", workspace="T1")
+    bad = await cockpit.send("/timezone Mars/Olympus", user="owner1", workspace="T1")
+    assert not bad.ok and "Unknown timezone" in bad.text
+    refused = await cockpit.send("/timezone Asia/Tokyo", user="bob", workspace="T1")
+    assert not refused.ok and "admin" in refused.text
+    assert (await cockpit.send("/timezone Asia/Tokyo", user="owner1", workspace="T1")).ok
+    assert cockpit.ctx(user="bob", workspace="T1").timezone == "Asia/Tokyo"
+    spend = await cockpit.send("/spend this week", user="bob", workspace="T1")
+    assert "Asia/Tokyo" in spend.text

@@ -515,9 +515,14 @@ class ActivityInput(_Strict):
     days: int = arg(1, description="How many days back (today counts as one)", ge=1, le=90)
 
 
-@tool(name="activity", input_model=ActivityInput, role=Role.admin, group="team",
-      description="Activity per person: commands, agent requests, Claude tokens and spend.",
-      examples=("/activity", "/activity --days 7"))
+@tool(
+    name="activity",
+    input_model=ActivityInput,
+    role=Role.admin,
+    group="team",
+    description="Activity per person: commands, agent requests, Claude tokens and spend.",
+    examples=("/activity", "/activity --days 7"),
+)
 async def activity_tool(tc: ToolContext, args: ActivityInput) -> Reply:
     from tools.cost.periods import resolve_period
 
@@ -527,7 +532,57 @@ async def activity_tool(tc: ToolContext, args: ActivityInput) -> Reply:
         rows = activity.per_user(s, org_id=tc.org_id, since=period.start, until=period.full_end)
     if not rows:
         return Reply(text="No activity in that period.")
-    return Reply(title=f"Activity, {period.describe()}", table=Table(
-        columns=["who", "commands", "agent requests", "agent tokens", "agent spend"],
-        rows=[[a.user, str(a.commands), str(a.agent_requests), f"{a.agent_tokens:,}",
-               f"${a.agent_spend:.4f}"] for a in rows]))
+    return Reply(
+        title=f"Activity, {period.describe()}",
+        table=Table(
+            columns=["who", "commands", "agent requests", "agent tokens", "agent spend"],
+            rows=[
+                [
+                    a.user,
+                    str(a.commands),
+                    str(a.agent_requests),
+                    f"{a.agent_tokens:,}",
+                    f"${a.agent_spend:.4f}",
+                ]
+                for a in rows
+            ],
+        ),
+    )
+
+
+class TimezoneInput(_Strict):
+    timezone: str | None = arg(
+        None, description="An IANA name, e.g. Europe/Berlin (admins)", positional=True
+    )
+
+
+@tool(
+    name="timezone",
+    input_model=TimezoneInput,
+    role=Role.viewer,
+    side_effect=SideEffect.admin,
+    group="team",
+    description="Show or (admins) set this workspace's timezone, used for spend periods, "
+    "quiet hours and the digest.",
+    examples=("/timezone", "/timezone Asia/Tokyo"),
+)
+async def timezone_tool(tc: ToolContext, args: TimezoneInput) -> Reply:
+    from tools.cost.periods import zone_for
+
+    if not args.timezone:
+        return Reply(
+            text=f"This workspace uses {tc.request.timezone}. An admin changes it with "
+            "`/timezone Europe/Berlin`."
+        )
+    if not tc.request.role.allows(Role.admin):
+        raise Forbidden(
+            f"Changing the timezone needs the admin role; you are {tc.request.role.value}."
+        )
+    zone_for(args.timezone)  # raises with the fix when the name is unknown
+    with tc.services.db.session() as s:
+        orgs.set_timezone(
+            s, org_id=tc.org_id, workspace_id=tc.request.workspace_id, timezone=args.timezone
+        )
+    return Reply(
+        text=f'Timezone set to {args.timezone}: "this week" now starts Monday 00:00 there.'
+    )
