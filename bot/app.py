@@ -16,7 +16,7 @@ from bot.clients import wire_alerts, wire_clients
 from bot.dispatcher import Dispatcher
 from bot.logs import SECRETS, install_record_redaction
 from bot.settings import Settings
-from storage import orgs
+from storage import conversations, orgs
 from storage.crypto import load_secret_box
 from storage.db import Database
 from tools.clock import Clock
@@ -41,6 +41,7 @@ BUILTIN_TOOL_MODULES = (
     "tools.alerts",
 )
 DEFAULT_NEW_MEMBER_ROLE = Role.member
+CHAT_TOOL = "chat_with_model"
 
 
 def load_tool_modules(modules: tuple[str, ...] = BUILTIN_TOOL_MODULES) -> None:
@@ -235,6 +236,32 @@ class Cockpit:
         if self.agent.api_key_for(ctx.org_id):
             return await self.agent.respond(ctx, text, progress=progress, on_text=on_text)
         return await offline.respond(self.dispatcher, ctx, text, progress=progress)
+
+    def thread_deployment(self, ctx: RequestContext) -> int | None:
+        """The deployment this thread chats with (bound by `/chat <deployment>`), or None."""
+        if not ctx.thread:
+            return None
+        with self.db.session() as s:
+            return conversations.bound_deployment(
+                s, org_id=ctx.org_id, platform=ctx.platform.value, channel=ctx.channel,
+                thread=ctx.thread,
+            )
+
+    async def chat_with_deployment(
+        self,
+        ctx: RequestContext,
+        deployment_id: int,
+        text: str,
+        *,
+        progress: ProgressSink | None = None,
+        stream: ProgressSink | None = None,
+    ) -> Reply:
+        """A message in a model-chat thread, sent on to the model as data (never parsed as a
+        command, so text that starts with `--` or `/` is just text)."""
+        return await self.dispatcher.run(
+            ctx, CHAT_TOOL, {"deployment": str(deployment_id), "message": [text]},
+            progress=progress, stream=stream,
+        )
 
     async def approve(
         self, ctx: RequestContext, approval_id: int, *, progress: ProgressSink | None = None

@@ -21,6 +21,26 @@ SECRET_PATTERNS = [
     re.compile(r"(?i)bearer\s+[A-Za-z0-9._\-]{8,}"),
 ]
 REDACTED = "[redacted]"
+_KEY_PROVIDERS = (
+    ("rpa_", "RunPod"),
+    ("sk-ant-", "Anthropic"),
+    ("hf_", "Hugging Face"),
+    ("xox", "Slack"),
+    ("xapp-", "Slack"),
+)
+
+
+def secret_provider(text: str) -> str | None:
+    """Whose secret key `text` appears to contain ("RunPod", "Slack"...), or None. Surfaces use
+    it to refuse keys pasted into chat: they are never stored, echoed or forwarded."""
+    for pattern in SECRET_PATTERNS:
+        m = pattern.search(text)
+        if m:
+            found = m.group(0)
+            return next(
+                (name for prefix, name in _KEY_PROVIDERS if found.startswith(prefix)), "provider"
+            )
+    return None
 
 
 class SecretRegistry:

@@ -6,7 +6,6 @@ never stored, echoed or given to the agent."""
 from __future__ import annotations
 
 import re
-import shlex
 
 import discord
 
@@ -22,10 +21,9 @@ from bot.adapters.discord_stream import (
     is_thread,
     start_thread,
 )
-from bot.logs import SECRET_PATTERNS
+from bot.logs import secret_provider
 from tools.contract import RequestContext
 
-CHAT_COMMAND = "chat"
 KEY_WARNING = (
     "🔒 That message looks like it contains a secret key. I did not store, repeat or use it. "
     "If this is a shared channel, treat the key as leaked: rotate it at the provider, then "
@@ -34,7 +32,7 @@ KEY_WARNING = (
 
 
 def looks_like_secret(text: str) -> bool:
-    return any(p.search(text) for p in SECRET_PATTERNS)
+    return secret_provider(text) is not None
 
 
 def strip_bot_mention(text: str, bot_id: int | None) -> str:
@@ -167,17 +165,9 @@ class EventHandlers(DiscordBase):
     ) -> None:
         """A message in a thread bound to a deployment: `/chat <deployment> <text>`, streamed."""
         stream = StreamedMessage(channel, clock=self.clock)
-        line = f"/{CHAT_COMMAND} {deployment_id} {shlex.quote(text)}"
-        if text.startswith("--"):
-            # The command line would read a leading "--word" as an option: pass it as data.
-            reply = await self.cockpit.dispatcher.run(
-                ctx,
-                "chat_with_model",
-                {"deployment": str(deployment_id), "message": [text]},
-                stream=stream.feed,
-            )
-        else:
-            reply = await self.cockpit.handle(ctx, line, stream=stream.feed)
+        reply = await self.cockpit.chat_with_deployment(
+            ctx, deployment_id, text, stream=stream.feed
+        )
         await deliver(self, channel, reply, stream, ctx=ctx)
 
     async def refused_secret(self, message: discord.Message, text: str) -> bool:
