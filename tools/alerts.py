@@ -17,13 +17,12 @@ from datetime import datetime, timedelta
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict
 from sqlmodel import col, select
 
 from storage import orgs
 from storage.crypto import last4
 from storage.models import Alert, AlertDelivery, AlertRoute
-from tools.contract import Reply, Role, SideEffect, Table, ToolContext, arg, tool
+from tools.contract import Reply, Role, SideEffect, Table, ToolContext, ToolInput, arg, tool
 from tools.errors import CockpitError, InvalidInput, NotFound
 from tools.metrics import ALERTS
 from tools.services import Services
@@ -233,8 +232,7 @@ def router_of(services: Services) -> AlertRouter:
 # --- the /alerts tool ---------------------------------------------------------------------------
 
 
-class AlertsInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AlertsInput(ToolInput):
     action: Literal["list", "add", "remove", "test"] = arg(
         "list", description="list, add, remove or test", positional=True
     )

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
-from tools.contract import Reply, Role, Table, ToolContext, arg, tool
+from tools.contract import Reply, Role, Table, ToolContext, ToolInput, arg, tool
 from tools.errors import NotFound
 
 
-class HelpInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class HelpInput(ToolInput):
     topic: str | None = arg(None, description="A command to explain, e.g. deploy", positional=True)
 
 

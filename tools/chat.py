@@ -3,12 +3,10 @@ streaming call to the endpoint, the answer streamed to the surface and stored wi
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
-
 from storage import conversations, deployments
 from storage.conversations import NewMessage
 from storage.models import Deployment
-from tools.contract import Reply, Role, SideEffect, ToolContext, arg, tool
+from tools.contract import Reply, Role, SideEffect, ToolContext, ToolInput, arg, tool
 from tools.deploy.tools import find_deployment
 from tools.errors import Conflict, InvalidInput
 
@@ -17,8 +15,7 @@ CHAT_MAX_TOKENS = 512
 CHATTABLE = ("healthy", "degraded", "waiting", "unhealthy")
 
 
-class ChatInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ChatInput(ToolInput):
     deployment: str = arg(description="Number or name of the deployment", positional=True)
     message: list[str] = arg(default_factory=list, description="What to say", positional=True)
 

@@ -217,8 +217,14 @@ def arg(
     return Field(default, description=description, json_schema_extra=extra or None, **kwargs)
 
 
-class NoArgs(BaseModel):
+class ToolInput(BaseModel):
+    """Base for tool input models: unknown arguments are an error, never silently dropped."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+class NoArgs(ToolInput):
+    pass
 
 
 @dataclass

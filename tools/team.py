@@ -6,11 +6,10 @@ import secrets
 from datetime import date, datetime, time, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
 from sqlmodel import Session
 
 from storage import activity, apikeys, audit, credentials, deployments, invites, orgs
-from tools.contract import Reply, Role, SideEffect, Table, ToolContext, arg, tool
+from tools.contract import Reply, Role, SideEffect, Table, ToolContext, ToolInput, arg, tool
 from tools.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 DEFAULT_INVITE_HOURS = 72
@@ -19,10 +18,6 @@ DEFAULT_API_KEY_DAYS = 90
 PROVIDERS = ("runpod", "huggingface", "anthropic")
 Provider = Literal["runpod", "huggingface", "anthropic"]
 RoleName = Literal["viewer", "member", "admin", "owner"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 # --- members and roles --------------------------------------------------------------------
@@ -34,7 +29,7 @@ class _Strict(BaseModel):
     group="team",
     examples=("/members",),
 )
-async def members_tool(tc: ToolContext, args: _Strict) -> Reply:
+async def members_tool(tc: ToolContext, args: ToolInput) -> Reply:
     with tc.services.db.session() as s:
         rows = orgs.list_members(s, org_id=tc.org_id)
     table = Table(
@@ -52,7 +47,7 @@ async def members_tool(tc: ToolContext, args: _Strict) -> Reply:
     return Reply(title=f"{len(rows)} member(s)", table=table)
 
 
-class RoleInput(_Strict):
+class RoleInput(ToolInput):
     user: str = arg(description="The member (@name or platform user id)", positional=True)
     role: RoleName = arg(description="viewer, member, admin or owner", positional=True)
 
@@ -95,7 +90,7 @@ async def set_role(tc: ToolContext, args: RoleInput) -> Reply:
     return Reply(text=f"{target.display_name}: {old} → {new_role.value}.")
 
 
-class UserInput(_Strict):
+class UserInput(ToolInput):
     user: str = arg(description="The member (@name or platform user id)", positional=True)
 
 
@@ -135,7 +130,7 @@ async def transfer(tc: ToolContext, args: UserInput) -> Reply:
     group="team",
     examples=("/leave",),
 )
-async def leave(tc: ToolContext, args: _Strict) -> Reply:
+async def leave(tc: ToolContext, args: ToolInput) -> Reply:
     with tc.services.db.session() as s:
         me = orgs.get_member(
             s,
@@ -156,7 +151,7 @@ async def leave(tc: ToolContext, args: _Strict) -> Reply:
 # --- invites --------------------------------------------------------------------------------
 
 
-class InviteInput(_Strict):
+class InviteInput(ToolInput):
     user: str | None = arg(None, description="Only this person may use the code", positional=True)
     role: RoleName = arg("member", description="Role the code grants")
     hours: int = arg(
@@ -203,7 +198,7 @@ async def invite(tc: ToolContext, args: InviteInput) -> Reply:
     )
 
 
-class JoinInput(_Strict):
+class JoinInput(ToolInput):
     code: str = arg(description="The invite code", positional=True)
 
 
@@ -275,7 +270,7 @@ def _check_workspace_can_move(s: Session, org_id: int, role: Role) -> None:
 # --- credentials ------------------------------------------------------------------------------
 
 
-class ConnectInput(_Strict):
+class ConnectInput(ToolInput):
     provider: Provider = arg(description="runpod, huggingface or anthropic", positional=True)
     key: str = arg(
         description="The API key (use the Slack/Discord modal, never a channel)",
@@ -318,7 +313,7 @@ async def connect_provider(tc: ToolContext, args: ConnectInput) -> Reply:
     )
 
 
-class ProviderInput(_Strict):
+class ProviderInput(ToolInput):
     provider: Provider = arg(description="runpod, huggingface or anthropic", positional=True)
 
 
@@ -346,7 +341,7 @@ async def disconnect_provider(tc: ToolContext, args: ProviderInput) -> Reply:
     group="team",
     description="Show which provider keys this organisation has stored (…last4 only).",
 )
-async def list_credentials(tc: ToolContext, args: _Strict) -> Reply:
+async def list_credentials(tc: ToolContext, args: ToolInput) -> Reply:
     with tc.services.db.session() as s:
         rows = credentials.list_for(s, org_id=tc.org_id)
     if not rows:
@@ -362,7 +357,7 @@ async def list_credentials(tc: ToolContext, args: _Strict) -> Reply:
 # --- API keys -------------------------------------------------------------------------------
 
 
-class ApiKeyCreateInput(_Strict):
+class ApiKeyCreateInput(ToolInput):
     name: str = arg(description="A label for the key", positional=True, max_length=60)
     role: RoleName = arg("member", description="Role the key acts with")
     scopes: str = arg("*", description="Space-separated tool names, or * for all the role allows")
@@ -416,7 +411,7 @@ async def create_api_key(tc: ToolContext, args: ApiKeyCreateInput) -> Reply:
     group="team",
     description="List API keys (prefix, role, scopes, expiry, revoked).",
 )
-async def list_api_keys(tc: ToolContext, args: _Strict) -> Reply:
+async def list_api_keys(tc: ToolContext, args: ToolInput) -> Reply:
     with tc.services.db.session() as s:
         rows = apikeys.list_for(s, org_id=tc.org_id)
     return Reply(
@@ -438,7 +433,7 @@ async def list_api_keys(tc: ToolContext, args: _Strict) -> Reply:
     )
 
 
-class RevokeInput(_Strict):
+class RevokeInput(ToolInput):
     key_id: int = arg(description="The key's id (see /apikeys)", positional=True)
 
 
@@ -462,7 +457,7 @@ async def revoke_api_key(tc: ToolContext, args: RevokeInput) -> Reply:
 # --- audit ----------------------------------------------------------------------------------
 
 
-class AuditInput(_Strict):
+class AuditInput(ToolInput):
     user: str | None = arg(None, description="Only this actor")
     since: date | None = arg(None, description="From this date (YYYY-MM-DD)")
     tool: str | None = arg(None, description="Only this tool")
@@ -511,7 +506,7 @@ async def audit_tool(tc: ToolContext, args: AuditInput) -> Reply:
     )
 
 
-class ActivityInput(_Strict):
+class ActivityInput(ToolInput):
     days: int = arg(1, description="How many days back (today counts as one)", ge=1, le=90)
 
 
@@ -550,7 +545,7 @@ async def activity_tool(tc: ToolContext, args: ActivityInput) -> Reply:
     )
 
 
-class TimezoneInput(_Strict):
+class TimezoneInput(ToolInput):
     timezone: str | None = arg(
         None, description="An IANA name, e.g. Europe/Berlin (admins)", positional=True
     )

@@ -6,14 +6,12 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
-
 from tools.catalog import ModelInfo
 from tools.catalog.aliases import resolve_alias
 from tools.catalog.fit import FitReport, fit
 from tools.catalog.gpus import FALLBACK_LABEL, GpuOffer, fallback_offers, offers_from_catalog
 from tools.catalog.sizing import format_context
-from tools.contract import Reply, Table, ToolContext, arg, tool
+from tools.contract import Reply, Table, ToolContext, ToolInput, arg, tool
 from tools.errors import CockpitError, InvalidInput
 
 log = logging.getLogger(__name__)
@@ -77,8 +75,7 @@ async def plan_fit(
     return report, note
 
 
-class SearchInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SearchInput(ToolInput):
     query: str | None = arg(None, description="Words in the model id, e.g. qwen", positional=True)
     limit: int = arg(10, description="How many results", ge=1, le=50)
     max_params: float | None = arg(None, description="Largest size in billions of parameters")
@@ -122,8 +119,7 @@ async def search_models(tc: ToolContext, args: SearchInput) -> Reply:
     )
 
 
-class ModelInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ModelInput(ToolInput):
     model: str = arg(description="Alias (qwen 7b) or Hugging Face id", positional=True)
 
 
@@ -154,8 +150,7 @@ async def model_info(tc: ToolContext, args: ModelInput) -> Reply:
     return reply
 
 
-class FitInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FitInput(ToolInput):
     model: str = arg(description="Alias (qwen 7b) or Hugging Face id", positional=True)
     context: int | None = arg(None, description="Context length in tokens", ge=256, le=1_048_576)
     quant: Quant | None = arg(None, description="Weights: awq, gptq, fp8, bf16")

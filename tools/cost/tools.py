@@ -9,12 +9,10 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict
-
 from storage import deployments, ledger
 from storage.models import Deployment
 from tools.catalog.tools import Mode, Quant
-from tools.contract import Image, Reply, Role, SideEffect, Table, ToolContext, arg, tool
+from tools.contract import Image, Reply, Role, SideEffect, Table, ToolContext, ToolInput, arg, tool
 from tools.cost.accrual import DEFAULT_THRESHOLDS, BudgetStatus, budget_period
 from tools.cost.estimate import money, rate
 from tools.cost.periods import Period, resolve_period
@@ -28,14 +26,10 @@ log = logging.getLogger(__name__)
 CHARTS_DIR_KEY = "charts_dir"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 # --- estimate ---------------------------------------------------------------------------------
 
 
-class EstimateInput(_Strict):
+class EstimateInput(ToolInput):
     model: str = arg(description="Alias or Hugging Face id", positional=True)
     gpu: str | None = arg(None, description="Force a pool or GPU type")
     mode: Mode = arg("serverless", description="serverless or pod")
@@ -123,7 +117,7 @@ async def _billing(
     return lines, None
 
 
-class SpendInput(_Strict):
+class SpendInput(ToolInput):
     period: str | None = arg(
         None,
         description="today, yesterday, this week, last week, this "
@@ -234,7 +228,7 @@ def _chart(tc: ToolContext, summary: SpendSummary, deps: dict, period: Period) -
 # --- budget -----------------------------------------------------------------------------------
 
 
-class BudgetInput(_Strict):
+class BudgetInput(ToolInput):
     action: Literal["show", "set", "clear"] = arg(
         "show", description="show, set or clear", positional=True
     )

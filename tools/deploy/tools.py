@@ -6,14 +6,22 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from pydantic import BaseModel, ConfigDict
-
 from storage import deployments
 from storage.models import Deployment
 from tools.catalog.sizing import DEFAULT_CONTEXT
 from tools.catalog.tools import Mode, Quant
 from tools.clients.runpod import UpdateEndpointRequest, WorkersRequest
-from tools.contract import Reply, Role, SideEffect, Table, ToolContext, arg, previewer, tool
+from tools.contract import (
+    Reply,
+    Role,
+    SideEffect,
+    Table,
+    ToolContext,
+    ToolInput,
+    arg,
+    previewer,
+    tool,
+)
 from tools.cost.estimate import money, rate
 from tools.cost.guard import hard_cap_breach
 from tools.deploy.plan import (
@@ -32,11 +40,7 @@ from tools.services import Services
 MAX_WORKERS = 10
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DeployInput(_Strict):
+class DeployInput(ToolInput):
     model: str = arg(description="Alias (qwen, llama 8b) or Hugging Face id", positional=True)
     gpu: str | None = arg(None, description="Force a pool or GPU type, e.g. ADA_24")
     context: int | None = arg(
@@ -192,7 +196,7 @@ def find_deployment(tc: ToolContext, ref: str, *, include_deleted: bool = False)
     return found[0]
 
 
-class ListInput(_Strict):
+class ListInput(ToolInput):
     all: bool = arg(False, description="Include stopped, failed and deleted ones")
 
 
@@ -233,7 +237,7 @@ def _gpu(d: Deployment) -> str:
     return gpu if d.gpu_count == 1 else f"{d.gpu_count}× {gpu}"
 
 
-class RefInput(_Strict):
+class RefInput(ToolInput):
     deployment: str = arg(description="Number, name or model of the deployment", positional=True)
 
 
@@ -289,7 +293,7 @@ def _health_sentence(dep: Deployment, ready: int, unhealthy: int, failed: int) -
 # --- changing -------------------------------------------------------------------------------
 
 
-class ScaleInput(_Strict):
+class ScaleInput(ToolInput):
     deployment: str = arg(description="Number, name or model of the deployment", positional=True)
     max: int = arg(description="Most workers (0 stops it)", ge=0, le=MAX_WORKERS)
     min: int = arg(0, description="Always-on workers", ge=0, le=MAX_WORKERS)
@@ -388,7 +392,7 @@ async def preview_delete(tc: ToolContext, args: RefInput) -> Reply:
     )
 
 
-class UpdateInput(_Strict):
+class UpdateInput(ToolInput):
     deployment: str = arg(description="Number, name or model of the deployment", positional=True)
     model: str | None = arg(None, description="A new model (alias or Hugging Face id)")
     context: int | None = arg(None, description="New max context length", ge=256, le=1_048_576)
@@ -440,7 +444,7 @@ async def _update_plan(tc: ToolContext, dep: Deployment, args: UpdateInput) -> D
     return plan
 
 
-class RollbackInput(_Strict):
+class RollbackInput(ToolInput):
     deployment: str = arg(description="Number, name or model of the deployment", positional=True)
 
 
@@ -547,7 +551,7 @@ def _save(tc: ToolContext, dep: Deployment, **fields: object) -> None:
         )
 
 
-class StopIdleInput(_Strict):
+class StopIdleInput(ToolInput):
     minutes: int = arg(15, description="Idle for at least this many minutes", ge=1, le=10_080)
 
 
@@ -587,7 +591,7 @@ async def stop_idle_deployments(tc: ToolContext, args: StopIdleInput) -> Reply:
     )
 
 
-class ProtectInput(_Strict):
+class ProtectInput(ToolInput):
     deployment: str = arg(description="Number, name or model of the deployment", positional=True)
     off: bool = arg(False, description="Remove the protection")
 
@@ -612,7 +616,7 @@ async def protect_deployment(tc: ToolContext, args: ProtectInput) -> Reply:
 # --- reconcile ------------------------------------------------------------------------------
 
 
-class ReconcileInput(_Strict):
+class ReconcileInput(ToolInput):
     pass
 
 
