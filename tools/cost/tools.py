@@ -11,13 +11,12 @@ from zoneinfo import ZoneInfo
 
 from storage import deployments, ledger
 from storage.models import Deployment
-from tools.catalog.tools import Mode, Quant
 from tools.contract import Image, Reply, Role, SideEffect, Table, ToolContext, ToolInput, arg, tool
 from tools.cost.accrual import DEFAULT_THRESHOLDS, BudgetStatus, budget_period
 from tools.cost.estimate import money, rate
 from tools.cost.periods import Period, resolve_period
 from tools.cost.spend import BillingLine, DeploymentInfo, EstimateLine, GroupBy, SpendSummary, merge
-from tools.deploy.plan import DEFAULT_IDLE_TIMEOUT_SECONDS, build_plan
+from tools.deploy.plan import PlanInput, plan_for
 from tools.errors import CockpitError, InvalidInput
 from tools.services import Services
 
@@ -29,14 +28,8 @@ CHARTS_DIR_KEY = "charts_dir"
 # --- estimate ---------------------------------------------------------------------------------
 
 
-class EstimateInput(ToolInput):
-    model: str = arg(description="Alias or Hugging Face id", positional=True)
-    gpu: str | None = arg(None, description="Force a pool or GPU type")
-    mode: Mode = arg("serverless", description="serverless or pod")
-    quant: Quant | None = arg(None, description="awq, gptq, fp8 or bf16")
-    context: int | None = arg(None, description="Context length", ge=256, le=1_048_576)
-    workers_min: int = arg(0, description="Always-on workers", ge=0, le=10)
-    workers_max: int = arg(1, description="Most workers", ge=1, le=10)
+class EstimateInput(PlanInput):
+    pass
 
 
 @tool(
@@ -48,17 +41,7 @@ class EstimateInput(ToolInput):
     examples=("/estimate qwen", "/estimate llama 8b --workers-min 1"),
 )
 async def estimate_cost(tc: ToolContext, args: EstimateInput) -> Reply:
-    plan, _ = await build_plan(
-        tc,
-        model=args.model,
-        gpu=args.gpu,
-        context=args.context,
-        quant=args.quant,
-        mode=args.mode,
-        workers_min=args.workers_min,
-        workers_max=args.workers_max,
-        idle_timeout=DEFAULT_IDLE_TIMEOUT_SECONDS,
-    )
+    plan = await plan_for(tc, args)
     est = plan.estimate
     reply = Reply(title=f"{plan.model_id} on {plan.gpu_label}", text=plan.explanation)
     reply.add_field("While running", f"{rate(est.per_hour)}/h (${est.per_second.normalize():f}/s)")

@@ -15,8 +15,8 @@ from tools.catalog import ModelInfo
 from tools.catalog.fit import FitReport
 from tools.catalog.gpus import fallback_offers
 from tools.catalog.sizing import GPU_MEMORY_UTILIZATION
-from tools.catalog.tools import plan_fit, resolve_model
-from tools.contract import ToolContext
+from tools.catalog.tools import Mode, Quant, plan_fit, resolve_model
+from tools.contract import ToolContext, ToolInput, arg
 from tools.cost.estimate import CostEstimate, pod_estimate, serverless_estimate
 from tools.errors import InvalidInput
 
@@ -152,6 +152,45 @@ async def build_plan(
         estimate=est,
     )
     return plan, info
+
+
+MAX_WORKERS = 10
+
+
+class PlanInput(ToolInput):
+    """What /deploy and /estimate both take: the model and how to run it."""
+
+    model: str = arg(description="Alias (qwen, llama 8b) or Hugging Face id", positional=True)
+    gpu: str | None = arg(None, description="Force a pool or GPU type, e.g. ADA_24 or H100")
+    context: int | None = arg(
+        None, description="Max context length in tokens", ge=256, le=1_048_576
+    )
+    quant: Quant | None = arg(None, description="awq, gptq, fp8 or bf16")
+    mode: Mode = arg("serverless", description="serverless (scales to zero) or pod")
+    workers_max: int = arg(DEFAULT_WORKERS_MAX, description="Most workers", ge=1, le=MAX_WORKERS)
+    workers_min: int = arg(0, description="Always-on workers (billed 24/7)", ge=0, le=MAX_WORKERS)
+    idle_timeout: int = arg(
+        DEFAULT_IDLE_TIMEOUT_SECONDS,
+        description="Seconds idle before a worker stops",
+        ge=5,
+        le=3600,
+    )
+
+
+async def plan_for(tc: ToolContext, args: PlanInput, *, check_access: bool = False) -> DeployPlan:
+    plan, _ = await build_plan(
+        tc,
+        model=args.model,
+        gpu=args.gpu,
+        context=args.context,
+        quant=args.quant,
+        mode=args.mode,
+        workers_min=args.workers_min,
+        workers_max=args.workers_max,
+        idle_timeout=args.idle_timeout,
+        check_access=check_access,
+    )
+    return plan
 
 
 def _pick_option(report: FitReport, gpu: str | None) -> Any:

@@ -9,7 +9,6 @@ from datetime import timedelta
 from storage import deployments
 from storage.models import Deployment
 from tools.catalog.sizing import DEFAULT_CONTEXT
-from tools.catalog.tools import Mode, Quant
 from tools.clients.runpod import UpdateEndpointRequest, WorkersRequest
 from tools.contract import (
     Reply,
@@ -27,9 +26,12 @@ from tools.cost.guard import hard_cap_breach
 from tools.deploy.plan import (
     DEFAULT_IDLE_TIMEOUT_SECONDS,
     DEFAULT_WORKERS_MAX,
+    MAX_WORKERS,
     RESOURCE_PREFIX,
     DeployPlan,
+    PlanInput,
     build_plan,
+    plan_for,
     plan_from_settings,
     worker_env,
 )
@@ -37,43 +39,10 @@ from tools.deploy.saga import delete_provider_resources, run_deploy
 from tools.errors import Conflict, InvalidInput, NotFound, ProviderError
 from tools.services import Services
 
-MAX_WORKERS = 10
 
-
-class DeployInput(ToolInput):
-    model: str = arg(description="Alias (qwen, llama 8b) or Hugging Face id", positional=True)
-    gpu: str | None = arg(None, description="Force a pool or GPU type, e.g. ADA_24")
-    context: int | None = arg(
-        None, description="Max context length in tokens", ge=256, le=1_048_576
-    )
-    quant: Quant | None = arg(None, description="awq, gptq, fp8 or bf16")
-    mode: Mode = arg("serverless", description="serverless (scales to zero) or pod")
-    workers_max: int = arg(DEFAULT_WORKERS_MAX, description="Most workers", ge=1, le=MAX_WORKERS)
-    workers_min: int = arg(0, description="Always-on workers (billed 24/7)", ge=0, le=MAX_WORKERS)
-    idle_timeout: int = arg(
-        DEFAULT_IDLE_TIMEOUT_SECONDS,
-        description="Seconds idle before a worker stops",
-        ge=5,
-        le=3600,
-    )
+class DeployInput(PlanInput):
     name: str | None = arg(None, description="A short name for this deployment", max_length=40)
     protected: bool = arg(False, description="Never auto-stopped by idle or budget rules")
-
-
-async def _plan(tc: ToolContext, args: DeployInput, *, check_access: bool) -> DeployPlan:
-    plan, _ = await build_plan(
-        tc,
-        model=args.model,
-        gpu=args.gpu,
-        context=args.context,
-        quant=args.quant,
-        mode=args.mode,
-        workers_min=args.workers_min,
-        workers_max=args.workers_max,
-        idle_timeout=args.idle_timeout,
-        check_access=check_access,
-    )
-    return plan
 
 
 def _plan_reply(plan: DeployPlan, *, title: str) -> Reply:
@@ -117,7 +86,7 @@ def _plan_reply(plan: DeployPlan, *, title: str) -> Reply:
     ),
 )
 async def deploy_model(tc: ToolContext, args: DeployInput) -> Reply:
-    plan = await _plan(tc, args, check_access=not tc.services.sandbox)
+    plan = await plan_for(tc, args, check_access=not tc.services.sandbox)
     key = tc.request.idempotency_key or f"request:{tc.request.request_id}"
     now = tc.services.clock.now()
     with tc.services.db.session() as s:
@@ -171,7 +140,7 @@ async def deploy_model(tc: ToolContext, args: DeployInput) -> Reply:
 
 @previewer(deploy_model)
 async def preview_deploy(tc: ToolContext, args: DeployInput) -> Reply:
-    plan = await _plan(tc, args, check_access=not tc.services.sandbox)
+    plan = await plan_for(tc, args, check_access=not tc.services.sandbox)
     reply = _plan_reply(plan, title=f"Deploy {plan.model_id} on {plan.gpu_label}?")
     breach = await hard_cap_breach(tc, plan.estimate.monthly)
     if breach is not None:
