@@ -54,13 +54,3 @@ def redeem(s: Session, *, invite_id: int, used_by: str, now: datetime) -> bool:
         .values(used_at=now, used_by=used_by)
     )
     return bool(getattr(result, "rowcount", 0) == 1)
-
-
-def list_open(s: Session, *, org_id: int, now: datetime) -> list[Invite]:
-    return list(
-        s.exec(
-            select(Invite).where(
-                Invite.org_id == org_id, col(Invite.used_at).is_(None), Invite.expires_at > now
-            )
-        )
-    )

@@ -101,23 +101,6 @@ def total(
     return Decimal(value) if value is not None else Decimal(0)
 
 
-def totals_by_deployment_hour(
-    s: Session, *, org_id: int, start: datetime, end: datetime
-) -> list[tuple[int | None, datetime, Decimal]]:
-    """GPU estimate per (deployment, hour start) — the unit billing replaces."""
-    rows = s.exec(
-        select(LedgerEntry.deployment_id, LedgerEntry.period_start, func.sum(LedgerEntry.amount))
-        .where(
-            LedgerEntry.org_id == org_id,
-            LedgerEntry.kind == "gpu",
-            LedgerEntry.period_start >= start,
-            LedgerEntry.period_start < end,
-        )
-        .group_by(col(LedgerEntry.deployment_id), col(LedgerEntry.period_start))
-    ).all()
-    return [(d, t, Decimal(a or 0)) for d, t, a in rows]
-
-
 def get_budget(s: Session, *, org_id: int) -> Budget | None:
     return s.exec(select(Budget).where(Budget.org_id == org_id)).first()
 

@@ -302,9 +302,3 @@ def _set_budget(tc: ToolContext, args: BudgetInput) -> Reply:
         + (f", {' and '.join(extras)}" if extras else "")
         + "."
     )
-
-
-def remaining_fraction(period: Period) -> Decimal:
-    total = (period.full_end - period.start).total_seconds()
-    left = max((period.full_end - period.end).total_seconds(), 0)
-    return Decimal(left / total) if total else Decimal(0)
