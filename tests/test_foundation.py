@@ -89,8 +89,12 @@ async def test_help_lists_commands_from_the_registry(cockpit: BotHarness) -> Non
     text = reply.as_plain_text()
     assert reply.ok
     assert "/whoami" in text and "/help [topic]" in text
+    # The list stays readable: optional flags are folded, `/help <command>` spells them out.
+    assert "/deploy <model> [options]" in text and "--idle-timeout" not in text
     detail = await cockpit.send("/help whoami")
     assert "Show who you are" in detail.as_plain_text()
+    deploy = (await cockpit.send("/help deploy")).as_plain_text()
+    assert "--idle-timeout IDLE_TIMEOUT" in deploy and "e.g. /deploy" in deploy
 
 
 async def test_whoami_answers_role_and_workspace(cockpit: BotHarness) -> None:

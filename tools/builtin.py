@@ -30,14 +30,14 @@ async def help_tool(tc: ToolContext, args: HelpInput) -> Reply:
         return Reply(title=f"/{t.command or t.name}", text=t.help_text())
     role = tc.request.role
     rows = [
-        [t.usage(), t.summary + ("" if role.allows(t.role) else f" (needs {t.role})")]
+        [t.usage(brief=True), t.summary + ("" if role.allows(t.role) else f" (needs {t.role})")]
         for t in registry.all()
     ]
     return Reply(
         title="Commands",
         text='Type a command, or ask in plain words ("what\'s my spend this week").',
         table=Table(columns=["command", "what it does"], rows=rows),
-        footer="`/help <command>` explains one command.",
+        footer="`/help <command>` shows a command's options and examples.",
     )
 
 

@@ -267,9 +267,15 @@ class Tool:
     def positional_fields(self) -> list[str]:
         return [n for n, f in self.input_model.model_fields.items() if _extra(f).get("positional")]
 
-    def usage(self) -> str:
+    def usage(self, *, brief: bool = False) -> str:
+        """The command line syntax; `brief` keeps required arguments and folds the optional
+        ones into `[options]` so a list of every command stays readable."""
         parts = [f"/{self.command or self.name}"]
+        optional = False
         for name, f in self.input_model.model_fields.items():
+            if brief and not f.is_required() and not _extra(f).get("positional"):
+                optional = True
+                continue
             meta = _extra(f).get("metavar") or name.upper()
             if _extra(f).get("positional"):
                 token = f"<{name}>" if f.is_required() else f"[{name}]"
@@ -281,6 +287,8 @@ class Tool:
                 token = f"--{_flag(name)} {meta}"
                 token = token if f.is_required() else f"[{token}]"
             parts.append(token)
+        if optional:
+            parts.append("[options]")
         return " ".join(parts)
 
     def help_text(self) -> str:
