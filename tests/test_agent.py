@@ -778,6 +778,16 @@ async def test_a_retried_event_does_not_ask_claude_twice(
         ("what's running?", ("list_deployments", {})),
         ("deploy qwen", ("deploy_model", {"model": "qwen"})),
         ("who am i", ("whoami", {})),
+        ("how much would mistral cost?", ("estimate_cost", {"model": "mistral"})),
+        ("how much does llama 8b cost", ("estimate_cost", {"model": "llama 8b"})),
+        ("estimate qwen 0.5b", ("estimate_cost", {"model": "qwen 0.5b"})),
+        ("how much did we spend this month", ("get_spend", {"period": "this month"})),
+        ("what did it cost last week", ("get_spend", {"period": "last week"})),
+        ("show me the budget", ("budget", {})),
+        ("delete qwen-7b", ("delete_deployment", {"deployment": "qwen-7b"})),
+        ("which gpu for llama 70b?", ("recommend_gpu", {"model": "llama 70b"})),
+        ("find coder models", ("search_models", {"query": "coder"})),
+        ("search models for deepseek", ("search_models", {"query": "deepseek"})),
     ],
 )
 def test_offline_intents(text: str, expected: tuple[str, dict[str, Any]]) -> None:
@@ -790,6 +800,11 @@ def test_offline_intents(text: str, expected: tuple[str, dict[str, Any]]) -> Non
         "deployment_status",
         "list_deployments",
         "deploy_model",
+        "estimate_cost",
+        "budget",
+        "delete_deployment",
+        "recommend_gpu",
+        "search_models",
     }
     assert offline.match(text, available) == expected
 

@@ -17,7 +17,12 @@ LIMITED_MODE_NOTE = (
     "limited mode: no Claude key, so I understand only common requests. "
     "Set ANTHROPIC_API_KEY (or `/connect anthropic`) for full conversations."
 )
-NOT_UNDERSTOOD = "I did not understand that. Try a command such as /help, /whoami."
+NOT_UNDERSTOOD = (
+    "I did not understand that. Without Claude I follow requests such as "
+    "\"deploy qwen\", \"what's my spend this week\", \"how much would llama 8b cost\", "
+    "\"is qwen healthy?\", \"stop the idle ones\", \"show the budget\" or \"delete qwen\"; "
+    "/help lists every command."
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,19 @@ INTENTS: list[Intent] = [
         "deploy_model",
         _group("model", "model"),
     ),
+    # A price question about a model ("how much would mistral cost") is an estimate, not spend;
+    # it must be tried before the spend intent, which also matches "cost".
+    Intent(
+        re.compile(
+            r"^\s*(?:how\s+much\s+(?:would|does|will|do|to)\s+(?:it\s+cost\s+to\s+(?:deploy|run)\s+)?"
+            r"(?:deploying\s+|running\s+)?(?P<model>(?!we\b|i\b|you\b|it\b)\S.*?)\s+cost"
+            r"|(?:estimate|price(?:\s+of)?|cost\s+of)\s+(?:deploying\s+|running\s+)?"
+            r"(?P<model2>(?!this\b|last\b|today\b|yesterday\b)\S.*?))\s*[?.!]*$",
+            re.I,
+        ),
+        "estimate_cost",
+        lambda m: {"model": (m.group("model") or m.group("model2")).strip(" ?.!")},
+    ),
     Intent(
         re.compile(
             r"\b(spend|spent|spending|cost|costs|costing|bill|billing)\b(?:.*?\b" + _PERIOD + r")?",
@@ -87,6 +105,35 @@ INTENTS: list[Intent] = [
         ),
         "deployment_status",
         _group("dep", "deployment"),
+    ),
+    Intent(
+        re.compile(
+            r"^\s*(?:please\s+)?(?:delete|remove|tear\s+down|destroy)\s+(?:the\s+)?"
+            r"(?P<dep>[\w./:-]+)\s*[?.!]*$",
+            re.I,
+        ),
+        "delete_deployment",
+        _group("dep", "deployment"),
+    ),
+    Intent(re.compile(r"\bbudget\b", re.I), "budget", _none),
+    Intent(
+        re.compile(
+            r"^\s*(?:which|what)\s+gpu\s+(?:for|does|do|would|should)\s+(?P<model>\S.*?)"
+            r"(?:\s+(?:need|use|run\s+on))?\s*[?.!]*$",
+            re.I,
+        ),
+        "recommend_gpu",
+        _group("model", "model"),
+    ),
+    Intent(
+        re.compile(
+            r"^\s*(?:find|search(?:\s+for)?|look\s+for)\s+(?P<query>\S.*?)\s+models?\s*[?.!]*$"
+            r"|^\s*(?:find|search(?:\s+for)?)\s+models?\s+(?:for\s+|like\s+)?"
+            r"(?P<query2>\S.*?)\s*[?.!]*$",
+            re.I,
+        ),
+        "search_models",
+        lambda m: {"query": (m.group("query") or m.group("query2")).strip(" ?.!")},
     ),
     Intent(
         re.compile(
