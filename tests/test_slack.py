@@ -30,6 +30,7 @@ from cryptography.fernet import Fernet
 from fakes.fake_slack import BOT_USER_ID, DEFAULT_TEAM_ID, Call, FakeSlack
 from pydantic import BaseModel, ConfigDict
 from slack_sdk.models.blocks import Block
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel import select
 
 from bot.adapters import slack_blocks
@@ -1268,6 +1269,63 @@ async def test_mention_answered_by_claude_streams_into_the_thread(
             assert final.body["ts"] == env.fake_ts(first)
             assert "You are alice, the owner" in _texts(final)
             assert "writing…" not in _texts(final) and "limited mode" not in _texts(final)
+
+
+async def test_thread_answers_use_slack_streaming_messages(tmp_path: Path, fake: FakeSlack) -> None:
+    """Where Slack streams, a threaded answer is one streaming message: started with the first
+    words, appended, then stopped with the reply's footer; no message edits."""
+    fake.streaming = True
+    async for env in _env(tmp_path, fake, _tools()):
+        await env.event(env.mention("/talk", ts="1699999999.002000"))
+        stop = await fake.wait_for("chat.stopStream", timeout=10)
+        await env.adapter.drain(20)
+        start = fake.calls_to("chat.startStream")
+        assert len(start) == 1 and start[0].body["thread_ts"] == "1699999999.002000"
+        assert start[0].body["recipient_user_id"] == "UALICE"
+        assert start[0].body["recipient_team_id"] == DEFAULT_TEAM_ID
+        assert start[0].body["markdown_text"] == "Hel"  # the first words go out at once
+        stream = fake.streams[stop.body["ts"]]
+        assert stream["stopped"] and stream["text"] == "Hello there, world"
+        assert "4 tokens" in json.dumps(stream["blocks"])
+        assert fake.calls_to("chat.update") == [] and fake.calls_to("chat.postMessage") == []
+
+
+async def test_workspace_without_streaming_falls_back_to_edits_and_is_not_asked_again(
+    tmp_path: Path, fake: FakeSlack
+) -> None:
+    assert not fake.streaming  # the fake answers unknown_method, like Slack without the feature
+    async for env in _env(tmp_path, fake, _tools()):
+        for n, ts in enumerate(("1699999999.003000", "1699999999.004000"), start=1):
+            await env.event(env.mention("/talk", ts=ts))
+            await fake.wait_for("chat.postMessage", count=n, timeout=10)
+            await env.adapter.drain(20)
+            final = fake.calls_to("chat.update")[-1]
+            assert "Hello there, world" in _texts(final) and "4 tokens" in _texts(final)
+        assert len(fake.calls_to("chat.startStream")) == 1
+
+
+async def test_streamed_model_output_cannot_ping_the_channel(fake: FakeSlack) -> None:
+    """Model output is untrusted text: `<!channel>` split across deltas still pings nobody."""
+    from bot.adapters.slack_post import SlackConversation, StreamingSupport
+
+    fake.streaming = True
+    client = AsyncWebClient(token="xoxb-test", base_url=fake.api_url)
+    conversation = SlackConversation(
+        client,
+        channel=CHANNEL,
+        user="UALICE",
+        sandbox=True,
+        thread_ts="1699999999.005000",
+        team_id=DEFAULT_TEAM_ID,
+        streaming=StreamingSupport(),
+    )
+    for delta in ("Hey <", "!channel> and <@U", "BOB> look"):
+        await conversation.stream(delta)
+    ts = await conversation.send(Reply(text="Hey <!channel> and <@UBOB> look", footer="sandbox"))
+    assert ts is not None
+    text = fake.streams[ts]["text"]
+    assert "<!channel>" not in text and "<@UBOB>" not in text
+    assert text.replace("\u200b", "") == "Hey <!channel> and <@UBOB> look"
 
 
 async def test_cockpit_run_with_a_rejected_token_says_what_to_fix(

@@ -64,6 +64,7 @@ class ApprovalHandlers(SlackBase):
             respond=respond,
             label="approval",
             broadcast_final=True,
+            team_id=team.get("id") or user.get("team_id"),
         )
         try:
             approval_id = int(action.get("value") or "")

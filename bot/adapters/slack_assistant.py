@@ -298,6 +298,7 @@ class AssistantHandlers(EventHandlers):
         status = self._thread_status(client, kwargs.get("channel"), kwargs.get("thread_ts"))
         if status is None:
             return super().conversation(client, **kwargs)
+        kwargs.setdefault("streaming", self.streaming)
         return AssistantConversation(client, status=status, sandbox=self.sandbox, **kwargs)
 
     def _thread_status(

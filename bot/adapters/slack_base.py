@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.adapters.slack_post import SlackConversation
+from bot.adapters.slack_post import SlackConversation, StreamingSupport
 from bot.app import Cockpit
 from storage import approvals, events
 from tools.clock import Clock
@@ -49,6 +49,7 @@ class SlackBase:
         self._names: dict[str, str] = {}
         self._team_names: dict[str, str] = {}
         self._deciding: set[tuple[int, int]] = set()  # (org, approval) clicks in progress
+        self.streaming = StreamingSupport()
         # The adapter's own database work (identity, delivery claims) runs on one worker thread:
         # off the event loop, so acks stay fast under load, and serial, so two first
         # sightings of one workspace or person cannot race each other.
@@ -165,6 +166,7 @@ class SlackBase:
     # -- answers --------------------------------------------------------------------------
 
     def conversation(self, client: AsyncWebClient, **kwargs: Any) -> SlackConversation:
+        kwargs.setdefault("streaming", self.streaming)
         return SlackConversation(client, sandbox=self.sandbox, **kwargs)
 
     async def approval_row(self, ctx: RequestContext, approval_id: int) -> Any:

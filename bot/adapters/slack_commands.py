@@ -97,6 +97,7 @@ class CommandHandlers(SlackBase):
             label=line,
             private_errors=True,
             broadcast_final=True,
+            team_id=command.get("team_id"),
         )
         if sub == CHAT_COMMAND and rest and not conversation.via_response_url:
             # `/chat <deployment>` opens a thread bound to that deployment: replies there go on

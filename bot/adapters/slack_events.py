@@ -138,7 +138,12 @@ class EventHandlers(SlackBase):
             return
         text = strip_mentions(raw, bot_user)
         conversation = self.conversation(
-            client, channel=channel, user=event["user"], thread_ts=thread_ts, label=text
+            client,
+            channel=channel,
+            user=event["user"],
+            thread_ts=thread_ts,
+            label=text,
+            team_id=body.get("team_id") or event.get("team"),
         )
         if event.get("type") == "message" and not is_dm:
             mentioned = bool(bot_user) and f"<@{bot_user}>" in raw  # app_mention handles it

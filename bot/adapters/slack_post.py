@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -30,8 +31,45 @@ MAX_LABEL = 80
 # often (chat.update is Tier 3, about 50 a minute per workspace).
 STREAM_UPDATE_INTERVAL_SECONDS = 1.2
 STREAM_WRITING_NOTE = "writing…"
+# Slack's own streaming messages (chat.startStream/appendStream/stopStream) take small appends;
+# batching them this often keeps the call count low while the text still flows.
+STREAM_APPEND_INTERVAL_SECONDS = 0.5
+# startStream errors that mean "this workspace or app cannot stream": do not ask again.
+STREAMING_UNAVAILABLE_ERRORS = frozenset(
+    {
+        "unknown_method",
+        "method_deprecated",
+        "missing_scope",
+        "not_allowed_token_type",
+        "not_allowed",
+        "feature_not_enabled",
+        "team_not_allowed",
+    }
+)
 
 Respond = Callable[..., Awaitable[Any]]
+
+
+class StreamingSupport:
+    """Which Slack workspaces refused streaming messages. They get the batched chat.update
+    fallback from then on, so a workspace without the feature costs one failed call, once."""
+
+    def __init__(self) -> None:
+        self.refused: set[str] = set()
+
+    def allowed(self, team_id: str | None) -> bool:
+        return bool(team_id) and team_id not in self.refused
+
+    def refuse(self, team_id: str | None, error: str | None) -> None:
+        if team_id and error in STREAMING_UNAVAILABLE_ERRORS:
+            self.refused.add(team_id)
+
+
+def defuse_mentions(text: str) -> str:
+    """Model output is untrusted: `<!channel>`, `<@U1>` or `<#C1>` in it must not ping anyone.
+    A zero-width space after the `<` keeps the text readable and inert. Applying it to a longer
+    text keeps the result for any prefix a prefix, so streamed appends stay consistent."""
+    return re.sub(r"<(?=[!@#])", "<\u200b", text)
 
 
 class SlackConversation:
@@ -43,7 +81,10 @@ class SlackConversation:
       and the final answer go into its thread (the answer also broadcast to the channel).
     - `private_errors`: an error that nobody else has seen yet goes only to the requester.
     - `stream(delta)`: a streamed answer (model chat, Claude's text) appears as one message that
-      grows; `send()` then turns that same message into the final reply.
+      grows; `send()` then turns that same message into the final reply. In a thread, with the
+      requester's team known, that is a Slack streaming message (chat.startStream, appends,
+      chat.stopStream with the reply's fields and footer); where Slack refuses streaming, the
+      message is posted and edited with batched chat.update calls instead.
     """
 
     def __init__(
@@ -58,6 +99,8 @@ class SlackConversation:
         label: str = "",
         private_errors: bool = False,
         broadcast_final: bool = False,
+        team_id: str | None = None,
+        streaming: StreamingSupport | None = None,
     ) -> None:
         self.client = client
         self.channel = channel
@@ -76,6 +119,11 @@ class SlackConversation:
         self._stream_shown = ""
         self._stream_last = 0.0
         self._stream_flush: asyncio.Task[None] | None = None
+        self.team_id = team_id
+        self.streaming = streaming
+        self._native = False  # the streamed message is a Slack streaming message
+        self._native_sent = 0  # characters of defuse_mentions(text) appended so far
+        self._native_broken = False
 
     # -- progress -------------------------------------------------------------------------
 
@@ -111,6 +159,8 @@ class SlackConversation:
         try:
             if not self._stream_started:
                 self._stream_started = True
+                if await self._start_native_stream():
+                    return
                 shown = self._stream_text
                 self._stream_ts = await self.post(
                     _writing(shown, self.sandbox), thread_ts=self.thread_ts
@@ -122,7 +172,41 @@ class SlackConversation:
         except Exception:
             log.warning("could not stream an answer to Slack", exc_info=True)
 
+    async def _start_native_stream(self) -> bool:
+        """Open a Slack streaming message with the first words; False when not possible here."""
+        if (
+            self.streaming is None
+            or not self.thread_ts
+            or self.via_response_url
+            or not self.streaming.allowed(self.team_id)
+        ):
+            return False
+        text = defuse_mentions(self._stream_text)
+        try:
+            resp = await self.client.chat_startStream(
+                channel=self.channel,
+                thread_ts=self.thread_ts,
+                markdown_text=text,
+                recipient_team_id=self.team_id,
+                recipient_user_id=self.user,
+            )
+        except SlackApiError as exc:
+            error = exc.response.get("error") if exc.response is not None else None
+            self.streaming.refuse(self.team_id, error)
+            log.info("Slack streaming unavailable (%s); editing a message instead", error)
+            return False
+        self._stream_ts = str(resp.get("ts") or "") or None
+        if self._stream_ts is None:
+            return False
+        self._native = True
+        self._native_sent = len(text)
+        self._stream_last = asyncio.get_running_loop().time()
+        return True
+
     async def _flush_later(self) -> None:
+        if self._native:
+            await self._append_later()
+            return
         wait = (
             self._stream_last + STREAM_UPDATE_INTERVAL_SECONDS - asyncio.get_running_loop().time()
         )
@@ -139,6 +223,57 @@ class SlackConversation:
         except SlackApiError:
             log.warning("could not update a streamed answer", exc_info=True)
         self._stream_last = asyncio.get_running_loop().time()
+
+    async def _append_later(self) -> None:
+        wait = (
+            self._stream_last + STREAM_APPEND_INTERVAL_SECONDS - asyncio.get_running_loop().time()
+        )
+        if wait > 0:
+            await asyncio.sleep(wait)
+        pending = defuse_mentions(self._stream_text)[self._native_sent :]
+        if not self._stream_ts or not pending or self._native_broken:
+            return
+        try:
+            await self.client.chat_appendStream(
+                channel=self.channel, ts=self._stream_ts, markdown_text=pending
+            )
+            self._native_sent += len(pending)
+        except SlackApiError:
+            # The final reply still replaces the message in send(); stop appending until then.
+            self._native_broken = True
+            log.warning("could not append to a streamed answer", exc_info=True)
+        self._stream_last = asyncio.get_running_loop().time()
+
+    async def _finish_native_stream(
+        self, ts: str, reply: Reply, message: SlackMessage, expires_at: datetime | None
+    ) -> None:
+        """Close the streaming message. When it already shows the reply's text, the rest of the
+        reply (fields, table, buttons, footer) goes under it as blocks; otherwise (an error, a
+        title, text that differs) the message is replaced by the whole rendered reply."""
+        full = defuse_mentions(reply.text)
+        streamed = defuse_mentions(self._stream_text)
+        fits = (
+            reply.ok
+            and not reply.title
+            and not self._native_broken
+            and full.startswith(streamed[: self._native_sent])
+        )
+        if fits:
+            rest = render_reply(
+                reply.model_copy(update={"text": "", "title": None}),
+                sandbox=self.sandbox,
+                expires_at=expires_at,
+            )
+            await self.client.chat_stopStream(
+                channel=self.channel,
+                ts=ts,
+                markdown_text=full[self._native_sent :] or None,
+                blocks=rest.blocks or None,
+            )
+            return
+        with contextlib.suppress(SlackApiError):
+            await self.client.chat_stopStream(channel=self.channel, ts=ts)
+        await self.client.chat_update(channel=self.channel, ts=ts, **message.as_kwargs())
 
     async def _end_stream(self) -> str | None:
         """Stop pending edits; the streamed message's ts, if one was posted."""
@@ -158,9 +293,12 @@ class SlackConversation:
         if streamed_ts:
             # The answer was streamed into a message: that message becomes the final reply.
             try:
-                await self.client.chat_update(
-                    channel=self.channel, ts=streamed_ts, **message.as_kwargs()
-                )
+                if self._native:
+                    await self._finish_native_stream(streamed_ts, reply, message, expires_at)
+                else:
+                    await self.client.chat_update(
+                        channel=self.channel, ts=streamed_ts, **message.as_kwargs()
+                    )
                 if reply.image is not None:
                     await self.upload_image(reply, thread_ts=self.thread_ts or streamed_ts)
                 return streamed_ts

@@ -64,6 +64,9 @@ class FakeSlack:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     installed_token: str = "xoxb-installed-token-0001"
     installer_id: str = "UINSTALLER"
+    # Slack's streaming messages (chat.startStream/appendStream/stopStream). Off, the methods
+    # answer `unknown_method`, as for an app or workspace without the feature.
+    streaming: bool = False
 
     def __post_init__(self) -> None:
         self.calls: list[Call] = []
@@ -73,6 +76,7 @@ class FakeSlack:
         self._ts = itertools.count(1)
         self._ids = itertools.count(1)
         self._server: TestServer | None = None
+        self.streams: dict[str, dict[str, Any]] = {}  # ts -> {"text", "blocks", "stopped"}
         self._sockets: list[web.WebSocketResponse] = []
         self._socket_connected = asyncio.Event()
         self.url = ""
@@ -220,6 +224,8 @@ class FakeSlack:
                 "ts": body.get("ts"),
                 "text": body.get("text"),
             }
+        if method.endswith("Stream") and method.startswith("chat."):
+            return self._stream_answer(method, body)
         if method == "chat.postEphemeral":
             return {**ok, "message_ts": self._next_ts()}
         if method in ("views.open", "views.publish", "views.update", "views.push"):
@@ -256,6 +262,32 @@ class FakeSlack:
         if method == "apps.connections.open":
             return {**ok, "url": self.url.replace("http://", "ws://") + "/link"}
         return ok
+
+    def _stream_answer(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
+        if not self.streaming:
+            return {"ok": False, "error": "unknown_method"}
+        if method == "chat.startStream":
+            if not body.get("thread_ts"):
+                return {"ok": False, "error": "invalid_arguments"}
+            ts = self._next_ts()
+            self.streams[ts] = {
+                "text": str(body.get("markdown_text") or ""),
+                "blocks": [],
+                "stopped": False,
+                "thread_ts": body.get("thread_ts"),
+            }
+            return {"ok": True, "channel": body.get("channel"), "ts": ts}
+        stream = self.streams.get(str(body.get("ts")))
+        if stream is None:
+            return {"ok": False, "error": "message_not_found"}
+        if stream["stopped"]:
+            return {"ok": False, "error": "message_not_in_streaming_state"}
+        stream["text"] += str(body.get("markdown_text") or "")
+        if method == "chat.stopStream":
+            stream["stopped"] = True
+            raw = body.get("blocks") or []
+            stream["blocks"] = json.loads(raw) if isinstance(raw, str) else list(raw)
+        return {"ok": True, "channel": body.get("channel"), "ts": body.get("ts")}
 
     async def _response_url(self, request: web.Request) -> web.Response:
         body = await self._parse(request)
