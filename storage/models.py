@@ -128,9 +128,9 @@ class Deployment(SQLModel, table=True):
     gpu_pool: str | None = None
     gpu_type: str | None = None
     gpu_count: int = 1
-    status: str = (
-        "pending"  # pending|creating|waiting|healthy|degraded|unhealthy|stopped|failed|deleted
-    )
+    # pending|creating|waiting|starting (a pod started again)|healthy|degraded|unhealthy|
+    # stopped|failed|deleted
+    status: str = "pending"
     health_state: str = "unknown"
     provider_template_id: str | None = None
     provider_endpoint_id: str | None = Field(default=None, index=True)

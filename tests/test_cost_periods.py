@@ -112,3 +112,18 @@ def test_billing_wins_per_hour_and_estimates_fill_the_lag() -> None:
     by_day = s.group("day", deps)
     assert by_day == [("2026-11-25", Decimal("6.19"), True)]
     assert s.forecast() > s.total
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (Decimal("0.00031"), "$0.00031/s"),
+        (Decimal("0.24") / 3600, "$0.0000667/s"),  # a pod's $0.24/h, not 30 digits
+        (Decimal("4.896") / 3600, "$0.00136/s"),
+        (Decimal("0"), "$0/s"),
+    ],
+)
+def test_per_second_prices_show_three_significant_digits(value: Decimal, shown: str) -> None:
+    from tools.cost.estimate import per_second
+
+    assert per_second(value) == shown

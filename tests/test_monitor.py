@@ -177,6 +177,25 @@ async def test_idle_pod_warned_then_stopped_protected_never(bot: BotHarness, hoo
     assert stops and stops[0].outcome == "succeeded"
 
 
+async def test_stopped_pod_starts_again_and_turns_healthy_without_alerts(
+    bot: BotHarness, hooks
+) -> None:
+    pod_id = await deploy(bot, "--mode pod --name box")
+    stopped = await bot.send("/stop box", user="owner")
+    assert stopped.ok and "keeps its disk" in stopped.text and dep(bot, pod_id).status == "stopped"
+    chat = await bot.send("/chat box hi", user="owner")
+    assert not chat.ok and "pod" in chat.text and "serverless" in chat.as_plain_text()
+    started = await bot.send("/scale box --max 1", user="owner")
+    assert started.ok and "Starting" in started.text and dep(bot, pod_id).status == "starting"
+    # While the pod boots, failed checks are not failures: no alert, still "starting".
+    for _ in range(4):
+        await jobs(bot).run_job("health")
+    assert dep(bot, pod_id).status == "starting" and hooks.titles() == []
+    bot.clock.advance(30)  # the emulator's pod is RUNNING after its start delay
+    await jobs(bot).run_job("health")
+    assert dep(bot, pod_id).status == "healthy" and hooks.titles() == []
+
+
 async def test_reconcile_and_digest(bot: BotHarness, hooks) -> None:
     await deploy(bot)
     from tools.clients.runpod import CreateTemplateRequest

@@ -38,6 +38,11 @@ def chat_thread(tc: ToolContext, dep: Deployment) -> tuple[str, str]:
 )
 async def chat_with_model(tc: ToolContext, args: ChatInput) -> Reply:
     dep = find_deployment(tc, args.deployment)
+    if dep.provider_pod_id and not dep.provider_endpoint_id:
+        raise Conflict(
+            f"#{dep.id} {dep.name} runs on a pod; chat here works with serverless deployments.",
+            fix=f"Deploy it serverless (`/deploy {dep.model_id}`, the default) to chat from here.",
+        )
     if dep.status not in CHATTABLE or not dep.provider_endpoint_id:
         raise Conflict(
             f"#{dep.id} {dep.name} is {dep.status}; it cannot chat now.",

@@ -35,7 +35,10 @@ UNHEALTHY_AFTER_FAILURES = 3
 SWEEP_CONCURRENCY = 50
 PROBE_SLOW_SECONDS = 10.0
 IDLE_GRACE = timedelta(minutes=15)
-MONITORED = ("healthy", "degraded", "unhealthy")
+# "starting": a stopped pod started again with /scale; it becomes healthy once RUNNING.
+MONITORED = ("healthy", "degraded", "unhealthy", "starting")
+# How long a restarted pod may take to load its model before a failed check counts.
+STARTING_GRACE = timedelta(minutes=20)
 
 # act(deployment, tool_name, args, reason) -> None: run a tool as the system actor.
 Act = Callable[[Deployment, str, dict[str, object], str], Awaitable[None]]
@@ -126,6 +129,8 @@ async def _check(
     except CockpitError as exc:
         ok, seen, jobs = False, exc.message, dep.jobs_seen
     now = services.clock.now()
+    if dep.status == "starting" and not ok and now - dep.updated_at < STARTING_GRACE:
+        return  # still loading the model after a restart: not a failure yet
     failures = 0 if ok else dep.health_failures + 1
     state = (
         "healthy" if ok else ("degraded" if failures < UNHEALTHY_AFTER_FAILURES else "unhealthy")

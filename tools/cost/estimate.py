@@ -46,7 +46,7 @@ class CostEstimate:
 
     def lines(self) -> list[str]:
         return [
-            f"{rate(self.per_hour)}/h while running ({self.per_second.normalize():f} $/s)",
+            f"{rate(self.per_hour)}/h while running ({per_second(self.per_second)})",
             f"≈ {money(self.monthly)}/month: " + "; ".join(self.assumptions),
         ]
 
@@ -56,6 +56,16 @@ def money(value: Decimal) -> str:
     if value != 0 and abs(value) < CENT:
         return f"${value.quantize(Decimal('0.00001'), rounding=ROUND_HALF_UP)}"
     return f"${value.quantize(CENT, rounding=ROUND_HALF_UP):,}"
+
+
+def per_second(value: Decimal) -> str:
+    """A per-second price to three significant digits ($0.00031/s, $0.0000667/s): RunPod
+    quotes these, and an exact division by 3,600 would print 30 digits."""
+    if value == 0:
+        return "$0/s"
+    places = max(0, 2 - value.adjusted())
+    q = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP).normalize()
+    return f"${q:f}/s"
 
 
 def rate(value: Decimal) -> str:

@@ -24,7 +24,8 @@ class CapBreach:
         return (
             f"Over the hard cap: the {self.period} budget is {money(self.budget)}, "
             f"{money(self.spent)} is spent so far and this deploy adds about "
-            f"{money(self.added)} by the end of the period ({money(self.spent + self.added)}). "
+            f"{money(self.added)} by the end of the period, {money(self.spent + self.added)} "
+            "in all. "
             "An admin must approve it."
         )
 

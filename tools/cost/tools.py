@@ -13,7 +13,7 @@ from storage import deployments, ledger
 from storage.models import Deployment
 from tools.contract import Image, Reply, Role, SideEffect, Table, ToolContext, ToolInput, arg, tool
 from tools.cost.accrual import DEFAULT_THRESHOLDS, BudgetStatus, budget_period
-from tools.cost.estimate import money, rate
+from tools.cost.estimate import money, per_second, rate
 from tools.cost.periods import Period, resolve_period
 from tools.cost.spend import BillingLine, DeploymentInfo, EstimateLine, GroupBy, SpendSummary, merge
 from tools.deploy.plan import PlanInput, plan_for
@@ -44,7 +44,7 @@ async def estimate_cost(tc: ToolContext, args: EstimateInput) -> Reply:
     plan = await plan_for(tc, args)
     est = plan.estimate
     reply = Reply(title=f"{plan.model_id} on {plan.gpu_label}", text=plan.explanation)
-    reply.add_field("While running", f"{rate(est.per_hour)}/h (${est.per_second.normalize():f}/s)")
+    reply.add_field("While running", f"{rate(est.per_hour)}/h ({per_second(est.per_second)})")
     reply.add_field("Per month", f"≈ {money(est.monthly)}")
     reply.add_field("Assumptions", "; ".join(est.assumptions))
     if plan.price_note:

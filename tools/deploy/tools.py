@@ -21,7 +21,7 @@ from tools.contract import (
     previewer,
     tool,
 )
-from tools.cost.estimate import money, rate
+from tools.cost.estimate import money, per_second, rate
 from tools.cost.guard import hard_cap_breach
 from tools.deploy.plan import (
     DEFAULT_IDLE_TIMEOUT_SECONDS,
@@ -51,8 +51,9 @@ def _plan_reply(plan: DeployPlan, *, title: str) -> Reply:
     reply.add_field("GPU", plan.gpu_label + ("" if plan.gpu_count == 1 else " (tensor parallel)"))
     reply.add_field(
         "Price",
-        f"{rate(plan.price_per_hour)}/h while a worker runs "
-        f"(${plan.estimate.per_second.normalize():f}/s)",
+        f"{rate(plan.price_per_hour)}/h while "
+        + ("the pod runs" if plan.mode == "pod" else "a worker runs")
+        + f" ({per_second(plan.estimate.per_second)})",
     )
     reply.add_field(
         "Estimate",
@@ -130,11 +131,16 @@ async def deploy_model(tc: ToolContext, args: DeployInput) -> Reply:
     hf_token = tc.services.extras.get("hf_token_for", lambda _org: None)(tc.org_id)
     dep = await run_deploy(tc, dep, plan, client=client, hf_token=hf_token)
     reply = _plan_reply(plan, title=f"#{dep.id} {dep.name} is healthy")
-    reply.text = (
-        f"Endpoint {dep.provider_endpoint_id or dep.provider_pod_id} serves "
-        f"{plan.model_id}. Chat with it: `/chat {dep.id} hello`. "
-        f"Stop it: `/stop {dep.id}`."
-    )
+    if dep.provider_endpoint_id:
+        reply.text = (
+            f"Endpoint {dep.provider_endpoint_id} serves {plan.model_id}. "
+            f"Chat with it: `/chat {dep.id} hello`. Stop it: `/stop {dep.id}`."
+        )
+    else:
+        reply.text = (
+            f"Pod {dep.provider_pod_id} serves {plan.model_id} (OpenAI API on port 8000). "
+            f"Stop it: `/stop {dep.id}`; a pod bills until it is stopped."
+        )
     return reply
 
 
@@ -282,9 +288,14 @@ async def scale_deployment(tc: ToolContext, args: ScaleInput) -> Reply:
     if args.min > args.max:
         raise InvalidInput("--min cannot be more than --max.")
     dep = _live(find_deployment(tc, args.deployment))
-    if not dep.provider_endpoint_id:
-        raise InvalidInput("Only serverless deployments scale; a pod is started or stopped.")
     client = tc.services.runpod_for(tc.org_id)
+    if dep.provider_pod_id and not dep.provider_endpoint_id:
+        return await _start_or_stop_pod(tc, dep, running=args.max > 0)
+    if not dep.provider_endpoint_id:
+        raise Conflict(
+            f"#{dep.id} {dep.name} has no RunPod resource to scale yet.",
+            fix=f"`/status {dep.id}` shows where its deploy got to.",
+        )
     await client.update_endpoint(
         dep.provider_endpoint_id,
         UpdateEndpointRequest(workers=WorkersRequest(min=args.min, max=args.max)),
@@ -292,6 +303,24 @@ async def scale_deployment(tc: ToolContext, args: ScaleInput) -> Reply:
     status = "stopped" if args.max == 0 else "healthy"
     _save(tc, dep, status=status, stopped_at=tc.services.clock.now() if args.max == 0 else None)
     return Reply(text=f"#{dep.id} {dep.name}: workers {args.min}–{args.max} ({status}).")
+
+
+async def _start_or_stop_pod(tc: ToolContext, dep: Deployment, *, running: bool) -> Reply:
+    """A pod has one GPU set: `/scale --max 0` stops it, any larger --max starts it again."""
+    assert dep.provider_pod_id
+    client = tc.services.runpod_for(tc.org_id)
+    await client.pod_action(dep.provider_pod_id, "start" if running else "stop")
+    now = tc.services.clock.now()
+    if running:
+        # "starting": the health sweep marks it healthy once RUNNING; until then no alerts,
+        # and the restart counts as use so the idle sweep does not stop it right away.
+        _save(tc, dep, status="starting", stopped_at=None, last_request_at=now)
+        return Reply(
+            text=f"Starting #{dep.id} {dep.name}: the pod is billed again from now; vLLM "
+            f"loads the model in a few minutes. `/status {dep.id}` shows when it is ready."
+        )
+    _save(tc, dep, status="stopped", stopped_at=now)
+    return Reply(text=f"#{dep.id} {dep.name}: pod stopped, no GPU is billed for it now.")
 
 
 @tool(
@@ -311,6 +340,7 @@ async def stop_deployment(tc: ToolContext, args: RefInput) -> Reply:
     return Reply(
         text=f"Stopped #{dep.id} {dep.name}: no GPU is billed for it now. "
         f"`/scale {dep.id} --max 1` starts it again; `/delete {dep.id}` removes it."
+        + (" (A stopped pod keeps its disk, which RunPod bills.)" if dep.provider_pod_id else "")
     )
 
 
@@ -356,8 +386,9 @@ async def preview_delete(tc: ToolContext, args: RefInput) -> Reply:
     dep = find_deployment(tc, args.deployment)
     return Reply(
         title=f"Delete #{dep.id} {dep.name}?",
-        text=f"{dep.model_id} on {_gpu(dep)}. This removes the endpoint and its "
-        "template at RunPod; it cannot be undone.",
+        text=f"{dep.model_id} on {_gpu(dep)}. This removes "
+        + ("the pod" if dep.provider_pod_id else "the endpoint and its template")
+        + " at RunPod; it cannot be undone.",
     )
 
 
