@@ -300,7 +300,7 @@ async def test_system_prompt_shows_budget_status_and_deployments(
     await bot.send("how are we doing?")
     volatile = fake.message_requests[0].body["system"][1]["text"]
     assert "monthly $500.00; spent $123.45 (25%) this month" in volatile
-    assert "qwen-7b (#1): Qwen/Qwen2.5-7B-Instruct, healthy, AMPERE_24×1, $0.68/h" in volatile
+    assert "#1 qwen-7b: Qwen/Qwen2.5-7B-Instruct healthy AMPERE_24 $0.68/h" in volatile
 
 
 async def test_official_tool_use_stream_is_replayed(bot: BotHarness, fake: FakeAnthropic) -> None:

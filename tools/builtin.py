@@ -14,6 +14,8 @@ class HelpInput(ToolInput):
 
 @tool(
     name="help",
+    # Claude already sees every tool it may call; /help is for people.
+    agent=False,
     description="List the commands you can use, or explain one command.",
     input_model=HelpInput,
     group="general",

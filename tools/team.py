@@ -96,6 +96,8 @@ class UserInput(ToolInput):
 
 @tool(
     name="transfer_ownership",
+    # Slash command only: account, key and membership changes never go through Claude.
+    agent=False,
     command="transfer",
     input_model=UserInput,
     role=Role.owner,
@@ -124,6 +126,8 @@ async def transfer(tc: ToolContext, args: UserInput) -> Reply:
 
 @tool(
     name="leave",
+    # Slash command only: account, key and membership changes never go through Claude.
+    agent=False,
     description="Leave this organisation.",
     role=Role.viewer,
     side_effect=SideEffect.admin,
@@ -204,6 +208,8 @@ class JoinInput(ToolInput):
 
 @tool(
     name="join",
+    # Slash command only: account, key and membership changes never go through Claude.
+    agent=False,
     input_model=JoinInput,
     role=Role.viewer,
     side_effect=SideEffect.admin,
@@ -319,6 +325,8 @@ class ProviderInput(ToolInput):
 
 @tool(
     name="disconnect_provider",
+    # Slash command only: account, key and membership changes never go through Claude.
+    agent=False,
     command="disconnect",
     input_model=ProviderInput,
     role=Role.admin,
@@ -406,6 +414,8 @@ async def create_api_key(tc: ToolContext, args: ApiKeyCreateInput) -> Reply:
 
 @tool(
     name="list_api_keys",
+    # Slash command only: account, key and membership changes never go through Claude.
+    agent=False,
     command="apikeys",
     role=Role.admin,
     group="team",
@@ -439,6 +449,8 @@ class RevokeInput(ToolInput):
 
 @tool(
     name="revoke_api_key",
+    # Slash command only: account, key and membership changes never go through Claude.
+    agent=False,
     command="revoke",
     input_model=RevokeInput,
     role=Role.admin,

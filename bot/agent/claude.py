@@ -524,8 +524,8 @@ def _compact_node(node: Any) -> Any:
         if isinstance(kept, dict):
             del node["anyOf"]
             node = {**kept, **node}
-    if "default" in node and node["default"] is None:
-        del node["default"]
+    if "default" in node and (node["default"] is None or node["default"] is False):
+        del node["default"]  # an absent flag is off; saying so costs tokens on every call
     return node
 
 

@@ -25,7 +25,8 @@ from tools.skills import Skill
 PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
 SYSTEM_TEMPLATE = "system.md.j2"
 CACHE_BREAK = "<!-- end of the cached prefix -->"
-MAX_DEPLOYMENTS_IN_PROMPT = 10
+# The newest few give Claude context for "is qwen healthy?"; list_deployments has the rest.
+MAX_DEPLOYMENTS_IN_PROMPT = 6
 DEFAULT_BUDGET_PERIOD = "monthly"
 
 _env: jinja2.Environment | None = None
@@ -124,12 +125,13 @@ def _budget_status(s: Any, ctx: RequestContext, now: datetime) -> str:
 def _deployment_line(d: Any) -> str:
     gpu = d.gpu_pool or d.gpu_type or "GPU ?"
     price = Decimal(d.price_per_hour or 0)
-    parts = [f"{d.name} (#{d.id}): {d.model_id}", d.status, f"{gpu}×{d.gpu_count}"]
+    gpus = gpu if d.gpu_count == 1 else f"{d.gpu_count}×{gpu}"
+    parts = [f"#{d.id} {d.name}: {d.model_id} {d.status} {gpus}"]
     if price > 0:
         parts.append(f"${price:.2f}/h")
     if d.protected:
         parts.append("protected")
-    return ", ".join(parts)
+    return " ".join(parts)
 
 
 def _zone(tz: str) -> ZoneInfo:
