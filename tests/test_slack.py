@@ -1249,6 +1249,48 @@ async def test_slash_chat_opens_a_thread_where_plain_replies_reach_the_model(
         assert answer.body["thread_ts"] == thread
 
 
+async def test_three_replies_in_a_model_thread_stream_three_answers_with_history(
+    tmp_path: Path, fake: FakeSlack
+) -> None:
+    load_tool_modules()
+    if REGISTRY.get("deploy_model") is None or REGISTRY.get("chat_with_model") is None:
+        pytest.skip("this build has no deploy/chat tools")
+    fake.streaming = True
+    async for env in _env(tmp_path, fake, Tools(registry=REGISTRY)):
+        await env.command("qwen 0.5b", command="/deploy")
+        card = await fake.wait_for("chat.postMessage", timeout=20)
+        await env.click(card, "cockpit_approve", user="UALICE", user_name="alice")
+        await fake.wait_for("chat.update", timeout=30)
+        await env.adapter.drain(60)
+        before = len(fake.calls_to("chat.postMessage"))
+        await env.command("1", command="/chat")
+        opener = await fake.wait_for("chat.postMessage", count=before + 1, timeout=20)
+        await env.adapter.drain(30)
+        thread = env.fake_ts(opener)
+        emulator = env.bot.cockpit.runpod.emulator
+        emulator.record_exchanges = True
+        questions = ["first question", "second question", "third question"]
+        for n, question in enumerate(questions, start=1):
+            reply = {**env.mention(question, ts=f"1699999999.03{n}000"), "thread_ts": thread}
+            reply.update(type="message", text=question)
+            await env.event(reply)
+            await fake.wait_for("chat.stopStream", count=n, timeout=20)
+            await env.adapter.drain(30)
+        answers = [s for s in fake.streams.values() if s["thread_ts"] == thread]
+        assert [a["text"] for a in answers] == [
+            f"[sandbox] Qwen/Qwen2.5-0.5B-Instruct: you said '{q}'" for q in questions
+        ]
+        assert all(a["stopped"] and "tokens" in json.dumps(a["blocks"]) for a in answers)
+        chats = [
+            e.request_json for e in emulator.exchanges if e.path.endswith("/chat/completions")
+        ]
+        # Each request carries the thread so far: 1, then 3, then 5 messages.
+        assert [len(c["messages"]) for c in chats] == [1, 3, 5]
+        assert chats[2]["messages"][0]["content"] == "first question"
+        assert chats[2]["messages"][1]["content"].startswith("[sandbox]")
+        assert all(c["stream"] for c in chats)
+
+
 async def test_mention_answered_by_claude_streams_into_the_thread(
     tmp_path: Path, fake: FakeSlack
 ) -> None:
