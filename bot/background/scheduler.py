@@ -58,6 +58,16 @@ class Lease:
 
     def try_acquire(self) -> bool:
         now = self.clock.now()
+        # No row yet: insert it. If someone else inserted it since our UPDATE (another process, or
+        # this one: APScheduler runs the renewal job on a thread while `run_job` acquires on the
+        # loop), the UPDATE decides again, so the holder never reports that it lost the lease.
+        got = self._update(now) or self._insert(now) or self._update(now)
+        if got and not self.held:
+            log.info("scheduler lease acquired by %s", self.owner)
+        self.held = got
+        return got
+
+    def _update(self, now: Any) -> bool:
         with self.db.session() as s:
             result = s.execute(
                 update(SchedulerLease)
@@ -68,13 +78,7 @@ class Lease:
                 )
                 .values(owner=self.owner, expires_at=now + self.ttl)
             )
-            got = getattr(result, "rowcount", 0) == 1
-        if not got:
-            got = self._insert(now)
-        if got and not self.held:
-            log.info("scheduler lease acquired by %s", self.owner)
-        self.held = got
-        return got
+            return getattr(result, "rowcount", 0) == 1
 
     def _insert(self, now: Any) -> bool:
         try:
