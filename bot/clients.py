@@ -62,6 +62,7 @@ class RunPodWiring:
         self.http = make_http_pool()
         self.api_url = settings.runpod_api_url
         self.serverless_url = settings.runpod_serverless_url
+        self.pod_proxy_url = settings.runpod_pod_proxy_url
         self.emulator: Any = None
 
     async def start(self) -> None:
@@ -78,6 +79,7 @@ class RunPodWiring:
         )
         await self.emulator.start()
         self.api_url, self.serverless_url = self.emulator.api_url, self.emulator.serverless_url
+        self.pod_proxy_url = self.emulator.pod_proxy_url
         log.info("sandbox cloud (RunPod emulator) at %s", self.emulator.base_url)
 
     async def aclose(self) -> None:
@@ -98,6 +100,7 @@ class RunPodWiring:
             api_key=self.key_for(org_id),
             api_url=self.api_url,
             serverless_url=self.serverless_url,
+            pod_proxy_url=self.pod_proxy_url,
             http=self.http,
             clock=self.services.clock,
         )

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     runpod_serverless_url: str = Field(
         default=DEFAULT_RUNPOD_SERVERLESS_URL, alias="RUNPOD_SERVERLESS_URL"
     )
+    # How a pod's HTTP port is reached (chat with pod deployments): RunPod's proxy by default.
+    runpod_pod_proxy_url: str = Field(
+        default="https://{pod_id}-{port}.proxy.runpod.net", alias="RUNPOD_POD_PROXY_URL"
+    )
 
     hf_token: str | None = Field(default=None, alias="HF_TOKEN", repr=False)
     hf_endpoint: str | None = Field(default=None, alias="HF_ENDPOINT")

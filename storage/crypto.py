@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 from pathlib import Path
@@ -22,6 +24,7 @@ class SecretBox:
     def __init__(self, keys: list[str]) -> None:
         if not keys:
             raise SecretError("At least one Fernet key is needed.")
+        self._primary = keys[0].strip().encode()
         try:
             self._fernet = MultiFernet([Fernet(k.strip().encode()) for k in keys])
         except (ValueError, TypeError) as exc:
@@ -44,6 +47,11 @@ class SecretBox:
 
     def rotate(self, token: str) -> str:
         return self._fernet.rotate(token.encode()).decode()
+
+    def derive(self, label: str) -> str:
+        """A stable secret for `label` (HMAC-SHA256 under the newest key), e.g. the API key a
+        pod's vLLM server requires: recomputed when needed, so never stored anywhere."""
+        return hmac.new(self._primary, label.encode(), hashlib.sha256).hexdigest()
 
 
 def last4(secret: str) -> str:

@@ -183,10 +183,10 @@ async def test_stopped_pod_starts_again_and_turns_healthy_without_alerts(
     pod_id = await deploy(bot, "--mode pod --name box")
     stopped = await bot.send("/stop box", user="owner")
     assert stopped.ok and "keeps its disk" in stopped.text and dep(bot, pod_id).status == "stopped"
-    chat = await bot.send("/chat box hi", user="owner")
-    assert not chat.ok and "pod" in chat.text and "serverless" in chat.as_plain_text()
     started = await bot.send("/scale box --max 1", user="owner")
     assert started.ok and "Starting" in started.text and dep(bot, pod_id).status == "starting"
+    early = await bot.send("/chat box hi", user="owner")
+    assert not early.ok and "is starting" in early.text
     # While the pod boots, failed checks are not failures: no alert, still "starting".
     for _ in range(4):
         await jobs(bot).run_job("health")
@@ -194,6 +194,34 @@ async def test_stopped_pod_starts_again_and_turns_healthy_without_alerts(
     bot.clock.advance(30)  # the emulator's pod is RUNNING after its start delay
     await jobs(bot).run_job("health")
     assert dep(bot, pod_id).status == "healthy" and hooks.titles() == []
+    chat = await bot.send("/chat box hi", user="owner")
+    assert chat.ok and "you said 'hi'" in chat.text
+
+
+async def test_chat_with_a_pod_goes_through_its_proxy_with_the_pods_own_key(
+    bot: BotHarness,
+) -> None:
+    pod_id = await deploy(bot, "--mode pod --name box")
+    row = dep(bot, pod_id)
+    emulator = bot.cockpit.runpod.emulator
+    env = emulator.state.pods[row.provider_pod_id].config["env"]
+    pod_key = env["VLLM_API_KEY"]
+    assert len(pod_key) == 64 and pod_key != bot.services.runpod_for(row.org_id).key_hint
+    streamed: list[str] = []
+
+    async def collect(delta: str) -> None:
+        streamed.append(delta)
+
+    reply = await bot.cockpit.handle(bot.ctx(user="owner"), "/chat box hello pod", stream=collect)
+    assert reply.ok and "[sandbox]" in reply.text and len(streamed) > 3
+    # Anyone who finds the pod's public URL without its key is refused.
+    import httpx
+
+    url = emulator.pod_proxy_url.format(pod_id=row.provider_pod_id, port=8000)
+    async with httpx.AsyncClient() as http:
+        body = {"model": row.model_id, "messages": [{"role": "user", "content": "hi"}]}
+        anonymous = await http.post(f"{url}/v1/chat/completions", json=body)
+        assert anonymous.status_code == 401
 
 
 async def test_reconcile_and_digest(bot: BotHarness, hooks) -> None:

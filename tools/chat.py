@@ -7,6 +7,7 @@ from storage import conversations, deployments
 from storage.conversations import NewMessage
 from storage.models import Deployment
 from tools.contract import Reply, Role, SideEffect, ToolContext, ToolInput, arg, tool
+from tools.deploy.plan import pod_api_key
 from tools.deploy.tools import find_deployment
 from tools.errors import Conflict, InvalidInput
 
@@ -38,12 +39,12 @@ def chat_thread(tc: ToolContext, dep: Deployment) -> tuple[str, str]:
 )
 async def chat_with_model(tc: ToolContext, args: ChatInput) -> Reply:
     dep = find_deployment(tc, args.deployment)
-    if dep.provider_pod_id and not dep.provider_endpoint_id:
+    if dep.status == "starting":
         raise Conflict(
-            f"#{dep.id} {dep.name} runs on a pod; chat here works with serverless deployments.",
-            fix=f"Deploy it serverless (`/deploy {dep.model_id}`, the default) to chat from here.",
+            f"#{dep.id} {dep.name} is starting: its pod is loading the model.",
+            fix=f"`/status {dep.id}` shows when it is healthy; then chat.",
         )
-    if dep.status not in CHATTABLE or not dep.provider_endpoint_id:
+    if dep.status not in CHATTABLE or not (dep.provider_endpoint_id or dep.provider_pod_id):
         raise Conflict(
             f"#{dep.id} {dep.name} is {dep.status}; it cannot chat now.",
             fix=f"`/scale {dep.id} --max 1` starts a stopped deployment."
@@ -116,10 +117,20 @@ async def _relay(
     client = tc.services.runpod_for(tc.org_id)
     parts: list[str] = []
     prompt_tokens = completion_tokens = 0
-    assert dep.provider_endpoint_id
-    async for delta in client.stream_chat(
-        dep.provider_endpoint_id, messages, model=dep.model_id, max_tokens=CHAT_MAX_TOKENS
-    ):
+    if dep.provider_endpoint_id:
+        deltas = client.stream_chat(
+            dep.provider_endpoint_id, messages, model=dep.model_id, max_tokens=CHAT_MAX_TOKENS
+        )
+    else:
+        assert dep.provider_pod_id
+        deltas = client.stream_pod_chat(
+            dep.provider_pod_id,
+            pod_api_key(tc.services, dep),
+            messages,
+            model=dep.model_id,
+            max_tokens=CHAT_MAX_TOKENS,
+        )
+    async for delta in deltas:
         if delta.content:
             parts.append(delta.content)
             if tc.stream is not None:

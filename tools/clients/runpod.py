@@ -64,6 +64,9 @@ log = logging.getLogger(__name__)
 SERVICE = "runpod"
 DEFAULT_API_URL = "https://api.runpod.io/v2"
 DEFAULT_SERVERLESS_URL = "https://api.runpod.ai/v2"
+# A pod's HTTP port through RunPod's proxy. vLLM's OpenAI server in our pods listens on 8000.
+DEFAULT_POD_PROXY_URL = "https://{pod_id}-{port}.proxy.runpod.net"
+POD_OPENAI_PORT = 8000
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 4
 DEFAULT_POOL_CONNECTIONS = 100
@@ -722,6 +725,7 @@ class RunPodClient:
         api_key: str,
         api_url: str = DEFAULT_API_URL,
         serverless_url: str = DEFAULT_SERVERLESS_URL,
+        pod_proxy_url: str = DEFAULT_POD_PROXY_URL,
         http: httpx.AsyncClient | None = None,
         clock: Clock | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
@@ -732,6 +736,7 @@ class RunPodClient:
         self._key = SecretStr(api_key.strip())
         self.api_url = api_url.rstrip("/")
         self.serverless_url = serverless_url.rstrip("/")
+        self.pod_proxy_url = pod_proxy_url.rstrip("/")
         self._own_http = http is None
         self._http = http if http is not None else make_http_pool(timeout=timeout)
         self._clock = clock or Clock()
@@ -764,9 +769,9 @@ class RunPodClient:
         await self.aclose()
 
     # --- plumbing ------------------------------------------------------------------------
-    def _headers(self) -> dict[str, str]:
+    def _headers(self, bearer: str | None = None) -> dict[str, str]:
         return {
-            "Authorization": f"Bearer {self._key.get_secret_value()}",
+            "Authorization": f"Bearer {bearer or self._key.get_secret_value()}",
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
         }
@@ -842,14 +847,22 @@ class RunPodClient:
         policy: _Retry = _Retry.SAFE,
         stream: bool = False,
         slow: bool = False,
+        bearer: str | None = None,
     ) -> httpx.Response:
-        """Send with retries; returns the final response (2xx or a non-retryable error)."""
+        """Send with retries; returns the final response (2xx or a non-retryable error).
+        `bearer` replaces the RunPod key (a pod's own vLLM key: the account key never goes to
+        a pod)."""
         timeout = self._slow_timeout if slow else self._timeout
         retried_after_5xx = False
         attempt = 0
         while True:
             request = self._http.build_request(
-                method, url, json=json_body, params=params, headers=self._headers(), timeout=timeout
+                method,
+                url,
+                json=json_body,
+                params=params,
+                headers=self._headers(bearer),
+                timeout=timeout,
             )
             started = time.perf_counter()
             try:
@@ -1323,8 +1336,44 @@ class RunPodClient:
         action = f"chat with the model on endpoint {endpoint_id}"
         body = self._chat_body(messages, model, max_tokens, temperature, extra, stream=True)
         url = self._sls(endpoint_id, "openai/v1/chat/completions")
+        async for delta in self._stream_chat(url, body, action):
+            yield delta
+
+    def pod_url(self, pod_id: str, port: int = POD_OPENAI_PORT) -> str:
+        return self.pod_proxy_url.format(pod_id=pod_id, port=port)
+
+    async def stream_pod_chat(
+        self,
+        pod_id: str,
+        api_key: str,
+        messages: Sequence[Mapping[str, Any]],
+        model: str,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+    ) -> AsyncIterator[ChatDelta]:
+        """`stream_chat` for a pod running vLLM's OpenAI server, through RunPod's proxy, with
+        the pod's own API key (`VLLM_API_KEY`)."""
+        action = f"chat with the model on pod {pod_id}"
+        body = self._chat_body(messages, model, max_tokens, None, None, stream=True)
+        url = f"{self.pod_url(pod_id)}/v1/chat/completions"
+        try:
+            async for delta in self._stream_chat(url, body, action, bearer=api_key):
+                yield delta
+        except ProviderError as exc:
+            if exc.status != 401:
+                raise
+            raise ProviderError(
+                f"The model server on pod {pod_id} refused the bot's key (401): the pod was "
+                "started without it, or COCKPIT_SECRET_KEY changed since.",
+                service=SERVICE,
+                status=401,
+                fix="Delete the deployment and deploy it again.",
+            ) from exc
+
+    async def _stream_chat(
+        self, url: str, body: dict[str, Any], action: str, *, bearer: str | None = None
+    ) -> AsyncIterator[ChatDelta]:
         response = await self._send(
-            "POST", url, action=action, json_body=body, stream=True, slow=True
+            "POST", url, action=action, json_body=body, stream=True, slow=True, bearer=bearer
         )
         try:
             if response.is_error:

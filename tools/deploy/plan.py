@@ -9,7 +9,7 @@ import json
 import re
 from dataclasses import asdict, dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tools.catalog import ModelInfo
 from tools.catalog.fit import FitReport
@@ -19,6 +19,10 @@ from tools.catalog.tools import Mode, Quant, plan_fit, resolve_model
 from tools.contract import ToolContext, ToolInput, arg
 from tools.cost.estimate import CostEstimate, pod_estimate, serverless_estimate
 from tools.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from storage.models import Deployment
+    from tools.services import Services
 
 # worker-vllm ≥ v2.24 runs `vllm serve` configured by env (reference §3).
 VLLM_WORKER_IMAGE = "runpod/worker-v1-vllm:v2.25.2"
@@ -83,6 +87,12 @@ def worker_env(
     if hf_token:
         env["HF_TOKEN"] = hf_token
     return env
+
+
+def pod_api_key(services: Services, dep: Deployment) -> str:
+    """The key a pod's vLLM server requires (`VLLM_API_KEY`), so the pod's public proxy URL
+    does not serve anyone who guesses it. Derived from the secret key, never stored."""
+    return services.secrets.derive(f"pod-vllm-api-key:{dep.org_id}:{dep.id}")
 
 
 def resource_name(org_id: int, deployment_id: int, model_id: str) -> str:

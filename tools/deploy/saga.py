@@ -21,7 +21,13 @@ from tools.clients.runpod import (
     WorkersRequest,
 )
 from tools.contract import ToolContext
-from tools.deploy.plan import VLLM_POD_IMAGE, VLLM_WORKER_IMAGE, DeployPlan, resource_name
+from tools.deploy.plan import (
+    VLLM_POD_IMAGE,
+    VLLM_WORKER_IMAGE,
+    DeployPlan,
+    pod_api_key,
+    resource_name,
+)
 from tools.errors import CockpitError, ProviderError
 from tools.metrics import DEPLOY_PHASE_SECONDS, DEPLOYS
 from tools.services import Services
@@ -143,7 +149,10 @@ class _Saga:
                 image=VLLM_POD_IMAGE,
                 args=args,
                 gpu=PodGpuRequest(id=self.plan.gpu, count=self.plan.gpu_count),
-                env={k: v for k, v in env.items() if k == "HF_TOKEN"} or None,
+                env={
+                    **{k: v for k, v in env.items() if k == "HF_TOKEN"},
+                    "VLLM_API_KEY": pod_api_key(self.services, self.dep),
+                },
                 disk=self.plan.disk_gb,
                 ports=["8000/http"],
             )

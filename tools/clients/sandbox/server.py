@@ -54,6 +54,9 @@ log = logging.getLogger(__name__)
 
 REST_PREFIX = "/rest"
 SLS_PREFIX = "/sls"
+# Stand-in for RunPod's pod proxy (https://{pod_id}-{port}.proxy.runpod.net): our pods run vLLM's
+# OpenAI server on port 8000, which answers with the sandbox chat model once the pod is RUNNING.
+PROXY_PREFIX = "/proxy"
 DEFAULT_PORT = 8765
 INVALID_KEY_PREFIX = "invalid"
 RUNSYNC_WAIT_DEFAULT_MS = 90_000
@@ -86,6 +89,15 @@ class Exchange:
     content_type: str
     response_json: Any
     response_text: str
+
+
+def _pod_model(config: dict[str, Any]) -> str:
+    """The model a vLLM pod serves: `--served-model-name`, else `--model`, from its args."""
+    args = str(config.get("args") or "").split()
+    for flag in ("--served-model-name", "--model"):
+        if flag in args and args.index(flag) + 1 < len(args):
+            return args[args.index(flag) + 1]
+    return str((config.get("env") or {}).get("MODEL_NAME") or "")
 
 
 def _parse_body(raw: bytes) -> tuple[Any, bool]:
@@ -215,6 +227,11 @@ class RunPodEmulator:
         """Data-plane base, the stand-in for https://api.runpod.ai/v2."""
         return f"{self.base_url}{SLS_PREFIX}/v2"
 
+    @property
+    def pod_proxy_url(self) -> str:
+        """Pod ports, the stand-in for https://{pod_id}-{port}.proxy.runpod.net."""
+        return f"{self.base_url}{PROXY_PREFIX}/{{pod_id}}-{{port}}"
+
     # --- Python API for tests and benchmarks ---------------------------------------------
     # These change the state directly, without a request, so they do not save it: call
     # `save()` when it matters before `stop()` (which saves).
@@ -278,12 +295,19 @@ class RunPodEmulator:
         app.router.add_post(ep + "/cancel/{job_id}", self._cancel)
         app.router.add_get(ep + "/openai/v1/models", self._models)
         app.router.add_post(ep + "/openai/v1/chat/completions", self._chat)
+        pod = PROXY_PREFIX + "/{pod_id}-{port}/v1"
+        app.router.add_post(pod + "/chat/completions", self._pod_chat)
         return app
 
     # --- middleware: auth, faults, validation, recording ----------------------------------
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        plane = "rest" if request.path.startswith(REST_PREFIX + "/") else "sls"
+        if request.path.startswith(REST_PREFIX + "/"):
+            plane = "rest"
+        elif request.path.startswith(PROXY_PREFIX + "/"):
+            plane = "proxy"  # a pod's own server: its key, not the account's
+        else:
+            plane = "sls"
         body, unreadable = _parse_body(await request.read())
         _BODY.set(body)
         _SSE.set(None)
@@ -306,7 +330,8 @@ class RunPodEmulator:
     async def _guarded(
         self, request: web.Request, handler: Handler, plane: str, unreadable: bool
     ) -> web.StreamResponse:
-        self._authenticate(request, plane)
+        if plane != "proxy":
+            self._authenticate(request, plane)
         delay, fault = self.faults.take(request.method, request.path)
         if delay:
             await asyncio.sleep(delay)
@@ -375,7 +400,7 @@ class RunPodEmulator:
             return web.json_response(
                 err.problem(), status=err.status, content_type=PROBLEM_JSON, headers=headers
             )
-        if "/openai/" in request.path:
+        if "/openai/" in request.path or plane == "proxy":
             kind = "NotFoundError" if err.status == 404 else "worker_error"
             body: dict[str, Any] = {
                 "error": {"message": err.detail, "type": kind, "code": err.status}
@@ -651,6 +676,33 @@ class RunPodEmulator:
                 return web.json_response(payload)
             usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return await self._stream(request, reply, completion_id, created, usage)
+
+    async def _pod_chat(self, request: web.Request) -> web.StreamResponse:
+        """vLLM's OpenAI server in a pod: 502 until the pod is RUNNING (as RunPod's proxy
+        answers), 401 without the pod's VLLM_API_KEY, then the sandbox chat model."""
+        pod = self.state.get_pod(request.match_info["pod_id"])
+        port = request.match_info["port"]
+        if f"{port}/http" not in pod.config.get("ports", []):
+            raise ApiError(404, f"pod {pod.id} exposes no HTTP port {port}")
+        if self.state.pod_status(pod, self.clock.now()) != "RUNNING":
+            raise ApiError(502, f"pod {pod.id} is not running")
+        expected = (pod.config.get("env") or {}).get("VLLM_API_KEY")
+        if expected and request.headers.get("Authorization") != f"Bearer {expected}":
+            raise ApiError(401, "Unauthorized")
+        served = _pod_model(pod.config)
+        body = _BODY.get()
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            raise ApiError(400, "messages must be a list of chat messages")
+        if body.get("model") != served:
+            raise ApiError(404, f"The model `{body.get('model')}` does not exist.")
+        reply = chat.reply_for(served, body["messages"], body.get("max_tokens"))
+        completion_id = f"chatcmpl-{self.state.new_id(24)}"
+        created = int(self.clock.now().timestamp())
+        if not body.get("stream"):
+            payload = chat.completion_json(reply, completion_id=completion_id, created=created)
+            return web.json_response(payload)
+        usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return await self._stream(request, reply, completion_id, created, usage)
 
     async def _stream(
         self,
