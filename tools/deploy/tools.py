@@ -139,7 +139,8 @@ async def deploy_model(tc: ToolContext, args: DeployInput) -> Reply:
     else:
         reply.text = (
             f"Pod {dep.provider_pod_id} serves {plan.model_id} (OpenAI API on port 8000). "
-            f"Stop it: `/stop {dep.id}`; a pod bills until it is stopped."
+            f"Chat with it: `/chat {dep.id} hello`. Stop it: `/stop {dep.id}`; a pod bills "
+            "until it is stopped."
         )
     return reply
 
