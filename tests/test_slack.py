@@ -1220,6 +1220,22 @@ async def test_chat_with_a_deployed_model_continues_in_its_thread(
         assert "limited mode" not in _texts(final) and "prompt" in _texts(final)
 
 
+async def _deployed_model_thread(env: SlackEnv, model: str) -> str:
+    """Deploy `model` as #1 (alice approves), then `/chat 1`: the ts of the thread it opens."""
+    fake = env.fake
+    await env.command(model, command="/deploy")
+    card = await fake.wait_for("chat.postMessage", timeout=20)
+    await env.click(card, "cockpit_approve", user="UALICE", user_name="alice")
+    await fake.wait_for("chat.update", timeout=30)
+    await env.adapter.drain(60)
+    before = len(fake.calls_to("chat.postMessage"))
+    await env.command("1", command="/chat")
+    opener = await fake.wait_for("chat.postMessage", count=before + 1, timeout=20)
+    await env.adapter.drain(30)
+    assert "reply in this thread" in _texts(opener)
+    return env.fake_ts(opener)
+
+
 async def test_slash_chat_opens_a_thread_where_plain_replies_reach_the_model(
     tmp_path: Path, fake: FakeSlack
 ) -> None:
@@ -1227,17 +1243,7 @@ async def test_slash_chat_opens_a_thread_where_plain_replies_reach_the_model(
     if REGISTRY.get("deploy_model") is None or REGISTRY.get("chat_with_model") is None:
         pytest.skip("this build has no deploy/chat tools")
     async for env in _env(tmp_path, fake, Tools(registry=REGISTRY)):
-        await env.command("qwen", command="/deploy")
-        card = await fake.wait_for("chat.postMessage", timeout=20)
-        await env.click(card, "cockpit_approve", user="UALICE", user_name="alice")
-        await fake.wait_for("chat.update", timeout=30)
-        await env.adapter.drain(60)
-        before = len(fake.calls_to("chat.postMessage"))
-        await env.command("1", command="/chat")
-        opener = await fake.wait_for("chat.postMessage", count=before + 1, timeout=20)
-        await env.adapter.drain(30)
-        assert "reply in this thread" in _texts(opener)
-        thread = env.fake_ts(opener)
+        thread = await _deployed_model_thread(env, "qwen")
         reply = {**env.mention("three questions", ts="1699999999.019100"), "thread_ts": thread}
         reply["type"] = "message"
         reply["text"] = "three questions"
@@ -1257,16 +1263,7 @@ async def test_three_replies_in_a_model_thread_stream_three_answers_with_history
         pytest.skip("this build has no deploy/chat tools")
     fake.streaming = True
     async for env in _env(tmp_path, fake, Tools(registry=REGISTRY)):
-        await env.command("qwen 0.5b", command="/deploy")
-        card = await fake.wait_for("chat.postMessage", timeout=20)
-        await env.click(card, "cockpit_approve", user="UALICE", user_name="alice")
-        await fake.wait_for("chat.update", timeout=30)
-        await env.adapter.drain(60)
-        before = len(fake.calls_to("chat.postMessage"))
-        await env.command("1", command="/chat")
-        opener = await fake.wait_for("chat.postMessage", count=before + 1, timeout=20)
-        await env.adapter.drain(30)
-        thread = env.fake_ts(opener)
+        thread = await _deployed_model_thread(env, "qwen 0.5b")
         emulator = env.bot.cockpit.runpod.emulator
         emulator.record_exchanges = True
         questions = ["first question", "second question", "third question"]

@@ -91,6 +91,15 @@ class Exchange:
     response_text: str
 
 
+def _chat_request(body: Any, served: str) -> dict[str, Any]:
+    """An OpenAI chat request for the model `served`, or the error vLLM would answer."""
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        raise ApiError(400, "messages must be a list of chat messages")
+    if body.get("model") != served:
+        raise ApiError(404, f"The model `{body.get('model')}` does not exist.")
+    return body
+
+
 def _pod_model(config: dict[str, Any]) -> str:
     """The model a vLLM pod serves: `--served-model-name`, else `--model`, from its args."""
     args = str(config.get("args") or "").split()
@@ -660,22 +669,9 @@ class RunPodEmulator:
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         ep = self._endpoint(request)
-        body = _BODY.get()
-        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-            raise ApiError(400, "messages must be a list of chat messages")
-        model = body.get("model")
-        if model != ep.served_model():
-            raise ApiError(404, f"The model `{model}` does not exist.")
-        max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
+        body = _chat_request(_BODY.get(), ep.served_model())
         async with self._worker_for(ep):
-            reply = chat.reply_for(ep.served_model(), body["messages"], max_tokens)
-            completion_id = f"chatcmpl-{self.state.new_id(24)}"
-            created = int(self.clock.now().timestamp())
-            if not body.get("stream"):
-                payload = chat.completion_json(reply, completion_id=completion_id, created=created)
-                return web.json_response(payload)
-            usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            return await self._stream(request, reply, completion_id, created, usage)
+            return await self._answer(request, ep.served_model(), body)
 
     async def _pod_chat(self, request: web.Request) -> web.StreamResponse:
         """vLLM's OpenAI server in a pod: 502 until the pod is RUNNING (as RunPod's proxy
@@ -690,12 +686,14 @@ class RunPodEmulator:
         if expected and request.headers.get("Authorization") != f"Bearer {expected}":
             raise ApiError(401, "Unauthorized")
         served = _pod_model(pod.config)
-        body = _BODY.get()
-        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-            raise ApiError(400, "messages must be a list of chat messages")
-        if body.get("model") != served:
-            raise ApiError(404, f"The model `{body.get('model')}` does not exist.")
-        reply = chat.reply_for(served, body["messages"], body.get("max_tokens"))
+        return await self._answer(request, served, _chat_request(_BODY.get(), served))
+
+    async def _answer(
+        self, request: web.Request, served: str, body: dict[str, Any]
+    ) -> web.StreamResponse:
+        """The sandbox model's answer to a checked chat request: whole, or streamed as SSE."""
+        max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
+        reply = chat.reply_for(served, body["messages"], max_tokens)
         completion_id = f"chatcmpl-{self.state.new_id(24)}"
         created = int(self.clock.now().timestamp())
         if not body.get("stream"):
