@@ -22,7 +22,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-SNAPSHOT_PATH = Path(__file__).parent / "data" / "models_snapshot.json"
+# Public Hub metadata shipped with the code (dated, labelled as a snapshot wherever it is used):
+# package data, not local state, so it sits next to the module rather than in a data folder.
+SNAPSHOT_PATH = Path(__file__).parent / "hub_snapshot_2026-09-25.json"
 TEXT_GENERATION = "text-generation"
 
 Source = Literal["hub", "snapshot"]
@@ -379,7 +381,7 @@ def matches_filters(
 
 @lru_cache(maxsize=1)
 def default_snapshot() -> Snapshot:
-    """The snapshot shipped in `tools/catalog/data/models_snapshot.json` (loaded once)."""
+    """The snapshot shipped in `tools/catalog/hub_snapshot_2026-09-25.json` (loaded once)."""
     return Snapshot(json.loads(SNAPSHOT_PATH.read_text(encoding="utf-8")))
 
 
