@@ -1,4 +1,9 @@
-"""Teams and access: members, roles, invites, provider credentials, API keys, audit trail."""
+"""Teams and access: members, roles, invites, provider credentials, API keys, audit trail.
+
+Tools marked `agent=False` (invites, joining, leaving, ownership, keys) are slash commands only:
+account, key and membership changes never run from a paraphrase to Claude, and their schemas
+stay out of the agent's prompt budget.
+"""
 
 from __future__ import annotations
 
@@ -96,7 +101,6 @@ class UserInput(ToolInput):
 
 @tool(
     name="transfer_ownership",
-    # Slash command only: account, key and membership changes never go through Claude.
     agent=False,
     command="transfer",
     input_model=UserInput,
@@ -126,7 +130,6 @@ async def transfer(tc: ToolContext, args: UserInput) -> Reply:
 
 @tool(
     name="leave",
-    # Slash command only: account, key and membership changes never go through Claude.
     agent=False,
     description="Leave this organisation.",
     role=Role.viewer,
@@ -208,7 +211,6 @@ class JoinInput(ToolInput):
 
 @tool(
     name="join",
-    # Slash command only: account, key and membership changes never go through Claude.
     agent=False,
     input_model=JoinInput,
     role=Role.viewer,
@@ -325,7 +327,6 @@ class ProviderInput(ToolInput):
 
 @tool(
     name="disconnect_provider",
-    # Slash command only: account, key and membership changes never go through Claude.
     agent=False,
     command="disconnect",
     input_model=ProviderInput,
@@ -414,7 +415,6 @@ async def create_api_key(tc: ToolContext, args: ApiKeyCreateInput) -> Reply:
 
 @tool(
     name="list_api_keys",
-    # Slash command only: account, key and membership changes never go through Claude.
     agent=False,
     command="apikeys",
     role=Role.admin,
@@ -449,7 +449,6 @@ class RevokeInput(ToolInput):
 
 @tool(
     name="revoke_api_key",
-    # Slash command only: account, key and membership changes never go through Claude.
     agent=False,
     command="revoke",
     input_model=RevokeInput,
