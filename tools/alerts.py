@@ -12,15 +12,17 @@ free of surface code."""
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from sqlmodel import col, select
 
 from storage import orgs
-from storage.crypto import last4
+from storage.crypto import SecretError, last4
 from storage.models import Alert, AlertDelivery, AlertRoute
 from tools.contract import Reply, Role, SideEffect, Table, ToolContext, ToolInput, arg, tool
 from tools.errors import CockpitError, InvalidInput, NotFound
@@ -35,6 +37,25 @@ DELIVERY_BACKOFF_SECONDS = 2.0
 SEVERITIES = ("info", "warning", "critical")
 ROUTER_KEY = "alert_router"
 RouteKind = Literal["discord_webhook", "discord_channel", "slack_channel"]
+
+# Where a webhook route may point: Discord's own API hosts only (ptb./canary. are the hosts the
+# documented Discord testing clients hand out), `/api/webhooks/{id}/{token}`, nothing else, so a
+# route can never aim the bot at a loopback, link-local or other internal address. The id and
+# token shapes are those discord.py's Webhook.from_url accepts.
+DISCORD_WEBHOOK_HOSTS = frozenset(
+    f"{sub}{domain}"
+    for sub in ("", "ptb.", "canary.")
+    for domain in ("discord.com", "discordapp.com")
+)
+DISCORD_WEBHOOK_PATH = re.compile(r"/api/webhooks/[0-9]{17,20}/[A-Za-z0-9._-]{60,100}/?")
+# A Discord channel (or any) id is a snowflake; Slack channel ids start with C (public),
+# G (private/legacy) or D (DM); Slack channel names are at most 80 lowercase characters without
+# spaces or punctuation other than - and _ (non-Latin letters are allowed).
+ROUTE_ID = re.compile(r"[0-9]{1,18}")
+DISCORD_SNOWFLAKE = re.compile(r"[0-9]{17,20}")
+SLACK_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{8,20}")
+SLACK_CHANNEL_MENTION = re.compile(r"<#([CGD][A-Z0-9]{8,20})(?:\|[^>]*)?>")
+SLACK_CHANNEL_NAME = re.compile(r"[\w-]{1,80}")
 
 
 @dataclass(frozen=True)
@@ -57,6 +78,54 @@ class AlertSink(Protocol):
 
 def severity_rank(severity: str) -> int:
     return SEVERITIES.index(severity) if severity in SEVERITIES else 0
+
+
+def is_discord_webhook_url(url: str) -> bool:
+    """Whether `url` is exactly `https://discord.com|discordapp.com/api/webhooks/{id}/{token}`
+    (or the ptb./canary. host): no other host, port, credentials, query or fragment."""
+    if not url.isascii():
+        return False
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    return (
+        parts.scheme == "https"
+        and parts.netloc.lower() in DISCORD_WEBHOOK_HOSTS
+        and port is None
+        and not parts.query
+        and not parts.fragment
+        and "?" not in url
+        and "#" not in url
+        and DISCORD_WEBHOOK_PATH.fullmatch(parts.path) is not None
+    )
+
+
+def slack_channel(target: str) -> str | None:
+    """The channel to post to (`#name` or a channel id) for what a person typed (`#ops`, `ops`,
+    `C0123ABCD`, `<#C0123ABCD|ops>`), or None when it is not a Slack channel."""
+    target = target.strip()
+    mention = SLACK_CHANNEL_MENTION.fullmatch(target)
+    if mention:
+        return mention.group(1)
+    if SLACK_CHANNEL_ID.fullmatch(target):
+        return target
+    name = target.removeprefix("#")
+    name = name.lower() if name.isascii() else name
+    return f"#{name}" if SLACK_CHANNEL_NAME.fullmatch(name) else None
+
+
+def target_problem(kind: str, target: str) -> str | None:
+    """Why a stored route target must not be used (None when it is fine). Checked again at
+    delivery, so a row written before these checks, or by hand, is refused there too."""
+    if kind == "discord_webhook" and not is_discord_webhook_url(target):
+        return "not a Discord webhook URL (https://discord.com/api/webhooks/…); remove the route"
+    if kind == "discord_channel" and not DISCORD_SNOWFLAKE.fullmatch(target):
+        return "not a Discord channel id; remove the route"
+    if kind == "slack_channel" and slack_channel(target) is None:
+        return "not a Slack channel (#name or channel id); remove the route"
+    return None
 
 
 def in_quiet_hours(spec: str | None, now: datetime, tz: str) -> bool:
@@ -182,14 +251,33 @@ class AlertRouter:
                 continue
             if message.severity != "critical" and in_quiet_hours(route.quiet_hours, now, tz):
                 continue
-            await self._deliver_one(alert_id, route, message)
+            # Each route on its own: one that cannot be read, refused or crashing is recorded
+            # and logged, and the routes after it are still delivered.
+            try:
+                await self._deliver_one(alert_id, route, message)
+            except Exception:
+                log.exception("alert %s: route %s could not be processed", message.key, route.id)
+
+    def _target_of(self, route: AlertRoute) -> tuple[str | None, str | None]:
+        """(target, None), or (None, why it cannot be used)."""
+        try:
+            target = self.services.secrets.decrypt(route.target_encrypted)
+        except SecretError:
+            return None, (
+                "the route's target cannot be decrypted with COCKPIT_SECRET_KEY (was the key "
+                "replaced without keeping the old one?); remove and re-add the route"
+            )
+        problem = target_problem(route.kind, target)
+        return (None, problem) if problem else (target, None)
 
     async def _deliver_one(self, alert_id: int, route: AlertRoute, message: AlertMessage) -> None:
         sink = self.sinks.get(route.kind)
         error: str | None = "no sink is configured for " + route.kind if sink is None else None
         attempts = 0
+        target: str | None = None
         if sink is not None:
-            target = self.services.secrets.decrypt(route.target_encrypted)
+            target, error = self._target_of(route)
+        if sink is not None and target is not None:
             for attempts in range(1, DELIVERY_ATTEMPTS + 1):
                 try:
                     await sink.send(target=target, message=message)
@@ -303,15 +391,23 @@ def _add_route(tc: ToolContext, args: AlertsInput) -> Reply:
         )
     kind: RouteKind
     if kind_word == "slack":
-        kind, label = "slack_channel", target if target.startswith("#") else f"#{target}"
-        target = label
-    elif target.startswith("https://") and "/api/webhooks/" in target:
+        channel = slack_channel(target)
+        if channel is None:
+            raise InvalidInput(
+                "That is not a Slack channel: give its name (#ops) or its id (C0123ABCD). "
+                "Slack alerts are posted by the bot, not through incoming-webhook URLs.",
+                fix="/alerts add slack #ops (then /invite the bot to that channel)",
+            )
+        kind, label = "slack_channel", channel if channel.startswith("#") else f"#{channel}"
+        target = channel
+    elif is_discord_webhook_url(target):
         kind, label = "discord_webhook", f"Discord webhook {last4(target)}"
-    elif target.isdigit():
+    elif DISCORD_SNOWFLAKE.fullmatch(target):
         kind, label = "discord_channel", f"Discord channel {target}"
     else:
         raise InvalidInput(
-            "That is not a Discord webhook URL or channel id.",
+            "That is not a Discord webhook URL (https://discord.com/api/webhooks/<id>/<token>) "
+            "or a Discord channel id.",
             fix="Copy the webhook URL from Discord: channel settings → Integrations → Webhooks.",
         )
     now = tc.services.clock.now()
@@ -337,7 +433,9 @@ def _add_route(tc: ToolContext, args: AlertsInput) -> Reply:
 
 
 def _remove_route(tc: ToolContext, args: AlertsInput) -> Reply:
-    if not args.kind or not args.kind.isdigit():
+    # ASCII digits within the id column's range: "²".isdigit() is true, and int() of 20,000
+    # nines overflows the database driver.
+    if not args.kind or not ROUTE_ID.fullmatch(args.kind):
         raise InvalidInput("Which route?", fix="/alerts remove <id> (ids are in /alerts)")
     with tc.services.db.session() as s:
         route = s.exec(

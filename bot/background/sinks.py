@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from tools.alerts import AlertMessage
+from tools.alerts import AlertMessage, is_discord_webhook_url
 from tools.errors import ProviderError
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,14 @@ class DiscordWebhookSink:
     async def send(self, *, target: str, message: AlertMessage) -> None:
         import discord
 
+        # The router checks stored targets too; this sink refuses on its own as well, since
+        # discord.py would otherwise accept a Discord-looking path under any host.
+        if not is_discord_webhook_url(target):
+            raise ProviderError(
+                "That route is not a Discord webhook URL (https://discord.com/api/webhooks/…).",
+                service="discord",
+                fix="Remove the route (/alerts remove <id>) and add the webhook URL again.",
+            )
         session = await self._get_session()
         colour = RESOLVED_COLOUR if message.resolved else SEVERITY_COLOURS.get(message.severity, 0)
         embed = discord.Embed(
