@@ -64,6 +64,9 @@ def claim(s: Session, *, org_id: int, approval_id: int, decided_by: str, now: da
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
+INTERRUPTED_REASON = "interrupted by a restart"
+
+
 def finish(
     s: Session,
     *,
@@ -71,19 +74,42 @@ def finish(
     approval_id: int,
     status: str,
     result_text: str = "",
+    reason: str | None = None,
+    only_if: str | None = None,
     decided_by: str | None = None,
     now: datetime | None = None,
-) -> None:
+) -> bool:
+    """Put an approval in a final state. `reason` says why it ended that way (kept in
+    `result_text`, first line, when there is a result too); with `only_if`, nothing changes
+    unless the row is still in that state (a `finally` after a cancel must not overwrite what
+    the run already recorded). True when the row was changed."""
     a = get(s, org_id=org_id, approval_id=approval_id)
-    if a is None:
-        return
+    if a is None or (only_if is not None and a.status != only_if):
+        return False
     a.status = status
-    a.result_text = result_text[:4000]
+    text = "\n".join(part for part in (reason, result_text) if part)
+    a.result_text = text[:4000]
     if decided_by:
         a.decided_by = decided_by
     if now:
         a.decided_at = a.decided_at or now
     s.add(a)
+    s.flush()
+    return True
+
+
+def fail_interrupted(s: Session, *, now: datetime, before: datetime | None = None) -> int:
+    """At start, across organisations: approvals still `executing` were cut short by the last
+    shutdown (their run cannot finish any more). They become `failed` with the reason.
+    `before` limits this to rows claimed before that moment. Returns how many."""
+    stmt = update(Approval).where(col(Approval.status) == "executing")
+    if before is not None:
+        stmt = stmt.where(col(Approval.decided_at) <= before)
+    result = s.execute(
+        stmt.values(status="failed", result_text=INTERRUPTED_REASON, decided_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def expire_due(s: Session, *, org_id: int, now: datetime) -> int:

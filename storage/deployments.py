@@ -134,9 +134,12 @@ def revisions(s: Session, *, org_id: int, deployment_id: int) -> list[Deployment
 
 
 def known_provider_ids(s: Session) -> set[str]:
-    """Every provider resource id the database knows, in any organisation (for reconcile)."""
+    """Provider resource ids that belong to a live deployment, in any organisation (for
+    reconcile). A failed or deleted deployment owns nothing any more: whatever of it still
+    exists at the provider is an orphan."""
     ids: set[str] = set()
-    for dep in s.exec(select(Deployment)):
+    live = col(Deployment.status).not_in(("failed", "deleted"))
+    for dep in s.exec(select(Deployment).where(live)):
         ids.update(
             x
             for x in (dep.provider_endpoint_id, dep.provider_template_id, dep.provider_pod_id)

@@ -1,14 +1,21 @@
-"""The deploy saga: record intent → create template → create endpoint → wait for a healthy
-worker, recording every provider id the moment it exists; on any failure delete what was
-created and mark the deployment failed with the reason. Nothing is left half-created."""
+"""The deploy saga: record intent (with the provider name every resource will carry) → create
+template → create endpoint (or a pod) → wait for a healthy worker, recording every provider id
+the moment it exists; on any failure delete what was created and mark the deployment failed
+with the reason. Nothing is left half-created.
+
+A SIGKILL can land between RunPod's create and the write of its id. The name recorded before
+the call is what finds such a resource again: compensation (and the recovery at the next start)
+looks resources up by that name at RunPod, and deletes them in dependency order: endpoints and
+pods before the template they are bound to (RunPod refuses to delete a template in use)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime
 from typing import Any
 
-from storage import deployments
+from storage import approvals, deployments
 from storage.models import Deployment
 from tools.catalog.sizing import GPU_MEMORY_UTILIZATION
 from tools.clients.runpod import (
@@ -41,6 +48,9 @@ PROGRESS_EVERY_SECONDS = 60.0
 # of /v1/models, which is cheap.
 WARMUP_INPUT = {"openai_route": "/v1/models"}
 IN_FLIGHT_STATUSES = ("pending", "creating", "waiting")
+# The key in Deployment.settings_json that holds the name given to the provider's resources.
+PROVIDER_NAME_KEY = "provider_name"
+INTERRUPTED_REASON = "interrupted by a restart before it became healthy"
 
 
 class DeployFailed(CockpitError):
@@ -82,6 +92,10 @@ class _Saga:
     async def run(self, hf_token: str | None) -> Deployment:
         name = resource_name(self.dep.org_id, self.dep.id or 0, self.plan.model_id)
         try:
+            # Intent first, with the name: a crash after any create below can be found by it.
+            self.record(
+                status="creating", settings_json=with_provider_name(self.dep.settings_json, name)
+            )
             await self.say(f"queued #{self.dep.id}: {self.plan.model_id} on {self.plan.gpu_label}")
             if self.plan.mode == "pod":
                 await self.create_pod(name, hf_token)
@@ -102,7 +116,6 @@ class _Saga:
         return self.dep
 
     async def create_serverless(self, name: str, hf_token: str | None) -> None:
-        self.record(status="creating")
         await self.say("creating template")
         template = await self.client.create_template(
             CreateTemplateRequest(
@@ -133,7 +146,6 @@ class _Saga:
         self.phase("create_endpoint")
 
     async def create_pod(self, name: str, hf_token: str | None) -> None:
-        self.record(status="creating")
         await self.say(f"creating pod on {self.plan.gpu_label}")
         env = self.plan.worker_env(hf_token)
         args = (
@@ -215,40 +227,61 @@ class _Saga:
         self.dep = await compensate(self.services, self.dep, self.client, reason)
 
 
-async def delete_provider_resources(client: Any, dep: Deployment) -> list[str]:
-    """Delete a deployment's endpoint, pod and template at RunPod, newest first. Already gone
-    (404) counts as deleted; returns what could not be deleted."""
+def with_provider_name(settings_json: str, name: str) -> str:
+    settings = json.loads(settings_json or "{}")
+    settings[PROVIDER_NAME_KEY] = name
+    return json.dumps(settings, sort_keys=True)
+
+
+def provider_name(dep: Deployment) -> str:
+    """The name this deployment's resources carry at RunPod: as recorded before the first
+    create; for rows older than that record, the same name derived again."""
+    try:
+        recorded = json.loads(dep.settings_json or "{}").get(PROVIDER_NAME_KEY)
+    except (ValueError, AttributeError):
+        recorded = None
+    return str(recorded or resource_name(dep.org_id, dep.id or 0, dep.model_id))
+
+
+async def delete_provider_resources(
+    client: Any, dep: Deployment, *, by_name: bool = False
+) -> list[str]:
+    """Delete a deployment's resources at RunPod in dependency order: endpoint and pod first,
+    then the template they are bound to (RunPod refuses to delete a template in use). With
+    `by_name`, resources carrying the deployment's provider name are deleted too, for creates
+    whose id was never recorded (a crash between the create and the database write). Already
+    gone (404) counts as deleted; returns what could not be deleted (or looked up)."""
+    name = provider_name(dep) if by_name else None
     problems: list[str] = []
-    for label, rid, delete in (
-        ("endpoint", dep.provider_endpoint_id, client.delete_endpoint),
-        ("pod", dep.provider_pod_id, client.delete_pod),
-        ("template", dep.provider_template_id, client.delete_template),
+    for label, rid, list_named, delete in (
+        ("endpoint", dep.provider_endpoint_id, client.list_endpoints, client.delete_endpoint),
+        ("pod", dep.provider_pod_id, client.list_pods, client.delete_pod),
+        # listed only now: RunPod may leave templates bound to an endpoint out of its list
+        ("template", dep.provider_template_id, client.list_templates, client.delete_template),
     ):
-        if not rid:
-            continue
-        try:
-            await delete(rid)
-        except CockpitError as exc:
-            if getattr(exc, "status", None) != 404:
-                problems.append(f"{label} {rid}: {exc.message}")
+        ids = [rid] if rid else []
+        if name is not None:
+            try:
+                found = await list_named(name_prefix=name)
+            except CockpitError as exc:
+                problems.append(f"could not look for the {label} named {name}: {exc.message}")
+                found = []
+            ids += [item.id for item in found if item.name == name and item.id not in ids]
+        for item_id in ids:
+            try:
+                await delete(item_id)
+            except CockpitError as exc:
+                if getattr(exc, "status", None) != 404:
+                    problems.append(f"{label} {item_id}: {exc.message}")
     return problems
 
 
 async def compensate(services: Services, dep: Deployment, client: Any, reason: str) -> Deployment:
-    """Delete whatever exists; record the outcome whatever happens."""
-    problems = await delete_provider_resources(client, dep)
+    """Delete whatever exists (found by id and by name); record the outcome whatever
+    happens."""
+    problems = await delete_provider_resources(client, dep, by_name=True)
     detail = reason if not problems else f"{reason}; cleanup failed for {', '.join(problems)}"
-    assert dep.id is not None
-    with services.db.session() as s:
-        dep = deployments.update(
-            s,
-            org_id=dep.org_id,
-            deployment_id=dep.id,
-            now=services.clock.now(),
-            status="failed",
-            failure_reason=detail[:500],
-            health_state="unknown",
-        )
+    dep = _mark_failed(services, dep, detail)
     DEPLOYS.labels(outcome="failed").inc()
     if problems:
         log.error("deploy #%s left resources behind: %s", dep.id, problems)
@@ -263,7 +296,9 @@ async def run_deploy(
 
 async def recover_interrupted(services: Services, *, before: datetime | None = None) -> int:
     """At start: deploys that were mid-saga when the process died are compensated (their
-    resources deleted, marked failed), so a restart never leaves a half-created deployment."""
+    resources, found by id or by their recorded name, deleted; marked failed), and approvals
+    still `executing` become `failed` "interrupted by a restart", so a restart never leaves a
+    half-created deployment or an approval that never ends. Returns the deploys cleaned up."""
     with services.db.session() as s:
         stuck = deployments.list_all_active(s, statuses=IN_FLIGHT_STATUSES)
     count = 0
@@ -272,8 +307,31 @@ async def recover_interrupted(services: Services, *, before: datetime | None = N
             continue
         try:
             client = services.runpod_for(dep.org_id)
-        except CockpitError:
+        except CockpitError as exc:
+            # No way to reach the provider for this organisation: mark it failed anyway so it
+            # does not stay in flight forever; reconcile reports whatever still exists.
+            log.warning("deploy #%s interrupted; cannot reach RunPod to clean up: %s", dep.id, exc)
+            _mark_failed(services, dep, f"{INTERRUPTED_REASON}; cleanup not possible: {exc}")
+            count += 1
             continue
-        await compensate(services, dep, client, "interrupted by a restart before it became healthy")
+        await compensate(services, dep, client, INTERRUPTED_REASON)
         count += 1
+    with services.db.session() as s:
+        ended = approvals.fail_interrupted(s, now=services.clock.now(), before=before)
+    if ended:
+        log.warning("%d approval(s) were executing at the last shutdown: marked failed", ended)
     return count
+
+
+def _mark_failed(services: Services, dep: Deployment, detail: str) -> Deployment:
+    assert dep.id is not None
+    with services.db.session() as s:
+        return deployments.update(
+            s,
+            org_id=dep.org_id,
+            deployment_id=dep.id,
+            now=services.clock.now(),
+            status="failed",
+            failure_reason=detail[:500],
+            health_state="unknown",
+        )
