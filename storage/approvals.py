@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from storage.models import Approval
@@ -106,7 +106,11 @@ def fail_interrupted(s: Session, *, now: datetime, before: datetime | None = Non
     if before is not None:
         stmt = stmt.where(col(Approval.decided_at) <= before)
     result = s.execute(
-        stmt.values(status="failed", result_text=INTERRUPTED_REASON, decided_at=now)
+        stmt.values(
+            status="failed",
+            result_text=INTERRUPTED_REASON,
+            decided_at=func.coalesce(col(Approval.decided_at), now),
+        )
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)

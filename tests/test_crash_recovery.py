@@ -298,3 +298,40 @@ def test_interrupted_approvals_fail_with_a_reason(database: Database) -> None:
         assert second is not None and third is not None
         assert (third.status, third.result_text) == ("failed", "cancelled while running")
         assert (second.status, second.result_text) == ("executed", "ok")
+
+
+# --- the emulator refuses to delete a template in use, as RunPod does -------------------------
+
+
+async def test_sandbox_refuses_to_delete_a_template_in_use(tmp_path: Path) -> None:
+    """RunPod's spec: DELETE /templates/{id} answers 400 "Template is in use by a pod or
+    serverless endpoint"; the state survives a reload (persisted), and deleting the user first
+    frees the template."""
+    from runpod_helpers import endpoint_request, sandbox
+
+    from tools.errors import CockpitError
+
+    state_file = tmp_path / "sandbox-state.json"
+    async with sandbox(state_file=state_file) as sb:
+        c = sb.client
+        ep_tpl = await c.create_template(CreateTemplateRequest(
+            name="cockpit-bound-ep", image="img", serverless=True))
+        pod_tpl = await c.create_template({"name": "cockpit-bound-pod", "image": "img"})
+        body = endpoint_request("cockpit-bound-ep").model_dump(by_alias=True, exclude_none=True)
+        body.pop("image", None)
+        body.pop("env", None)
+        ep = await c.create_endpoint({**body, "templateId": ep_tpl.id})
+        pod = await c.create_pod({"name": "cockpit-pod", "templateId": pod_tpl.id,
+                                  "gpu": {"id": "NVIDIA L4"}})
+    async with sandbox(state_file=state_file) as sb:
+        c = sb.client
+        for tpl_id in (ep_tpl.id, pod_tpl.id):
+            with pytest.raises(CockpitError) as refused:
+                await c.delete_template(tpl_id)
+            assert getattr(refused.value, "status", None) == 400
+            assert "in use" in refused.value.message or "bound" in refused.value.message
+        await c.delete_endpoint(ep.id)
+        await c.delete_pod(pod.id)
+        await c.delete_template(ep_tpl.id)
+        await c.delete_template(pod_tpl.id)
+        assert not sb.emulator.state.templates

@@ -119,6 +119,7 @@ def dump_state(state: SandboxState, now: datetime) -> dict[str, Any]:
                 "phaseAt": iso(pod.phase_at),
                 "phase": pod.phase,
                 "desired": pod.desired,
+                "templateId": pod.template_id,
             }
             for pod in state.pods.values()
         ],
@@ -195,6 +196,7 @@ def _pod(raw: dict[str, Any], meters: list[Meter]) -> PodSim:
         phase_at=_time(raw["phaseAt"]),
         phase=raw["phase"],
         desired=raw["desired"],
+        template_id=raw.get("templateId"),  # absent in files saved before it was kept
     )
     # a pod has at most one open meter: the one `stop`/`terminate` would close
     pod.meter = next(

@@ -273,6 +273,7 @@ class PodSim:
     desired: str = "RUNNING"  # RUNNING | EXITED
     started_at: datetime | None = None
     meter: Meter | None = None
+    template_id: str | None = None
 
     @property
     def rate_per_hour(self) -> Decimal:
@@ -409,10 +410,15 @@ class SandboxState:
         return self.templates[template_id]
 
     def delete_template(self, template_id: str) -> None:
+        """RunPod answers 400 while a serverless endpoint or a pod uses the template: the
+        user has to go first (which is why cleanups delete in dependency order)."""
         self.get_template(template_id)
         users = [e.id for e in self.endpoints.values() if e.template_id == template_id]
         if users:
             raise ApiError(400, f"template is bound to serverless endpoint {users[0]}")
+        pods = [p.id for p in self.pods.values() if p.template_id == template_id]
+        if pods:
+            raise ApiError(400, f"template is in use by pod {pods[0]}")
         del self.templates[template_id]
 
     def _serverless_template(self, template_id: str) -> dict[str, Any]:
@@ -919,6 +925,7 @@ class SandboxState:
             data_center_id=data_centers[0],
             created_at=now,
             phase_at=now,
+            template_id=template["id"] if template else None,
         )
         self._open_pod_meter(pod, now)
         self.pods[pod.id] = pod
