@@ -110,7 +110,12 @@ def run() -> None:
 
 @main.command()
 @click.option("--port", type=int, default=None, help="Port (default: $PORT, else 3000).")
-def web(port: int | None) -> None:
+@click.option(
+    "--host",
+    default=None,
+    help="Address to bind (default: $COCKPIT_HOST, else 127.0.0.1; 0.0.0.0 for all).",
+)
+def web(port: int | None, host: str | None) -> None:
     """HTTP server: Slack HTTP mode (/slack/events, /slack/install, /slack/oauth_redirect),
     /healthz, /readyz, /metrics."""
     settings = _settings()
@@ -118,7 +123,7 @@ def web(port: int | None) -> None:
     async def body(cockpit: Cockpit) -> int:
         from bot.web import run_web
 
-        return await run_web(cockpit, port=port)
+        return await run_web(cockpit, port=port, host=host)
 
     _run(_with_cockpit(settings, body))
 
@@ -131,10 +136,15 @@ def worker() -> None:
 
     async def body(cockpit: Cockpit) -> int:
         cockpit.start_scheduler()
+        metrics_runner = None
         if settings.worker_metrics_port:
-            from prometheus_client import start_http_server
+            from bot.web import start_metrics_server
 
-            start_http_server(settings.worker_metrics_port, addr="127.0.0.1")
+            metrics_runner = await start_metrics_server(
+                host=settings.host,
+                port=settings.worker_metrics_port,
+                token=settings.metrics_token,
+            )
         click.echo(
             "worker running: scheduled sweeps"
             + (
@@ -145,7 +155,11 @@ def worker() -> None:
             + " (Ctrl-C or SIGTERM stops)",
             err=True,
         )
-        return await _until_cancelled()
+        try:
+            return await _until_cancelled()
+        finally:
+            if metrics_runner is not None:
+                await metrics_runner.cleanup()
 
     _run(_with_cockpit(settings, body))
 

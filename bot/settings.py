@@ -12,6 +12,8 @@ DEFAULT_RUNPOD_API_URL = "https://api.runpod.io/v2"
 DEFAULT_RUNPOD_SERVERLESS_URL = "https://api.runpod.ai/v2"
 DEFAULT_AGENT_MODEL = "claude-sonnet-4-5"
 DEFAULT_WEB_PORT = 3000
+# Loopback unless told otherwise: a hosted deployment passes `--host 0.0.0.0` (see Procfile).
+DEFAULT_WEB_HOST = "127.0.0.1"
 
 
 class Settings(BaseSettings):
@@ -62,6 +64,9 @@ class Settings(BaseSettings):
     discord_role_map: str = Field(default="", alias="COCKPIT_DISCORD_ROLE_MAP")
 
     port: int | None = Field(default=None, alias="PORT")
+    host: str = Field(default=DEFAULT_WEB_HOST, alias="COCKPIT_HOST")
+    # When set, /metrics (web and worker) answers only `Authorization: Bearer <token>`.
+    metrics_token: str | None = Field(default=None, alias="COCKPIT_METRICS_TOKEN", repr=False)
 
     # background sweeps (seconds; 0 disables one)
     health_interval_seconds: int = Field(default=60, alias="COCKPIT_HEALTH_INTERVAL")
@@ -117,5 +122,6 @@ class Settings(BaseSettings):
             self.slack_signing_secret,
             self.slack_client_secret,
             self.discord_bot_token,
+            self.metrics_token,
         ]
         return [v for v in values if v]

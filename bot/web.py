@@ -2,13 +2,15 @@
 
 Routes: Slack HTTP mode (`POST /slack/events`, `GET /slack/install`, `GET /slack/oauth_redirect`)
 when Slack is configured, `/healthz` (the process is alive), `/readyz` (the database answers and
-its schema is current; 503 with the reason otherwise) and `/metrics` (Prometheus text format).
-Port: `--port`, else `$PORT`, else 3000.
+its schema is current; 503 with the reason otherwise) and `/metrics` (Prometheus text format;
+`Authorization: Bearer $COCKPIT_METRICS_TOKEN` required when that is set).
+Port: `--port`, else `$PORT`, else 3000. Host: `--host`, else `$COCKPIT_HOST`, else 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from typing import TYPE_CHECKING
 
@@ -19,10 +21,10 @@ from bot.adapters.http_api import add_api_routes
 if TYPE_CHECKING:
     from bot.adapters.slack import SlackAdapter
     from bot.app import Cockpit
+    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "0.0.0.0"
 SLACK_EVENTS_PATH = "/slack/events"
 SLACK_INSTALL_PATH = "/slack/install"
 SLACK_REDIRECT_PATH = "/slack/oauth_redirect"
@@ -30,6 +32,7 @@ READY_CHECK_TIMEOUT_SECONDS = 5.0
 
 COCKPIT_KEY: web.AppKey[Cockpit] = web.AppKey("cockpit")
 SLACK_KEY: web.AppKey[SlackAdapter | None] = web.AppKey("slack")
+METRICS_TOKEN_KEY: web.AppKey[str | None] = web.AppKey("metrics_token")
 
 
 def resolve_port(option: int | None, env_port: int | None, default: int) -> int:
@@ -39,6 +42,11 @@ def resolve_port(option: int | None, env_port: int | None, default: int) -> int:
     if env_port:
         return env_port
     return default
+
+
+def resolve_host(option: str | None, settings: Settings) -> str:
+    """`--host` wins, then `$COCKPIT_HOST` (default 127.0.0.1)."""
+    return option or settings.host
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -75,9 +83,24 @@ def _not_ready(reason: str) -> web.Response:
     return web.json_response({"status": "unavailable", "reason": reason}, status=503)
 
 
+def _bearer_ok(request: web.Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # compare_digest: the time taken says nothing about how much of the token was right
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
+
+
 async def metrics(request: web.Request) -> web.Response:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+    token = request.app.get(METRICS_TOKEN_KEY)
+    if token and not _bearer_ok(request, token):
+        return web.json_response(
+            {"error": "metrics need Authorization: Bearer <COCKPIT_METRICS_TOKEN>"},
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
     response = web.Response(body=generate_latest())
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
@@ -98,6 +121,7 @@ def build_web_app(cockpit: Cockpit, *, slack: SlackAdapter | None = None) -> web
     app = web.Application()
     app[COCKPIT_KEY] = cockpit
     app[SLACK_KEY] = slack
+    app[METRICS_TOKEN_KEY] = cockpit.settings.metrics_token
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
@@ -111,6 +135,22 @@ def build_web_app(cockpit: Cockpit, *, slack: SlackAdapter | None = None) -> web
         app.router.add_get(SLACK_INSTALL_PATH, _slack_not_configured)
         app.router.add_get(SLACK_REDIRECT_PATH, _slack_not_configured)
     return app
+
+
+def metrics_app(*, token: str | None) -> web.Application:
+    """Just `/metrics` (the worker's server), behind the same optional bearer token."""
+    app = web.Application()
+    app[METRICS_TOKEN_KEY] = token
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+async def start_metrics_server(*, host: str, port: int, token: str | None) -> web.AppRunner:
+    """Serve `metrics_app` on host:port; the caller cleans the returned runner up."""
+    runner = web.AppRunner(metrics_app(token=token), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
 
 
 def slack_for_web(cockpit: Cockpit) -> SlackAdapter | None:
@@ -127,11 +167,13 @@ async def serve(
     cockpit: Cockpit,
     *,
     port: int,
-    host: str = DEFAULT_HOST,
+    host: str | None = None,
     slack: SlackAdapter | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Serve until `stop` is set (or the task is cancelled)."""
+    """Serve until `stop` is set (or the task is cancelled). `host` defaults to the settings'
+    (`COCKPIT_HOST`, loopback unless set)."""
+    host = resolve_host(host, cockpit.settings)
     if slack is not None:
         await slack.start()
     runner = web.AppRunner(build_web_app(cockpit, slack=slack), access_log=None)
@@ -152,7 +194,7 @@ async def serve(
             await slack.close()
 
 
-async def run_web(cockpit: Cockpit, *, port: int | None = None) -> int:
+async def run_web(cockpit: Cockpit, *, port: int | None = None, host: str | None = None) -> int:
     """`cockpit web`: serve until cancelled. Returns the exit code."""
     from slack_sdk.errors import SlackApiError
 
@@ -175,6 +217,7 @@ async def run_web(cockpit: Cockpit, *, port: int | None = None) -> int:
         await serve(
             cockpit,
             port=resolve_port(port, settings.port, DEFAULT_WEB_PORT),
+            host=resolve_host(host, settings),
             slack=slack,
         )
     except SlackApiError as exc:

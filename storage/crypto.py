@@ -1,5 +1,6 @@
 """Secrets at rest: Fernet with key rotation (MultiFernet). Keys come from COCKPIT_SECRET_KEY
-(comma-separated, newest first); without it one is generated into the data dir (0600)."""
+(comma-separated, newest first); without it one is generated into the data dir (0600, the dir
+0700)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import os
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from storage.files import PRIVATE_FILE_MODE, private_dir, tighten_if_exists
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +65,18 @@ def last4(secret: str) -> str:
 def load_secret_box(env_value: str | None, data_dir: Path) -> tuple[SecretBox, bool]:
     """Return the box and whether the key was generated (so the caller can warn)."""
     if env_value:
+        if data_dir.exists():  # it still holds the database, sandbox state, console history
+            private_dir(data_dir)
         return SecretBox([k for k in env_value.split(",") if k.strip()]), False
     path = data_dir / KEY_FILE_NAME
     generated = False
+    # The folder that holds the key is owner-only (0700), the key file 0600, also when an
+    # older version or a loose umask left them readable.
+    private_dir(data_dir)
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
         with os.fdopen(fd, "w") as fh:
             fh.write(Fernet.generate_key().decode())
         generated = True
+    tighten_if_exists(path)
     return SecretBox([path.read_text().strip()]), generated

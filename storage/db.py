@@ -12,6 +12,8 @@ from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
+from storage.files import private_dir, private_file, tighten_if_exists
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -88,10 +90,24 @@ class Database:
         self.engine.dispose()
 
 
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
 def _ensure_sqlite_dir(url: str) -> None:
+    """The database file holds encrypted credentials, audit and memory: create its folder (if
+    missing) 0700 and the file 0600 before SQLite does (it would use 0644). SQLite gives the
+    -wal/-shm files the database file's mode; ones left looser by an older version are
+    tightened."""
     path = url.split("///", 1)[-1] if "///" in url else ""
-    if path and path != ":memory:" and not path.startswith("file:"):
-        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    path = path.split("?", 1)[0]
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    db_file = Path(path).expanduser()
+    if not db_file.parent.exists():
+        private_dir(db_file.parent)
+    private_file(db_file)
+    for suffix in SQLITE_SIDE_FILES:
+        tighten_if_exists(db_file.with_name(db_file.name + suffix))
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -4,13 +4,18 @@ others, invites bound to a display name)."""
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from cryptography.fernet import Fernet
 from sqlmodel import select
 from test_monitor import WEBHOOK_ID, WEBHOOK_TOKEN, FakeDiscordWebhooks
 
 from bot.testing import BotHarness, running_bot
+from storage.db import Database
 from storage.models import AlertDelivery, AlertRoute
 
 GOOD_TAIL = f"/api/webhooks/{WEBHOOK_ID}/{WEBHOOK_TOKEN}"
@@ -160,3 +165,121 @@ async def test_undecryptable_route_does_not_stop_later_routes(bot: BotHarness, h
     first, second = _deliveries(bot)
     assert first.status == "failed" and "decrypt" in (first.error or "")
     assert second.status == "sent"
+
+
+# --- 10. bind address, metrics token, file modes -----------------------------------------------
+
+
+def test_web_binds_loopback_unless_told(tmp_path: Path) -> None:
+    from bot.testing import test_settings
+    from bot.web import resolve_host
+
+    assert test_settings(tmp_path).host == "127.0.0.1"
+    assert resolve_host(None, test_settings(tmp_path)) == "127.0.0.1"
+    assert resolve_host(None, test_settings(tmp_path, COCKPIT_HOST="0.0.0.0")) == "0.0.0.0"
+    assert resolve_host("::1", test_settings(tmp_path, COCKPIT_HOST="0.0.0.0")) == "::1"
+    procfile = (Path(__file__).parents[1] / "Procfile").read_text()
+    assert "cockpit web --host 0.0.0.0 --port $PORT" in procfile
+
+
+def test_web_command_has_a_host_option() -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    out = CliRunner().invoke(main, ["web", "--help"])
+    assert out.exit_code == 0 and "--host" in out.output
+
+
+async def test_metrics_token_is_required_when_set(tmp_path: Path) -> None:
+    from bot.web import build_web_app
+
+    async with (
+        running_bot(tmp_path, COCKPIT_METRICS_TOKEN="s3cret-metrics") as bot,
+        TestClient(TestServer(build_web_app(bot.cockpit))) as http,
+    ):
+        assert (await http.get("/metrics")).status == 401
+        wrong = await http.get("/metrics", headers={"Authorization": "Bearer nope"})
+        assert wrong.status == 401
+        basic = await http.get("/metrics", headers={"Authorization": "Basic s3cret-metrics"})
+        assert basic.status == 401
+        ok = await http.get("/metrics", headers={"Authorization": "Bearer s3cret-metrics"})
+        assert ok.status == 200 and "cockpit_" in await ok.text()
+        assert (await http.get("/healthz")).status == 200  # health checks stay open
+
+
+async def test_metrics_stay_open_without_a_token(tmp_path: Path) -> None:
+    from bot.web import build_web_app
+
+    async with (
+        running_bot(tmp_path) as bot,
+        TestClient(TestServer(build_web_app(bot.cockpit))) as http,
+    ):
+        assert (await http.get("/metrics")).status == 200
+
+
+async def test_worker_metrics_server_checks_the_token() -> None:
+    from bot.web import metrics_app
+
+    async with TestClient(TestServer(metrics_app(token="w-token"))) as http:
+        assert (await http.get("/metrics")).status == 401
+        ok = await http.get("/metrics", headers={"Authorization": "Bearer w-token"})
+        assert ok.status == 200
+    async with TestClient(TestServer(metrics_app(token=None))) as http:
+        assert (await http.get("/metrics")).status == 200
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_sqlite_file_and_its_folder_are_private(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        db = Database(f"sqlite:///{tmp_path / 'data' / 'cockpit.db'}")
+        db.upgrade()
+    finally:
+        os.umask(old)
+    try:
+        assert _mode(tmp_path / "data") == 0o700
+        for name in ("cockpit.db", "cockpit.db-wal", "cockpit.db-shm"):
+            path = tmp_path / "data" / name
+            if path.exists() or name == "cockpit.db":
+                assert _mode(path) == 0o600, name
+    finally:
+        db.dispose()
+
+
+def test_existing_loose_sqlite_files_are_tightened(tmp_path: Path) -> None:
+    first = Database(f"sqlite:///{tmp_path / 'cockpit.db'}")
+    first.upgrade()
+    first.dispose()
+    for name in ("cockpit.db", "cockpit.db-wal", "cockpit.db-shm"):
+        if (tmp_path / name).exists():
+            os.chmod(tmp_path / name, 0o644)
+    again = Database(f"sqlite:///{tmp_path / 'cockpit.db'}")
+    try:
+        for name in ("cockpit.db", "cockpit.db-wal", "cockpit.db-shm"):
+            if (tmp_path / name).exists():
+                assert _mode(tmp_path / name) == 0o600, name
+    finally:
+        again.dispose()
+
+
+def test_data_folder_with_the_generated_key_is_private(tmp_path: Path) -> None:
+    from storage.crypto import load_secret_box
+
+    fresh = tmp_path / "fresh"
+    old = os.umask(0o022)
+    try:
+        load_secret_box(None, fresh)
+        loose = tmp_path / "loose"
+        loose.mkdir(mode=0o755)
+        load_secret_box(None, loose)
+        keyed = tmp_path / "keyed"  # the key comes from the environment; the folder holds the db
+        keyed.mkdir(mode=0o755)
+        load_secret_box(Fernet.generate_key().decode(), keyed)
+    finally:
+        os.umask(old)
+    assert _mode(fresh) == 0o700 and _mode(fresh / "secret.key") == 0o600
+    assert _mode(loose) == 0o700 and _mode(keyed) == 0o700
