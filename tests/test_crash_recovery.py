@@ -335,3 +335,36 @@ async def test_sandbox_refuses_to_delete_a_template_in_use(tmp_path: Path) -> No
         await c.delete_template(ep_tpl.id)
         await c.delete_template(pod_tpl.id)
         assert not sb.emulator.state.templates
+
+
+# --- a cancel while the approved deploy runs --------------------------------------------------
+
+
+async def test_cancel_during_an_approved_deploy_ends_the_approval(tmp_path: Path) -> None:
+    """The saga compensates a cancel itself; the approval's end comes from the try/finally
+    around the run in Dispatcher.approve."""
+    import asyncio
+
+    async with running_bot(tmp_path) as bot:
+        ask = await bot.send(f"/deploy {MODEL}", user="alice")
+        original = RunPodClient.health
+
+        async def cancelled(self: RunPodClient, *args: Any, **kwargs: Any) -> Any:
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()  # as a shutdown or a dropped request cancels the handler
+            await asyncio.sleep(0)
+            return await original(self, *args, **kwargs)
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(RunPodClient, "health", cancelled)
+            with pytest.raises(asyncio.CancelledError):
+                await bot.approve(ask.approval_id, user="alice")
+        found = leftovers(bot)
+        assert found["resources"] == {"templates": [], "endpoints": [], "pods": []}, found
+        assert found["deployments"] == [], found  # the saga compensated
+        assert found["approvals"] == [], found
+        with bot.services.db.session() as s:
+            row = approvals.get(s, org_id=bot.ctx(user="alice").org_id,
+                                approval_id=ask.approval_id or 0)
+        assert row is not None and row.status == "failed" and row.result_text, row

@@ -315,7 +315,8 @@ def _set(services: Services, dep: Deployment, **fields: object) -> None:
 
 
 async def reconcile_sweep(services: Services, router: AlertRouter) -> SweepReport:
-    """Resources named by this bot that no deployment knows: one alert each."""
+    """Resources named by this bot that no live deployment owns (never recorded, or left by a
+    failed or deleted deployment): one alert each."""
     report = SweepReport()
     with services.db.session() as s:
         org_ids = sorted({d.org_id for d in s.exec(select(Deployment))})
@@ -333,8 +334,9 @@ async def reconcile_sweep(services: Services, router: AlertRouter) -> SweepRepor
                     key=f"orphan:{rid}",
                     severity="warning",
                     title=f"Orphaned RunPod {kind} {name}",
-                    details=f"{kind} {rid} carries our name prefix but no deployment knows it; it "
-                    "may be billing. Delete it in the RunPod console if it is not needed.",
+                    details=f"{kind} {rid} carries our name prefix but no live deployment owns "
+                    "it (its deployment failed, was deleted or never recorded it); it may be "
+                    "billing. Delete it in the RunPod console if it is not needed.",
                 )
             )
     return report
