@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 def org_secret(services: Services, org_id: int, provider: str) -> str | None:
     with services.db.session() as s:
         value = credentials.get_secret(s, org_id=org_id, provider=provider, box=services.secrets)
-    SECRETS.add(value)
+    SECRETS.add(value, org_id=org_id)  # stored, so accepted: redacted in this org's log lines
     return value
 
 
@@ -168,7 +168,12 @@ def credential_verifier(settings: Settings, runpod: RunPodWiring) -> Any:
     """A cheap authenticated call per provider, so a wrong key is refused before it is stored."""
 
     async def verify(provider: str, key: str) -> None:
-        SECRETS.add(key)
+        # Not yet accepted: redacted only while this task checks it (a refused "key" must not
+        # join the process-wide set, see bot.logs.SecretRegistry).
+        with SECRETS.pending(key):
+            await _verify(provider, key)
+
+    async def _verify(provider: str, key: str) -> None:
         if provider == "runpod":
             client = RunPodClient(
                 api_key=key,

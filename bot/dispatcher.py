@@ -15,9 +15,21 @@ from typing import Any
 from pydantic import BaseModel
 
 from bot.logs import SECRETS, log_context
-from storage import activity, approvals, audit, events
+from storage import activity, apikeys, approvals, audit, events, orgs
 from storage.models import Approval
-from tools.contract import Button, ProgressSink, Reply, RequestContext, Role, Tool, ToolContext
+from storage.redaction import scrub
+from tools.contract import (
+    Button,
+    Origin,
+    Platform,
+    ProgressSink,
+    Reply,
+    RequestContext,
+    Role,
+    SideEffect,
+    Tool,
+    ToolContext,
+)
 from tools.errors import CockpitError, Forbidden, NotFound, RateLimited
 from tools.metrics import TOOL_CALLS
 from tools.services import Services
@@ -27,6 +39,13 @@ log = logging.getLogger(__name__)
 DEFAULT_APPROVAL_TTL_SECONDS = 600
 DEFAULT_RATE_LIMIT_PER_MINUTE = 30
 RATE_WINDOW_SECONDS = 60.0
+AUDIT_DETAIL_CHARS = 300
+# What the audit trail and the replay store keep of a reply that carried a secret.
+SECRET_REPLY_SUMMARY = "(a secret was shown once to the requester; it is not stored)"
+SECRET_REPLAY_TEXT = (
+    "This answer held a secret, shown once when it was made and not stored. "
+    "Run the command again for a new one."
+)
 
 
 class RateLimiter:
@@ -57,6 +76,13 @@ class RateLimiter:
                 fix=f"Try again in {int(retry) + 1} s.",
             )
         window.append(now)
+
+    def peek(self, ctx: RequestContext) -> None:
+        """Raise RateLimited when `check` would, without counting a call: lets an entry point
+        refuse before doing work (matching plain words) and leave the count to the tool run."""
+        self.check(ctx)
+        if ctx.platform.value != "system" and self._per_minute > 0:
+            self._calls[(ctx.org_id, ctx.user_id)].pop()  # the call `check` just counted
 
     def _check_day(self, ctx: RequestContext) -> None:
         """The daily cap per person, counted from today's audit rows (UTC day)."""
@@ -116,25 +142,39 @@ class Dispatcher:
             # Bad input changes nothing, not even the audit trail.
             return self._finish(Reply.from_error(exc))
         args_dict = args.model_dump(mode="json")
-        for name in tool.secret_fields:
-            SECRETS.add(str(args_dict.get(name) or ""))
         if not ctx.role.allows(tool.role):
             return self._deny(ctx, tool, args_dict)
+        if ctx.origin is Origin.agent and not tool.offered_to_agent(ctx.role):
+            return self._refuse_agent(ctx, tool, args_dict)
 
         replay = self._replay(ctx)
         if replay is not None:
             return replay
-        if tool.needs_approval:
+        if self._needs_approval(ctx, tool, args):
             reply = await self._request_approval(ctx, tool, args)
         else:
             reply = await self._execute(ctx, tool, args, progress=progress, stream=stream)
-        self._remember(ctx, reply)
+            if reply.ok:
+                # Accepted and stored (e.g. a verified `/connect` key): from now on redacted in
+                # this organisation's log lines. A refused value never joins the set.
+                for name in tool.secret_fields:
+                    SECRETS.add(str(args_dict.get(name) or ""), org_id=ctx.org_id)
+        self._remember(ctx, tool, reply)
         return reply
+
+    @staticmethod
+    def _needs_approval(ctx: RequestContext, tool: Tool, args: BaseModel) -> bool:
+        """A tool's own policy, and: anything a model chose that changes state waits for the
+        person it acts for, whatever the tool's slash-command policy. Reads run freely."""
+        if tool.needs_approval:
+            return True
+        return ctx.origin is Origin.agent and tool.effect_of(args) is not SideEffect.none
 
     async def approve(
         self, ctx: RequestContext, approval_id: int, *, progress: ProgressSink | None = None
     ) -> Reply:
-        """A human clicked Approve. Runs the stored action once, as the requester."""
+        """A human clicked Approve. Runs the stored action once, as the requester, with the
+        requester's and the approver's roles as they are now and the budget checked again."""
         now = self.services.clock.now()
         with self.services.db.session() as s:
             row = approvals.get(s, org_id=ctx.org_id, approval_id=approval_id)
@@ -149,8 +189,14 @@ class Dispatcher:
                 )
                 return Reply.error(f"Approval #{approval_id} was not found.", code="not_found")
             tool = self.services.registry.get(row.tool)
-            requester_ctx = RequestContext.model_validate_json(row.request_json)
-            problem = self._approval_problem(ctx, row, now, approving=True)
+            stored_ctx = RequestContext.model_validate_json(row.request_json)
+            approver = _with_role(ctx, current_role(s, ctx, now))
+            requester = _with_role(stored_ctx, current_role(s, stored_ctx, now))
+            problem = (
+                self._approval_problem(approver, row, now, approving=True)
+                if approver is not None
+                else None
+            ) or _identity_problem(requester, approver, tool)
             if problem:
                 outcome, message = problem
                 if outcome == "expired":
@@ -159,33 +205,83 @@ class Dispatcher:
                     )
                 self._audit_row(s, ctx, row.tool, outcome, json.loads(row.args_json), message)
                 return Reply.error(message)
+            args_json = row.args_json
+        assert tool is not None and requester is not None and approver is not None
+        args = tool.parse_args(json.loads(args_json))
+        over_cap = await self._still_within_budget(requester, approver, tool, args)
+        if over_cap:
+            self._audit(ctx, tool, args.model_dump(mode="json"), "denied", over_cap)
+            return Reply.error(over_cap)
+        with self.services.db.session() as s:
             claimed = approvals.claim(
                 s, org_id=ctx.org_id, approval_id=approval_id, decided_by=ctx.user_id, now=now
             )
-            args_json = row.args_json
-        if not claimed or tool is None:
+        if not claimed:
             return Reply.error(f"Approval #{approval_id} is already being handled.")
-        args = tool.parse_args(json.loads(args_json))
         self._audit(
-            requester_ctx,
+            requester,
             tool,
             args.model_dump(mode="json"),
             "approved",
-            f"approved by {ctx.user_id} ({ctx.role.value})",
+            f"approved by {ctx.user_id} ({approver.role.value})",
         )
-        reply = await self._execute(
-            requester_ctx, tool, args, progress=progress, approved_by=ctx.user_id
-        )
-        with self.services.db.session() as s:
-            approvals.finish(
-                s,
-                org_id=ctx.org_id,
-                approval_id=approval_id,
-                status="executed" if reply.ok else "failed",
-                result_text=reply.as_plain_text(),
-            )
+        reply = await self._execute_claimed(requester, tool, args, approval_id, approver, progress)
         return reply
 
+    async def _execute_claimed(
+        self,
+        requester: RequestContext,
+        tool: Tool,
+        args: BaseModel,
+        approval_id: int,
+        approver: RequestContext,
+        progress: ProgressSink | None,
+    ) -> Reply:
+        """Run a claimed approval; it always ends in a terminal state, even when the run is
+        cancelled (shutdown, a cancelled task) or fails in a way no tool expected."""
+        status, result = "failed", "interrupted before it finished (cancelled or shut down)"
+        try:
+            reply = await self._execute(
+                requester, tool, args, progress=progress, approved_by=approver.user_id
+            )
+            status = "executed" if reply.ok else "failed"
+            result = scrub(reply.as_plain_text())
+            return reply
+        finally:
+            with self.services.db.session() as s:
+                approvals.finish(
+                    s,
+                    org_id=requester.org_id,
+                    approval_id=approval_id,
+                    status=status,
+                    result_text=result,
+                )
+
+    async def _still_within_budget(
+        self, requester: RequestContext, approver: RequestContext, tool: Tool, args: BaseModel
+    ) -> str | None:
+        """Re-run the tool's preview now: a hard cap set (or spend grown) since the request
+        may mean only an admin can approve it now."""
+        if tool.preview is None:
+            return None
+        tc = ToolContext(request=requester, services=self.services)
+        try:
+            preview = await tool.preview(tc, args)
+        except CockpitError as exc:
+            return f"This request cannot run any more: {exc}"
+        except Exception:
+            log.exception("preview of %s failed at approval", tool.name)
+            return (
+                f"Could not re-check /{tool.command or tool.name} before running it "
+                f"(reference {approver.request_id}); nothing was done. Try again."
+            )
+        needed = preview.approver_role
+        if needed is not None and not approver.role.allows(needed):
+            return (
+                f"This request now needs approval by an {needed.value} (it is over the budget's "
+                "hard cap); nothing was done."
+            )
+        return None
     async def cancel(self, ctx: RequestContext, approval_id: int) -> Reply:
         now = self.services.clock.now()
         with self.services.db.session() as s:
@@ -218,6 +314,16 @@ class Dispatcher:
             "it or to change your role."
         )
         self._audit(ctx, tool, args, "denied", msg)
+        return self._finish(Reply.error(msg, code="forbidden"))
+
+    def _refuse_agent(self, ctx: RequestContext, tool: Tool, args: dict[str, Any]) -> Reply:
+        """The model asked for a tool it was never offered (a slash-only tool, one that takes
+        or returns a secret): refused here, where it would run, whatever the prompt said."""
+        msg = (
+            f"/{tool.command or tool.name} is not available to the assistant; nothing was done. "
+            f"If you want it, type /{tool.command or tool.name} yourself."
+        )
+        self._audit(ctx, tool, args, "denied", "the agent asked for a tool it is not offered")
         return self._finish(Reply.error(msg, code="forbidden"))
 
     def _approval_problem(
@@ -259,7 +365,7 @@ class Dispatcher:
                 tool=tool.name,
                 args_json=json.dumps(args.model_dump(mode="json")),
                 request_json=ctx.model_dump_json(),
-                summary=preview.as_plain_text(),
+                summary=scrub(preview.as_plain_text()),
                 requester=ctx.user_id,
                 expires_at=expires,
                 now=now,
@@ -340,7 +446,12 @@ class Dispatcher:
                     "the bot's logs."
                 )
             )
-        self._audit(ctx, tool, redacted, "succeeded" if reply.ok else "failed", reply.text[:300])
+        detail = (
+            SECRET_REPLY_SUMMARY
+            if tool.secret_output and reply.ok
+            else scrub(reply.text)[:AUDIT_DETAIL_CHARS]
+        )
+        self._audit(ctx, tool, redacted, "succeeded" if reply.ok else "failed", detail)
         return self._finish(reply)
 
     def _finish(self, reply: Reply) -> Reply:
@@ -364,9 +475,11 @@ class Dispatcher:
             return reply
         return Reply(text="This request is already being handled.", footer="(duplicate ignored)")
 
-    def _remember(self, ctx: RequestContext, reply: Reply) -> None:
+    def _remember(self, ctx: RequestContext, tool: Tool, reply: Reply) -> None:
         if not ctx.idempotency_key:
             return
+        if tool.secret_output and reply.ok:
+            reply = Reply(text=SECRET_REPLAY_TEXT, ephemeral=True)
         with self.services.db.session() as s:
             events.store_result(
                 s, org_id=ctx.org_id, key=ctx.idempotency_key, result_json=reply.model_dump_json()
@@ -398,10 +511,52 @@ class Dispatcher:
             tool=tool,
             outcome=outcome,
             args=args,
-            detail=detail,
+            detail=f"via agent: {detail}" if ctx.origin is Origin.agent else detail,
             request_id=ctx.request_id,
             now=self.services.clock.now(),
         )
+
+
+def current_role(s: Any, ctx: RequestContext, now: Any) -> Role | None:
+    """The role `ctx`'s identity has now (None when it left, or its API key was revoked or
+    expired): approvals run with it, not with the role stored when the request was made."""
+    if ctx.platform is Platform.system:
+        return ctx.role
+    if ctx.platform is Platform.api:
+        key_id = ctx.user_id.removeprefix("apikey:")
+        key = apikeys.get(s, org_id=ctx.org_id, key_id=int(key_id)) if key_id.isdecimal() else None
+        if key is None or key.revoked_at is not None or (key.expires_at and key.expires_at <= now):
+            return None
+        return Role(key.role)
+    member = orgs.get_member(
+        s, org_id=ctx.org_id, platform=ctx.platform.value, platform_user_id=ctx.user_id
+    )
+    return Role(member.role) if member is not None else None
+
+
+def _with_role(ctx: RequestContext, role: Role | None) -> RequestContext | None:
+    return None if role is None else ctx.model_copy(update={"role": role})
+
+
+def _identity_problem(
+    requester: RequestContext | None, approver: RequestContext | None, tool: Tool | None
+) -> tuple[str, str] | None:
+    if tool is None:
+        return "denied", "This request's command no longer exists; nothing was done."
+    if approver is None:
+        return "denied", "You are no longer a member of this organisation; nothing was done."
+    if requester is None:
+        return "denied", (
+            "The person who asked is no longer a member of this organisation (or their API key "
+            "was revoked); nothing was done."
+        )
+    if not requester.role.allows(tool.role):
+        return "denied", (
+            f"The person who asked is now {_article(requester.role.value)} "
+            f"{requester.role.value}; /{tool.command or tool.name} needs {tool.role.value}. "
+            "Nothing was done."
+        )
+    return None
 
 
 def _args_text(tool: Tool, args: BaseModel) -> str:

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-# Shapes of provider keys, caught even when we were never told the value.
-SECRET_PATTERNS = [
-    re.compile(r"rpa_[A-Za-z0-9]{8,}"),
-    re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}"),
-    re.compile(r"hf_[A-Za-z0-9]{8,}"),
-    re.compile(r"xox[abposr]-[A-Za-z0-9\-]{8,}"),
-    re.compile(r"xapp-[A-Za-z0-9\-]{8,}"),
-    re.compile(r"(?i)bearer\s+[A-Za-z0-9._\-]{8,}"),
-]
-REDACTED = "[redacted]"
+# Shapes of keys, caught even when we were never told the value (shared with storage, which
+# scrubs the same shapes from everything it persists).
+from storage.redaction import PROVIDER_KEY_PATTERNS, REDACTED, SECRET_PATTERNS
+
+MIN_SECRET_CHARS = 6
+
 _KEY_PROVIDERS = (
     ("rpa_", "RunPod"),
     ("sk-ant-", "Anthropic"),
@@ -33,7 +29,7 @@ _KEY_PROVIDERS = (
 def secret_provider(text: str) -> str | None:
     """Whose secret key `text` appears to contain ("RunPod", "Slack"...), or None. Surfaces use
     it to refuse keys pasted into chat: they are never stored, echoed or forwarded."""
-    for pattern in SECRET_PATTERNS:
+    for pattern in PROVIDER_KEY_PATTERNS:
         m = pattern.search(text)
         if m:
             found = m.group(0)
@@ -44,17 +40,48 @@ def secret_provider(text: str) -> str | None:
 
 
 class SecretRegistry:
-    """Known secret values (from settings and decrypted credentials), shared by all filters."""
+    """Known secret values, redacted from every log line on top of the key shapes.
+
+    Only values that were accepted and stored join it (settings, decrypted credentials, tokens
+    saved by the OAuth flow), and an organisation's values are scoped to it: a refused or
+    made-up "key" such as `deleted` cannot blank words in other tenants' log lines. A value
+    still being verified is redacted only inside the task verifying it (`pending`).
+    """
 
     def __init__(self) -> None:
         self._values: set[str] = set()
+        self._by_org: dict[int, set[str]] = defaultdict(set)
+        self._pending: ContextVar[frozenset[str]] = ContextVar(
+            "cockpit_pending_secrets", default=frozenset()
+        )
 
-    def add(self, value: str | None) -> None:
-        if value and len(value) >= 6:
+    def add(self, value: str | None, *, org_id: int | None = None) -> None:
+        if not value or len(value) < MIN_SECRET_CHARS:
+            return
+        if org_id is None:
             self._values.add(value)
+        else:
+            self._by_org[org_id].add(value)
 
-    def redact(self, text: str) -> str:
-        for v in self._values:
+    @contextmanager
+    def pending(self, value: str | None) -> Iterator[None]:
+        """Redact `value` in log lines of this task (and tasks it starts) while it is checked."""
+        extra = {value} if value and len(value) >= MIN_SECRET_CHARS else set()
+        token = self._pending.set(self._pending.get() | extra)
+        try:
+            yield
+        finally:
+            self._pending.reset(token)
+
+    def _known(self, org_id: int | None) -> set[str]:
+        values = self._values | self._pending.get()
+        if org_id is not None:
+            return values | self._by_org.get(org_id, set())
+        # A line outside any organisation's context (start-up, the scheduler) redacts them all.
+        return values.union(*self._by_org.values())
+
+    def redact(self, text: str, *, org_id: int | None = None) -> str:
+        for v in self._known(org_id):
             if v in text:
                 text = text.replace(v, REDACTED)
         for pat in SECRET_PATTERNS:
@@ -65,8 +92,8 @@ class SecretRegistry:
 SECRETS = SecretRegistry()
 
 
-def redact(text: str) -> str:
-    return SECRETS.redact(text)
+def redact(text: str, *, org_id: int | None = None) -> str:
+    return SECRETS.redact(text, org_id=org_id)
 
 
 LOG_FIELDS = ("org_id", "request_id", "tool", "platform")
@@ -86,15 +113,18 @@ def log_context(**fields: Any) -> Iterator[None]:
 
 
 def _redact_record(record: logging.LogRecord) -> None:
-    for key, value in (_LOG_CONTEXT.get() or {}).items():
+    context = _LOG_CONTEXT.get() or {}
+    for key, value in context.items():
         if not hasattr(record, key):
             setattr(record, key, value)
-    record.msg = SECRETS.redact(record.getMessage())
+    org_id = context.get("org_id")
+    org = org_id if isinstance(org_id, int) else None
+    record.msg = SECRETS.redact(record.getMessage(), org_id=org)
     record.args = None
     if record.exc_info and not record.exc_text:
         record.exc_text = logging.Formatter().formatException(record.exc_info)
     if record.exc_text:
-        record.exc_text = SECRETS.redact(record.exc_text)
+        record.exc_text = SECRETS.redact(record.exc_text, org_id=org)
 
 
 def install_record_redaction() -> None:

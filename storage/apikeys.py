@@ -49,6 +49,10 @@ def lookup(s: Session, *, key: str) -> ApiKey | None:
     return s.exec(select(ApiKey).where(ApiKey.key_hash == key_hash(key))).first()
 
 
+def get(s: Session, *, org_id: int, key_id: int) -> ApiKey | None:
+    return s.exec(select(ApiKey).where(ApiKey.id == key_id, ApiKey.org_id == org_id)).first()
+
+
 def list_for(s: Session, *, org_id: int) -> list[ApiKey]:
     return list(s.exec(select(ApiKey).where(ApiKey.org_id == org_id).order_by(col(ApiKey.id))))
 

@@ -1,4 +1,5 @@
-"""The audit trail: one row per tool call outcome, secrets already redacted by the caller."""
+"""The audit trail: one row per tool call outcome. Secret fields are redacted by the caller;
+key-shaped text typed into any other field is scrubbed here, on the way in."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from storage.models import AuditEvent
+from storage.redaction import scrub
 
 
 def record(
@@ -34,8 +36,8 @@ def record(
         platform=platform,
         tool=tool,
         outcome=outcome,
-        args_json=json.dumps(args or {}, default=str, sort_keys=True),
-        detail=detail[:2000],
+        args_json=scrub(json.dumps(args or {}, default=str, sort_keys=True)),
+        detail=scrub(detail)[:2000],
         request_id=request_id,
         created_at=now,
     )

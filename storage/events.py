@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from storage.models import ProcessedEvent
+from storage.redaction import scrub
 
 
 def seen(s: Session, *, org_id: int, key: str) -> ProcessedEvent | None:
@@ -27,6 +28,8 @@ def claim(s: Session, *, org_id: int, key: str, now: datetime) -> bool:
 
 
 def store_result(s: Session, *, org_id: int, key: str, result_json: str) -> None:
+    """Keep the answer a replayed event gets again, with key-shaped text scrubbed."""
+    result_json = scrub(result_json)
     ev = seen(s, org_id=org_id, key=key)
     if ev:
         ev.result_json = result_json

@@ -54,6 +54,14 @@ class Platform(StrEnum):
     system = "system"
 
 
+class Origin(StrEnum):
+    """Who chose the tool call: the person's own command, or a model (Claude or the
+    limited-mode matcher) acting on their words. The dispatcher gates agent calls."""
+
+    person = "person"
+    agent = "agent"
+
+
 class RequestContext(BaseModel):
     """Who is asking, from where. Built by an adapter, trusted by everything below it."""
 
@@ -71,6 +79,7 @@ class RequestContext(BaseModel):
     channel: str | None = None
     thread: str | None = None
     idempotency_key: str | None = None
+    origin: Origin = Origin.person
     request_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
@@ -243,11 +252,30 @@ class Tool:
     examples: tuple[str, ...] = ()
     # False keeps a tool away from the LLM (its output is a secret, e.g. a new API key).
     agent: bool = True
+    # True when the reply carries a secret (a new API key, an invite code): shown once to the
+    # requester, never stored in the audit trail or replay store, never given to a model.
+    secret_output: bool = False
+    # For a tool that both reads and writes (`/budget` shows, `/budget set` changes): the side
+    # effect of one call, from its arguments. None means always `side_effect`.
+    effect: Callable[[Any], SideEffect] | None = None
     _secret_fields: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
         self._secret_fields = frozenset(
             n for n, f in self.input_model.model_fields.items() if _extra(f).get("secret")
+        )
+
+    def effect_of(self, args: BaseModel) -> SideEffect:
+        return self.effect(args) if self.effect is not None else self.side_effect
+
+    def offered_to_agent(self, role: Role) -> bool:
+        """Whether a model acting for someone of `role` may call this tool at all: the same
+        rule builds the tools Claude is offered and gates what it asks for."""
+        return (
+            self.agent
+            and not self._secret_fields
+            and not self.secret_output
+            and role.allows(self.role)
         )
 
     # -- schema & syntax --
@@ -474,6 +502,8 @@ def tool(
     group: str = "general",
     examples: tuple[str, ...] = (),
     agent: bool = True,
+    secret_output: bool = False,
+    effect: Callable[[Any], SideEffect] | None = None,
     registry: Registry | None = None,
 ) -> Callable[[ToolFunc], Tool]:
     """Register an async function `f(tc: ToolContext, args: InputModel) -> Reply` as a tool.
@@ -495,6 +525,8 @@ def tool(
             group=group,
             examples=examples,
             agent=agent,
+            secret_output=secret_output,
+            effect=effect,
         )
         return (registry or REGISTRY).add(t)
 

@@ -173,6 +173,7 @@ class InviteInput(ToolInput):
     side_effect=SideEffect.admin,
     group="team",
     agent=False,
+    secret_output=True,
     description="Create a single-use invite code; `/join CODE` in Slack, Discord or the console "
     "links that identity (or a whole new workspace) to this organisation.",
     examples=("/invite @bob --role member", "/invite --role viewer --hours 24"),
@@ -206,7 +207,7 @@ async def invite(tc: ToolContext, args: InviteInput) -> Reply:
 
 
 class JoinInput(ToolInput):
-    code: str = arg(description="The invite code", positional=True)
+    code: str = arg(description="The invite code", positional=True, secret=True)
 
 
 @tool(
@@ -382,6 +383,7 @@ class ApiKeyCreateInput(ToolInput):
     group="team",
     description="Create an API key for the HTTP API (shown once).",
     agent=False,
+    secret_output=True,
     examples=('/apikey ci-bot --role member --scopes "list_deployments get_spend"',),
 )
 async def create_api_key(tc: ToolContext, args: ApiKeyCreateInput) -> Reply:
@@ -567,6 +569,7 @@ class TimezoneInput(ToolInput):
     input_model=TimezoneInput,
     role=Role.viewer,
     side_effect=SideEffect.admin,
+    effect=lambda a: SideEffect.none if a.timezone is None else SideEffect.admin,
     group="team",
     description="Show or (admins) set this workspace's timezone, used for spend periods, "
     "quiet hours and the digest.",

@@ -179,12 +179,14 @@ class CommandHandlers(SlackBase):
         if not key:
             await ack(response_action="errors", errors={blocks.CONNECT_KEY_BLOCK: "Paste the key."})
             return
-        SECRETS.add(key)
         await ack()
-        self.spawn(
-            self.connect(body, client, provider=provider or "", key=key, metadata=metadata),
-            what="connect",
-        )
+        # The task copies this context: the key is redacted in its log lines while it is
+        # verified, and joins the organisation's redaction set only once stored.
+        with SECRETS.pending(key):
+            self.spawn(
+                self.connect(body, client, provider=provider or "", key=key, metadata=metadata),
+                what="connect",
+            )
 
     async def connect(
         self,

@@ -32,7 +32,7 @@ from bot.agent.prompt import SystemPrompt, render_system_prompt
 from bot.agent.skills import SKILL_TOOL_NAMES, run_skill_tool, skill_tool_schemas
 from bot.logs import SECRETS, redact
 from storage import conversations, credentials, events, ledger
-from tools.contract import Button, ProgressSink, Reply, RequestContext
+from tools.contract import Button, Origin, ProgressSink, Reply, RequestContext
 from tools.metrics import AGENT_COST, AGENT_TOKENS
 from tools.services import Services
 from tools.skills import SkillSet, skills_for
@@ -60,7 +60,8 @@ CACHE_CONTROL = {"type": "ephemeral"}
 CUT_OFF_NOTE = "(My answer was cut off at the length limit. Ask me to continue, or narrow it down.)"
 REFUSAL_TEXT = (
     "Claude declined to answer this request (its safety checks stopped it). Nothing was run "
-    "because of it; try rephrasing, or use a slash command (/help)."
+    "because of it, and this exchange is not kept in the thread's memory; try rephrasing, or "
+    "use a slash command (/help)."
 )
 APPROVAL_FOR_MODEL = (
     "approval requested (#{id}) — the user must click Approve. Nothing has run yet; do not call "
@@ -121,10 +122,10 @@ class ClaudeAgent:
 
     def api_key_for(self, org_id: int) -> str | None:
         """The organisation's own Anthropic key when it has one, else ANTHROPIC_API_KEY."""
-        key = self._key_for_org(org_id) or self._default_key
-        if key:
-            SECRETS.add(key)
-        return key or None
+        own = self._key_for_org(org_id)
+        if own:
+            SECRETS.add(own, org_id=org_id)
+        return own or self._default_key or None
 
     def _stored_key(self, org_id: int) -> str | None:
         try:
@@ -183,13 +184,16 @@ class ClaudeAgent:
         tools = self.tool_definitions(ctx, skills)
         past = self._history(ctx)
         # A key pasted into chat is neither sent to Anthropic nor kept in the thread's memory.
-        run = _Run(new=[{"role": "user", "content": redact(text)}])
+        run = _Run(new=[{"role": "user", "content": redact(text, org_id=ctx.org_id)}])
         try:
             await self._loop(
                 self._client(api_key), ctx, system, tools, past, run, skills, progress, on_text
             )
             reply = self._final_reply(run)
-            self._remember(ctx, run.new)
+            if not run.refused:
+                # After a refusal Anthropic says to reset the context: the refused exchange is
+                # not kept, or every later message in the thread would be refused too.
+                self._remember(ctx, run.new)
         except ClaudeUnavailable as exc:
             log.warning("Claude unavailable for org %s: %s", ctx.org_id, exc.note)
             reply = await self._fallback(ctx, text, run, exc.note, progress)
@@ -207,7 +211,7 @@ class ClaudeAgent:
         prompt-cache breakpoint."""
         defs: list[dict[str, Any]] = []
         for t in self.services.registry.for_role(ctx.role):
-            if t.secret_fields or not t.agent:
+            if not t.offered_to_agent(ctx.role):
                 continue  # keys go through a modal or DM (`/connect`), never through Claude
             if t.name in SKILL_TOOL_NAMES:
                 log.warning("registry tool %s is shadowed by the agent's skill tool", t.name)
@@ -255,6 +259,14 @@ class ClaudeAgent:
                 run.note = CUT_OFF_NOTE
             elif stop == "refusal":
                 run.refused = True
+                details = getattr(message, "stop_details", None)
+                log.warning(
+                    "Claude refused (org %s, request %s): category=%s explanation=%s",
+                    ctx.org_id,
+                    ctx.request_id,
+                    getattr(details, "category", None),
+                    getattr(details, "explanation", None),
+                )
             return
         run.note = (
             f"(I stopped after {MAX_AGENT_ITERATIONS} steps without a final answer. "
@@ -336,8 +348,10 @@ class ClaudeAgent:
             if reply.approval_id is not None:
                 card = _card_text(reply)
                 text = APPROVAL_FOR_MODEL.format(id=reply.approval_id, card=card)
-                return _tool_result(block["id"], text, False), reply
-            return _tool_result(block["id"], reply.as_plain_text(), not reply.ok), reply
+                return _tool_result(block["id"], redact(text, org_id=ctx.org_id), False), reply
+            # Known secrets and key-shaped text never reach the model, whatever a tool returned.
+            text = redact(reply.as_plain_text(), org_id=ctx.org_id)
+            return _tool_result(block["id"], text, not reply.ok), reply
 
         done = await asyncio.gather(*(one(b) for b in uses))
         for _, reply in done:
@@ -558,13 +572,14 @@ def _tool_result(tool_use_id: str, text: str, is_error: bool) -> dict[str, Any]:
 
 
 def _call_ctx(ctx: RequestContext, name: str, args: dict[str, Any]) -> RequestContext:
-    """The caller's context for one tool call. A platform event's idempotency key is made
-    per call, so parallel calls do not replay each other while a retried event does not run
-    the same call twice."""
-    if not ctx.idempotency_key:
-        return ctx
-    digest = hashlib.sha256(json.dumps([name, args], sort_keys=True).encode()).hexdigest()[:16]
-    return ctx.model_copy(update={"idempotency_key": f"{ctx.idempotency_key}:{name}:{digest}"})
+    """The caller's context for one tool call, marked as chosen by the agent (the dispatcher
+    gates those). A platform event's idempotency key is made per call, so parallel calls do not
+    replay each other while a retried event does not run the same call twice."""
+    update: dict[str, Any] = {"origin": Origin.agent}
+    if ctx.idempotency_key:
+        digest = hashlib.sha256(json.dumps([name, args], sort_keys=True).encode()).hexdigest()[:16]
+        update["idempotency_key"] = f"{ctx.idempotency_key}:{name}:{digest}"
+    return ctx.model_copy(update=update)
 
 
 def _card_text(reply: Reply) -> str:

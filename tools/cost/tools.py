@@ -230,6 +230,7 @@ class BudgetInput(ToolInput):
     input_model=BudgetInput,
     role=Role.viewer,
     side_effect=SideEffect.admin,
+    effect=lambda a: SideEffect.none if a.action == "show" else SideEffect.admin,
     group="cost",
     description="Show the budget, or set one (admins): weekly or monthly, alert thresholds, "
     "optional hard cap and auto-stop.",
