@@ -22,6 +22,7 @@ def create(
     code: str,
     role: str,
     invited_user: str | None,
+    invited_platform: str | None = None,
     created_by: str,
     now: datetime,
     expires_at: datetime,
@@ -31,6 +32,7 @@ def create(
         code_hash=code_hash(code),
         role=role,
         invited_user=invited_user,
+        invited_platform=invited_platform,
         created_by=created_by,
         created_at=now,
         expires_at=expires_at,
@@ -38,6 +40,16 @@ def create(
     s.add(inv)
     s.flush()
     return inv
+
+
+def is_for(inv: Invite, *, platform: str, user_id: str) -> bool:
+    """Whether this person may redeem `inv`: anyone for an open invite, else exactly the bound
+    platform user id (display names never count: their owner chooses them)."""
+    if not inv.invited_user:
+        return True
+    if inv.invited_platform is not None and inv.invited_platform != platform:
+        return False
+    return inv.invited_user == user_id
 
 
 def lookup(s: Session, *, code: str) -> Invite | None:

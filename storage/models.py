@@ -79,7 +79,10 @@ class Invite(SQLModel, table=True):
     org_id: int = Field(foreign_key="organization.id", index=True)
     code_hash: str = Field(unique=True)
     role: str
+    # Bound to a platform user id (never a display name, which its owner can change);
+    # invited_platform is None only on invites created before 0006 (user id alone).
     invited_user: str | None = None
+    invited_platform: str | None = None
     created_by: str
     created_at: datetime
     expires_at: datetime

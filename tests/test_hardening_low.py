@@ -17,6 +17,7 @@ from test_monitor import WEBHOOK_ID, WEBHOOK_TOKEN, FakeDiscordWebhooks
 from bot.testing import BotHarness, running_bot
 from storage.db import Database
 from storage.models import AlertDelivery, AlertRoute
+from tools.contract import Platform, Reply, RequestContext
 
 GOOD_TAIL = f"/api/webhooks/{WEBHOOK_ID}/{WEBHOOK_TOKEN}"
 
@@ -283,3 +284,69 @@ def test_data_folder_with_the_generated_key_is_private(tmp_path: Path) -> None:
         os.umask(old)
     assert _mode(fresh) == 0o700 and _mode(fresh / "secret.key") == 0o600
     assert _mode(loose) == 0o700 and _mode(keyed) == 0o700
+
+
+# --- 13. /join is bound to the invited platform user id, not a display name -------------------
+
+
+def _slack(bot: BotHarness, *, user_id: str, name: str, workspace: str = "T1") -> RequestContext:
+    return bot.cockpit.context_for(
+        platform=Platform.slack, workspace_id=workspace, workspace_name=workspace,
+        user_id=user_id, display_name=name, channel="C1",
+    )
+
+
+async def _say(bot: BotHarness, ctx: RequestContext, text: str) -> Reply:
+    return await bot.cockpit.handle(ctx, text)
+
+
+def _code(reply: Reply) -> str:
+    import re
+
+    m = re.search(r"CK-[0-9A-F]{8}-[0-9A-F]{8}", reply.text)
+    assert m, reply.text
+    return m.group(0)
+
+
+async def test_invite_by_mention_ignores_a_copied_display_name(cockpit: BotHarness) -> None:
+    owner = _slack(cockpit, user_id="U0OWNER01", name="olivia")
+    invite = await _say(cockpit, owner, "/invite <@U0BOB0001> --role admin")
+    assert invite.ok, invite.text
+    assert "U0BOB0001" in (invite.title or "") + invite.text  # says who it is for
+    code = _code(invite)
+    # mallory names herself after bob's id (and after bob): display names are hers to choose
+    for name in ("U0BOB0001", "bob"):
+        mallory = _slack(cockpit, user_id="U0MAL0001", name=name, workspace="T9")
+        refused = await _say(cockpit, mallory, f"/join {code}")
+        assert not refused.ok and "for someone else" in refused.text
+    bob = _slack(cockpit, user_id="U0BOB0001", name="Bobby", workspace="T8")
+    welcome = await _say(cockpit, bob, f"/join {code}")
+    assert welcome.ok, welcome.text
+
+
+async def test_invite_by_name_binds_the_member_id(cockpit: BotHarness) -> None:
+    owner = _slack(cockpit, user_id="U0OWNER01", name="olivia")
+    _slack(cockpit, user_id="U0BOB0001", name="bob")  # bob is known here
+    invite = await _say(cockpit, owner, "/invite @bob --role admin")
+    assert invite.ok and "U0BOB0001" in (invite.title or "") + invite.text, invite.text
+    code = _code(invite)
+    mallory = _slack(cockpit, user_id="U0MAL0001", name="bob", workspace="T9")
+    refused = await _say(cockpit, mallory, f"/join {code}")
+    assert not refused.ok and "for someone else" in refused.text
+    bob = _slack(cockpit, user_id="U0BOB0001", name="bob")
+    assert (await _say(cockpit, bob, f"/join {code}")).ok
+    assert _slack(cockpit, user_id="U0BOB0001", name="bob").role.value == "admin"
+
+
+async def test_invite_for_an_unknown_name_says_how_to_name_the_person(
+    cockpit: BotHarness,
+) -> None:
+    owner = _slack(cockpit, user_id="U0OWNER01", name="olivia")
+    unknown = await _say(cockpit, owner, "/invite carol")
+    assert not unknown.ok
+    assert "carol" in unknown.text and "user id" in unknown.text
+    other = await _say(cockpit, owner, "/invite discord:123456789012345678")
+    assert other.ok and "discord" in (other.title or "") + other.text, other.text
+    code = _code(other)
+    same_id_on_slack = _slack(cockpit, user_id="123456789012345678", name="x", workspace="T9")
+    assert not (await _say(cockpit, same_id_on_slack, f"/join {code}")).ok

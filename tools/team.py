@@ -7,7 +7,9 @@ stay out of the agent's prompt budget.
 
 from __future__ import annotations
 
+import re
 import secrets
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Literal
 
@@ -159,7 +161,12 @@ async def leave(tc: ToolContext, args: ToolInput) -> Reply:
 
 
 class InviteInput(ToolInput):
-    user: str | None = arg(None, description="Only this person may use the code", positional=True)
+    user: str | None = arg(
+        None,
+        description="Only this person may use the code: an @mention, a member's name, or a "
+        "user id (slack:U…, discord:<id> for someone on another platform)",
+        positional=True,
+    )
     role: RoleName = arg("member", description="Role the code grants")
     hours: int = arg(
         DEFAULT_INVITE_HOURS, description="Hours until the code expires", ge=1, le=MAX_INVITE_HOURS
@@ -185,25 +192,92 @@ async def invite(tc: ToolContext, args: InviteInput) -> Reply:
     code = "CK-" + secrets.token_hex(4).upper() + "-" + secrets.token_hex(4).upper()
     now = tc.services.clock.now()
     expires = now + timedelta(hours=args.hours)
-    invited = args.user.lstrip("@").strip("<>@") if args.user else None
     with tc.services.db.session() as s:
+        invitee = _invitee(s, tc, args.user) if args.user else None
         invites.create(
             s,
             org_id=tc.org_id,
             code=code,
             role=role.value,
-            invited_user=invited,
+            invited_user=invitee.user_id if invitee else None,
+            invited_platform=invitee.platform if invitee else None,
             created_by=tc.request.user_id,
             now=now,
             expires_at=expires,
         )
-    who = f" for {args.user}" if args.user else ""
+    who = f" for {invitee.label}" if invitee else ""
     return Reply(
         title=f"Invite{who} as {role.value}",
         text=f"Code: {code}\nThey type `/join {code}`. Single use; "
         f"expires {expires:%Y-%m-%d %H:%M} UTC.",
         ephemeral=True,
     )
+
+
+# Who an invite is for is a platform user id, resolved when the invite is made: a display name
+# is chosen by its owner, so anyone could take the invited person's name to claim the code.
+INVITE_MENTION = re.compile(r"<@!?([A-Za-z0-9]+)(?:\|([^>]*))?>")
+USER_ID_SHAPES = {
+    "slack": re.compile(r"[UW][A-Z0-9]{6,20}"),
+    "discord": re.compile(r"[0-9]{15,21}"),
+    "console": re.compile(r"[\w.@-]{1,64}"),  # the OS user name
+}
+
+
+@dataclass(frozen=True)
+class Invitee:
+    platform: str
+    user_id: str
+    label: str  # what the reply says the invite is for
+
+
+def _invitee(s: Session, tc: ToolContext, ref: str) -> Invitee:
+    """Resolve `/invite <ref>` to a platform user id: an @mention (this platform), an explicit
+    `platform:id`, a member of this organisation by id or (unambiguous) name, or an id in this
+    platform's format. Anything else is refused with how to name the person."""
+    ref = ref.strip()
+    here = tc.request.platform.value
+    mention = INVITE_MENTION.fullmatch(ref)
+    prefix, colon, rest = ref.partition(":")
+    if mention:
+        platform, user_id = here, mention.group(1)
+    elif colon and prefix.lower() in USER_ID_SHAPES:
+        platform, user_id = prefix.lower(), rest.strip()
+    else:
+        name = ref.lstrip("@")
+        members = orgs.list_members(s, org_id=tc.org_id)
+        matches = [m for m in members if m.platform_user_id == name] or [
+            m for m in members if m.display_name == name
+        ]
+        if len(matches) > 1:
+            raise InvalidInput(
+                f"{len(matches)} members are called {name}.",
+                fix="Mention the person (@name from the list) or give their user id "
+                "(see /members).",
+            )
+        if matches:
+            m = matches[0]
+            return Invitee(m.platform, m.platform_user_id,
+                           f"{m.display_name} ({m.platform} {m.platform_user_id})")
+        platform, user_id = here, name
+        if not (here in USER_ID_SHAPES and USER_ID_SHAPES[here].fullmatch(name)):
+            raise InvalidInput(
+                f"I can't tell who {name} is: no member here has that name, and it is not a "
+                f"{here} user id.",
+                fix="Mention them (@name picked from the list), give their user id (slack:U…, "
+                "discord:<id> for someone on another platform), or leave the user out for a "
+                "code anyone can use.",
+            )
+    shape = USER_ID_SHAPES.get(platform)
+    if shape is None or not shape.fullmatch(user_id):
+        raise InvalidInput(
+            f"{user_id or ref} is not a {platform} user id.",
+            fix="Slack ids look like U0123ABCD, Discord ids are 17-20 digits.",
+        )
+    known = orgs.get_member(s, org_id=tc.org_id, platform=platform, platform_user_id=user_id)
+    shown: str | None = known.display_name if known else (mention.group(2) if mention else None)
+    label = f"{shown} ({platform} {user_id})" if shown else f"{platform} user {user_id}"
+    return Invitee(platform, user_id, label)
 
 
 class JoinInput(ToolInput):
@@ -231,8 +305,11 @@ async def join(tc: ToolContext, args: JoinInput) -> Reply:
             raise Conflict("That invite code was already used.", fix="Ask for a new one.")
         if inv.expires_at <= now:
             raise Conflict("That invite code has expired.", fix="Ask for a new one.")
-        if inv.invited_user and inv.invited_user not in (me.user_id, me.display_name):
-            raise Forbidden("That invite code is for someone else.")
+        if not invites.is_for(inv, platform=me.platform.value, user_id=me.user_id):
+            raise Forbidden(
+                "That invite code is for someone else.",
+                fix="Ask whoever invited you for a code made out to your own account.",
+            )
         target_org = inv.org_id
         if target_org != me.org_id:
             _check_workspace_can_move(s, me.org_id, me.role)
