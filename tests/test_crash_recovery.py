@@ -52,6 +52,7 @@ class Step:
     method: str  # the RunPodClient call the kill is tied to
     when: str  # before | after (the call returned, nothing recorded yet)
     nth: int = 1  # the nth call of that method
+    left: int = 0  # resources at the provider when the kill lands
 
     @property
     def id(self) -> str:
@@ -60,15 +61,15 @@ class Step:
 
 STEPS = [
     Step("serverless", "create_template", "before"),
-    Step("serverless", "create_template", "after"),  # template exists, its id not recorded
-    Step("serverless", "create_endpoint", "before"),  # template id recorded
-    Step("serverless", "create_endpoint", "after"),  # endpoint exists (bound to the template)
-    Step("serverless", "run", "before"),  # endpoint id written to the database
-    Step("serverless", "health", "before", nth=2),  # waiting for a healthy worker
+    Step("serverless", "create_template", "after", left=1),  # template id not recorded
+    Step("serverless", "create_endpoint", "before", left=1),  # template id recorded
+    Step("serverless", "create_endpoint", "after", left=2),  # endpoint (bound) not recorded
+    Step("serverless", "run", "before", left=2),  # endpoint id written to the database
+    Step("serverless", "health", "before", nth=2, left=2),  # waiting for a healthy worker
     Step("pod", "create_pod", "before"),
-    Step("pod", "create_pod", "after"),  # pod exists, its id not recorded
-    Step("pod", "get_pod", "before"),  # pod id written to the database
-    Step("pod", "get_pod", "before", nth=2),  # waiting for the pod to run
+    Step("pod", "create_pod", "after", left=1),  # pod exists, its id not recorded
+    Step("pod", "get_pod", "before", left=1),  # pod id written to the database
+    Step("pod", "get_pod", "before", nth=2, left=1),  # waiting for the pod to run
 ]
 
 
@@ -143,6 +144,8 @@ async def test_kill_at_each_saga_step_leaves_nothing_after_restart(
         (executing,) = db.execute(
             "select count(*) from approval where status='executing'").fetchone()
     assert executing == 1  # as the kill left it
+    saved = json.loads((after_kill / "sandbox-state.json").read_text())
+    assert sum(len(saved[k]) for k in ("templates", "endpoints", "pods")) == step.left
 
     restart = FakeClock(clock.now() + timedelta(seconds=30))
     async with running_bot(
