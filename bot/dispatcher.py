@@ -239,12 +239,12 @@ class Dispatcher:
     ) -> Reply:
         """Run a claimed approval; it always ends in a terminal state, even when the run is
         cancelled (shutdown, a cancelled task) or fails in a way no tool expected."""
-        status, result = "failed", "interrupted before it finished (cancelled or shut down)"
+        status, result, reason = "failed", "", "interrupted before it finished (cancelled)"
         try:
             reply = await self._execute(
                 requester, tool, args, progress=progress, approved_by=approver.user_id
             )
-            status = "executed" if reply.ok else "failed"
+            status, reason = ("executed" if reply.ok else "failed"), None
             result = scrub(reply.as_plain_text())
             return reply
         finally:
@@ -255,6 +255,8 @@ class Dispatcher:
                     approval_id=approval_id,
                     status=status,
                     result_text=result,
+                    reason=reason,
+                    only_if="executing",
                 )
 
     async def _still_within_budget(
