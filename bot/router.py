@@ -7,11 +7,13 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from tools.contract import Registry, Tool
+from tools.contract import Registry, Tool, parse_id
 from tools.errors import InvalidInput
 
 # `/cockpit deploy qwen` is the same as `/deploy qwen` (Slack registers one umbrella command).
 UMBRELLA_COMMANDS = ("cockpit",)
+DECISION_COMMANDS = ("approve", "cancel")
+MAX_SHOWN = 40  # of a bad argument echoed in an error
 
 
 @dataclass
@@ -38,12 +40,13 @@ def split_command(text: str) -> tuple[str, str]:
 
 def approval_decision(text: str) -> tuple[str, int] | None:
     """`/approve 12` or `/cancel 12`: a typed decision on a pending approval (for surfaces
-    without buttons, and for approvals requested through the HTTP API)."""
+    without buttons, and for approvals requested through the HTTP API). None unless the id is
+    ASCII digits within the id column's range; `parse` then explains what was wrong."""
     name, rest = split_command(text)
-    ref = rest.strip().lstrip("#")
-    if name in ("approve", "cancel") and ref.isdigit():
-        return name, int(ref)
-    return None
+    if name not in DECISION_COMMANDS:
+        return None
+    approval_id = parse_id(rest)
+    return None if approval_id is None else (name, approval_id)
 
 
 def parse(registry: Registry, text: str) -> ToolCall:
@@ -51,6 +54,13 @@ def parse(registry: Registry, text: str) -> ToolCall:
     `InvalidInput` carrying the usage line generated from the tool's schema."""
     name, rest = split_command(text)
     tool = registry.by_command(name)
+    if tool is None and name in DECISION_COMMANDS:
+        # `approval_decision` did not accept the id ("²", "#", 2**63, ...).
+        shown = rest if len(rest) <= MAX_SHOWN else rest[: MAX_SHOWN - 1] + "…"
+        raise InvalidInput(
+            f"{shown!r} is not an approval number." if shown else "Which approval?",
+            fix=f"Use the number on the card, e.g. /{name} 12.",
+        )
     if tool is None:
         raise InvalidInput(f"Unknown command /{name}.", fix=_suggest(registry, name))
     return ToolCall(tool=tool, args=tool.parse_command(rest))

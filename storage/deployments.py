@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session, col, func, or_, select
 
 from storage.models import Deployment, DeploymentRevision
 
@@ -39,30 +40,75 @@ def by_idempotency_key(s: Session, *, org_id: int, key: str) -> Deployment | Non
     ).first()
 
 
+# Longer than any name (40), model id or endpoint id: such a reference names nothing.
+MAX_REF_CHARS = 200
+SQL_ID_MAX = 2**63 - 1
+SUGGESTIONS = 3
+MAX_CANDIDATES = 5_000  # an organisation's deployments scanned for a name or a suggestion
+
+
 def find(s: Session, *, org_id: int, ref: str, include_deleted: bool = False) -> list[Deployment]:
-    """Deployments matching a reference: id ("#3" or "3"), exact name, endpoint id, or a model
-    name fragment. Newest first."""
-    ref = ref.strip().lstrip("#")
+    """Deployments a person's reference names exactly: an id ("3" or "#3"), else a name
+    (case-insensitive), else an endpoint id or a full model id. Never a fragment or a pattern:
+    "2" does not mean "the one whose model has a 2 in it". Newest first; [] when nothing
+    matches (see `suggest`)."""
+    ref = ref.strip().removeprefix("#").strip()
+    if not ref or len(ref) > MAX_REF_CHARS:
+        return []
     stmt = select(Deployment).where(Deployment.org_id == org_id)
     if not include_deleted:
         stmt = stmt.where(col(Deployment.status) != "deleted")
-    if ref.isdigit():
-        exact = s.exec(stmt.where(Deployment.id == int(ref))).first()
-        if exact:
-            return [exact]
-    exact_rows = s.exec(
-        stmt.where(or_(Deployment.name == ref, Deployment.provider_endpoint_id == ref))
-    ).all()
-    if exact_rows:
-        return list(exact_rows)
-    like = f"%{ref.lower()}%"
-    return list(
-        s.exec(
-            stmt.where(
-                or_(col(Deployment.model_id).ilike(like), col(Deployment.name).ilike(like))
-            ).order_by(col(Deployment.id).desc())
+    if ref.isascii() and ref.isdigit() and len(ref) <= len(str(SQL_ID_MAX)):
+        number = int(ref)
+        if 1 <= number <= SQL_ID_MAX:
+            exact = s.exec(stmt.where(Deployment.id == number)).first()
+            if exact:
+                return [exact]
+    wanted = ref.casefold()
+    if ref.isascii():
+        # The common case stays one indexed-size query: ASCII lower() is the same everywhere.
+        stmt = stmt.where(
+            or_(
+                func.lower(Deployment.name) == wanted,
+                Deployment.provider_endpoint_id == ref,
+                func.lower(Deployment.model_id) == wanted,
+            )
         )
-    )
+    # Equality is decided here (casefold); SQL lower() only narrows: SQLite lowers ASCII alone,
+    # PostgreSQL all of Unicode, so the engine never decides what a reference means.
+    rows = _candidates(s, stmt)
+    for matches in (
+        [d for d in rows if d.name.casefold() == wanted],
+        [d for d in rows if d.provider_endpoint_id == ref],
+        [d for d in rows if d.model_id.casefold() == wanted],
+    ):
+        if matches:
+            return matches
+    return []
+
+
+def suggest(
+    s: Session, *, org_id: int, ref: str, include_deleted: bool = False, n: int = SUGGESTIONS
+) -> list[Deployment]:
+    """The deployments whose names are closest to a reference that matched nothing (difflib,
+    plus names that contain it), for a "did you mean" line. Suggestions never act."""
+    ref = ref.strip().removeprefix("#").strip().casefold()[:MAX_REF_CHARS]
+    if not ref:
+        return []
+    stmt = select(Deployment).where(Deployment.org_id == org_id)
+    if not include_deleted:
+        stmt = stmt.where(col(Deployment.status) != "deleted")
+    rows = _candidates(s, stmt)
+    by_name: dict[str, Deployment] = {}
+    for d in rows:
+        by_name.setdefault(d.name.casefold(), d)
+    close = difflib.get_close_matches(ref, list(by_name), n=n, cutoff=0.6)
+    close += [k for k in by_name if ref in k and k not in close]
+    return [by_name[k] for k in close[:n]]
+
+
+def _candidates(s: Session, stmt: Any) -> list[Deployment]:
+    return list(s.exec(stmt.order_by(col(Deployment.id).desc()).limit(MAX_CANDIDATES)))
 
 
 def list_for(

@@ -170,7 +170,8 @@ async def test_plain_words_in_limited_mode(bot: BotHarness) -> None:
     spend = await bot.send("what's my spend this week", user="alice")
     assert spend.ok and (spend.title or "").startswith("Spend this week")
     assert "limited mode" in (spend.footer or "")
-    healthy = await bot.send("is qwen healthy?", user="alice")
+    # A reference is an id or an exact name (any case), never a fragment (issue 14, finding 4).
+    healthy = await bot.send("is qwen2.5-0.5b-instruct healthy?", user="alice")
     assert healthy.ok and "#1" in (healthy.title or ""), healthy.as_plain_text()
     bot.clock.advance(20 * 60)
     stopped = await bot.send("stop the idle ones", user="alice")

@@ -7,19 +7,54 @@ only ever talk to tools through these types.
 
 from __future__ import annotations
 
+import math
 import shlex
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from annotated_types import MaxLen
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from tools.errors import CockpitError, InvalidInput
 
 if TYPE_CHECKING:
     from tools.services import Services
+
+
+# Integers reach SQLite/PostgreSQL BIGINT columns: anything outside signed 64 bits overflows the
+# driver, so the contract rejects it before any query is built.
+DB_INT_MIN = -(2**63)
+DB_INT_MAX = 2**63 - 1
+_ID_DIGITS = len(str(DB_INT_MAX))
+# Longest text a tool argument may carry unless its field sets its own `max_length`; a list of
+# words (a chat message) may carry MAX_WORDS_CHARS in all. Nothing a person types legitimately
+# comes near: these bound what reaches a query, a regex or a provider.
+MAX_TEXT_CHARS = 4_000
+MAX_WORDS_CHARS = 20_000
+
+
+def parse_id(value: object) -> int | None:
+    """A row id typed or clicked by a person ("12", "#12"): ASCII digits only (`"²".isdigit()`
+    is true, and int() reads Arabic-Indic digits), 1 ≤ id ≤ DB_INT_MAX; None for anything else."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip().removeprefix("#")
+    if not text or len(text) > _ID_DIGITS or not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if 1 <= number <= DB_INT_MAX else None
 
 
 class Role(StrEnum):
@@ -227,9 +262,63 @@ def arg(
 
 
 class ToolInput(BaseModel):
-    """Base for tool input models: unknown arguments are an error, never silently dropped."""
+    """Base for tool input models: unknown arguments are an error, never silently dropped.
+
+    Every field is also bounded here, once for all tools: integers fit a signed 64-bit column,
+    numbers are finite, texts are valid UTF-8 without NUL and at most MAX_TEXT_CHARS long (a
+    field's own `max_length` wins), so bad input is an InvalidInput, never a driver error."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _bounded(cls, value: Any, info: ValidationInfo) -> Any:
+        name = info.field_name or "input"
+        if isinstance(value, list):
+            total = 0
+            for item in value:
+                _check_scalar(item, limit=None)
+                total += len(item) if isinstance(item, str) else 0
+            if total > MAX_WORDS_CHARS:
+                raise PydanticCustomError(
+                    "too_long", "is too long ({n:,} characters; at most {limit:,})",
+                    {"n": total, "limit": MAX_WORDS_CHARS},
+                )
+            return value
+        field_info = cls.model_fields.get(name)
+        own_limit = field_info is not None and any(
+            isinstance(m, MaxLen) for m in field_info.metadata
+        )
+        _check_scalar(value, limit=None if own_limit else MAX_TEXT_CHARS)
+        return value
+
+
+def _check_scalar(value: Any, *, limit: int | None) -> None:
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if not DB_INT_MIN <= value <= DB_INT_MAX:
+            raise PydanticCustomError(
+                "out_of_range", "is out of range (at most {limit})", {"limit": DB_INT_MAX}
+            )
+    elif isinstance(value, Decimal | float):
+        finite = value.is_finite() if isinstance(value, Decimal) else math.isfinite(value)
+        if not finite or abs(float(value)) > DB_INT_MAX:
+            raise PydanticCustomError("out_of_range", "must be a finite, reasonable number")
+    elif isinstance(value, str):
+        if limit is not None and len(value) > limit:
+            raise PydanticCustomError(
+                "too_long", "is too long ({n:,} characters; at most {limit:,})",
+                {"n": len(value), "limit": limit},
+            )
+        if "\x00" in value:
+            raise PydanticCustomError("invalid_text", "must not contain a NUL character")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise PydanticCustomError(
+                "invalid_text", "is not valid text (it contains a lone surrogate)"
+            ) from None
 
 
 class NoArgs(ToolInput):

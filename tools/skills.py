@@ -32,6 +32,7 @@ SHIPPED_SKILLS_DIR = Path(__file__).resolve().parents[1] / "skills"
 SKILLS_EXTRA_KEY = "skills"  # where bot.app keeps the loaded SkillSet in Services.extras
 
 MAX_NAME_CHARS = 64
+MAX_SKILL_PATH_CHARS = 1024
 MAX_DESCRIPTION_CHARS = 1024
 MAX_SKILLS_PER_DIR = 200  # bound the scan of a user-supplied folder
 MAX_SKILL_FILE_BYTES = 200_000  # SKILL.md and any file read through read_skill_file
@@ -77,6 +78,9 @@ class Skill:
         rel = (relative or "").strip()
         if not rel:
             raise InvalidInput("Give the path of a file inside the skill, e.g. references/x.md.")
+        if "\x00" in rel or len(rel) > MAX_SKILL_PATH_CHARS:
+            # The OS refuses NUL in a path with ValueError, which is not an answer for a person.
+            raise InvalidInput("That is not a file path (NUL character or too long).")
         pure = Path(rel)
         if pure.is_absolute() or rel.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", rel):
             raise InvalidInput(f"{rel!r} is an absolute path; use a path relative to the skill.")
@@ -275,7 +279,7 @@ def _disabled(
 def _inside(path: Path, root: Path) -> bool:
     try:
         return path.resolve().is_relative_to(root)
-    except (OSError, RuntimeError):  # symlink loops
+    except (OSError, RuntimeError, ValueError):  # symlink loops; NUL in a path
         return False
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import logging
 import sys
+import uuid
 from pathlib import Path
 from typing import TextIO
 
@@ -20,6 +22,12 @@ CONSOLE_WORKSPACE_ID = "local"
 CONSOLE_WORKSPACE_NAME = "local"
 PROMPT = "cockpit> "
 EXIT_WORDS = {"exit", "quit", "/exit", "/quit"}
+INTERNAL_ERROR_TEXT = (
+    "Error: something went wrong while handling that (reference {ref}). Nothing else was "
+    "changed; the details are in the bot's logs."
+)
+
+log = logging.getLogger(__name__)
 
 
 def default_user() -> str:
@@ -104,7 +112,13 @@ class Console:
                 continue
             if not self.interactive:
                 self.say(f"{PROMPT}{line.strip()}")
-            await self.handle_line(line)
+            try:
+                await self.handle_line(line)
+            except Exception:
+                # A bug below must not end the session: say so with a reference, log the rest.
+                ref = f"console-{uuid.uuid4().hex[:8]}"
+                log.exception("console line failed (reference %s)", ref)
+                self.say(INTERNAL_ERROR_TEXT.format(ref=ref))
 
     async def handle_line(self, line: str) -> None:
         self._streamed = False

@@ -24,7 +24,7 @@ from bot.adapters.discord_render import (
     note_embed,
 )
 from bot.adapters.discord_stream import ThreadProgress, is_dm, is_thread
-from tools.contract import Reply
+from tools.contract import Reply, parse_id
 
 CUSTOM_ID_PREFIX = "cockpit"
 APPROVE_PREFIX = f"{CUSTOM_ID_PREFIX}:approve:"
@@ -136,10 +136,11 @@ def reply_view(reply: Reply, *, skip_approval: int | None = None) -> discord.ui.
     items: list[discord.ui.Item[Any]] = []
     for b in reply.buttons[:MAX_BUTTONS]:
         if b.action in ("approve", "cancel"):
-            if not b.value.isdigit() or int(b.value) == skip_approval:
+            approval_id = parse_id(b.value)
+            if approval_id is None or approval_id == skip_approval:
                 continue
             cls = ApproveButton if b.action == "approve" else CancelButton
-            items.append(cls(int(b.value), label=b.label))
+            items.append(cls(approval_id, label=b.label))
         else:
             command = b.value.lstrip("/")
             if not command or len(COMMAND_PREFIX) + len(command) > MAX_CUSTOM_ID:
@@ -166,9 +167,9 @@ def remaining_view(message: discord.Message | None, approval_id: int) -> discord
             label = getattr(comp, "label", None) or ""
             for prefix, cls in ((APPROVE_PREFIX, ApproveButton), (CANCEL_PREFIX, CancelButton)):
                 if custom_id.startswith(prefix):
-                    rest = custom_id[len(prefix) :]
-                    if rest.isdigit() and int(rest) != approval_id:
-                        items.append(cls(int(rest), label=label))
+                    other = parse_id(custom_id[len(prefix) :])
+                    if other is not None and other != approval_id:
+                        items.append(cls(other, label=label))
             if custom_id.startswith(COMMAND_PREFIX):
                 items.append(CommandButton(custom_id[len(COMMAND_PREFIX) :], label=label))
     if not items:
@@ -213,6 +214,10 @@ class ApprovalHandlers(DiscordBase):
     async def decide(
         self, interaction: discord.Interaction, approval_id: int, *, approve: bool
     ) -> None:
+        if parse_id(str(approval_id)) is None:
+            # A custom_id is client-controlled: 2**63 matches the template's digits, no row.
+            await self.tell(interaction, "That button does not carry an approval id.")
+            return
         channel = interaction.channel
         card = interaction.message
         in_thread = is_thread(channel)

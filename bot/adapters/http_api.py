@@ -4,6 +4,10 @@
     POST /api/v1/tools/{name}        run one (JSON body = arguments)
     GET  /api/v1/openapi.json        an OpenAPI 3.1 description
 
+`Idempotency-Key: <up to 200 printable characters>` on a POST makes a retry safe: the same key
+for the same tool with the same API key returns the first answer (the same approval id) and
+runs nothing again. Keys are scoped per API key, so one client can never replay another's.
+
 Status codes: 200 done · 202 approval requested (a person approves it in chat with the buttons
 or `/approve <id>`) · 400 bad arguments · 401 missing, wrong, expired or revoked key · 403 role
 or scope too small · 404 unknown tool or resource · 429 rate limited (Retry-After)."""
@@ -11,7 +15,11 @@ or scope too small · 404 unknown tool or resource · 429 rate limited (Retry-Af
 from __future__ import annotations
 
 import json
+import logging
 import math
+import re
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -24,7 +32,14 @@ from tools.contract import Platform, Reply, RequestContext, Role, Tool
 if TYPE_CHECKING:
     from bot.app import Cockpit
 
+log = logging.getLogger(__name__)
+
 API_PREFIX = "/api/v1"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY_CHARS = 200
+_IDEMPOTENCY_KEY = re.compile(rf"[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_CHARS}}}")
+MAX_JSON_DEPTH = 32  # tool arguments are flat; deeper bodies are refused before anything runs
+BAD_BODY = "The body must be a JSON object of arguments (UTF-8)."
 API_WORKSPACE_PREFIX = "api-org-"
 STATUS_BY_CODE = {
     "invalid_input": 400,
@@ -38,9 +53,72 @@ STATUS_BY_CODE = {
 
 def add_api_routes(app: web.Application, cockpit: Cockpit) -> None:
     api = HttpApi(cockpit)
-    app.router.add_get(f"{API_PREFIX}/tools", api.list_tools)
-    app.router.add_post(f"{API_PREFIX}/tools/{{name}}", api.call_tool)
-    app.router.add_get(f"{API_PREFIX}/openapi.json", api.openapi)
+    app.router.add_get(f"{API_PREFIX}/tools", _guarded(api.list_tools))
+    app.router.add_post(f"{API_PREFIX}/tools/{{name}}", _guarded(api.call_tool))
+    app.router.add_get(f"{API_PREFIX}/openapi.json", _guarded(api.openapi))
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _guarded(handler: Handler) -> Handler:
+    """An unexpected exception becomes a problem+json 500 naming a reference (the traceback is
+    logged under it), never aiohttp's bare "Server got itself in trouble"."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except Exception:
+            ref = f"api-{uuid.uuid4().hex[:12]}"
+            log.exception("HTTP API %s %s failed (reference %s)", request.method,
+                          request.path, ref)
+            return _problem(500, "Internal Server Error",
+                            f"Something went wrong on our side (reference {ref}). Nothing else "
+                            "was changed; the details are in the bot's logs.", request_id=ref)
+
+    return guarded
+
+
+def _read_arguments(body: bytes) -> dict[str, Any] | str:
+    """The JSON object of arguments, or why the body is not one (for a 400)."""
+    if not body.strip():
+        return {}
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"The body is not valid UTF-8 (byte {exc.start}). {BAD_BODY}"
+    try:
+        raw = json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        return f"The body is not valid JSON ({exc.msg}, line {exc.lineno}). {BAD_BODY}"
+    except RecursionError:
+        return f"The body is nested too deeply (at most {MAX_JSON_DEPTH} levels). {BAD_BODY}"
+    except ValueError as exc:  # NaN/Infinity, an integer of thousands of digits
+        return f"The body has a value JSON arguments cannot carry ({exc}). {BAD_BODY}"
+    if not isinstance(raw, dict):
+        return BAD_BODY
+    if _too_deep(raw, MAX_JSON_DEPTH):
+        return f"The body is nested too deeply (at most {MAX_JSON_DEPTH} levels). {BAD_BODY}"
+    return raw
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return False
 
 
 def _problem(status: int, title: str, detail: str, **extra: Any) -> web.Response:
@@ -134,12 +212,18 @@ class HttpApi:
         if "*" not in scopes and tool.name not in scopes:
             self._audit_denied(ctx, tool, "outside the API key's scopes")
             return _problem(403, "Forbidden", f"This API key's scopes do not include {name}.")
-        try:
-            raw = await request.json() if request.can_read_body else {}
-        except json.JSONDecodeError:
-            return _problem(400, "Bad Request", "The body must be a JSON object of arguments.")
-        if not isinstance(raw, dict):
-            return _problem(400, "Bad Request", "The body must be a JSON object of arguments.")
+        idempotency = request.headers.get(IDEMPOTENCY_HEADER)
+        if idempotency is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency):
+            return _problem(400, "Bad Request", f"{IDEMPOTENCY_HEADER} must be 1 to "
+                            f"{MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII characters.")
+        raw = _read_arguments(await request.read() if request.can_read_body else b"")
+        if isinstance(raw, str):
+            return _problem(400, "Bad Request", raw)
+        if idempotency is not None:
+            # Scoped to this API key and tool: another key (or tenant) never gets this answer.
+            ctx = ctx.model_copy(
+                update={"idempotency_key": f"api:{key.id}:{tool.name}:{idempotency}"}
+            )
         reply = await self.cockpit.dispatcher.run(ctx, tool.name, raw)
         return self._respond(reply)
 
@@ -176,6 +260,7 @@ class HttpApi:
             paths[f"{API_PREFIX}/tools/{t.name}"] = {"post": {
                 "summary": t.summary, "description": t.description.strip(),
                 "security": [{"bearer": []}],
+                "parameters": [{"$ref": "#/components/parameters/IdempotencyKey"}],
                 "requestBody": {"required": False, "content": {"application/json": {
                     "schema": t.anthropic_schema()["input_schema"]}}},
                 "responses": {
@@ -185,9 +270,20 @@ class HttpApi:
                     "401": {"description": "Missing, wrong, expired or revoked key"},
                     "403": {"description": "Role or scope too small"},
                     "404": {"description": "Unknown tool or resource"},
-                    "429": {"description": "Rate limited; see Retry-After"}}}}
+                    "429": {"description": "Rate limited; see Retry-After"},
+                    "500": {"description": "A bug on our side; `request_id` names it in the "
+                            "logs"}}}}
         return web.json_response({
             "openapi": "3.1.0",
             "info": {"title": "AI Dev Cockpit API", "version": "1"},
-            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+            "components": {
+                "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+                "parameters": {"IdempotencyKey": {
+                    "name": IDEMPOTENCY_HEADER, "in": "header", "required": False,
+                    "description": "Makes a retry safe: the same key for the same tool with the "
+                    "same API key returns the first answer (the same approval id) and runs "
+                    "nothing again. Scoped per API key.",
+                    "schema": {"type": "string", "minLength": 1,
+                               "maxLength": MAX_IDEMPOTENCY_KEY_CHARS,
+                               "pattern": "^[\\x21-\\x7e]+$"}}}},
             "paths": paths})

@@ -15,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.adapters import slack_blocks as blocks
 from bot.adapters.slack_base import SlackBase, log
 from bot.adapters.slack_post import SlackConversation
+from tools.contract import parse_id
 
 
 class ApprovalHandlers(SlackBase):
@@ -66,9 +67,9 @@ class ApprovalHandlers(SlackBase):
             broadcast_final=True,
             team_id=team.get("id") or user.get("team_id"),
         )
-        try:
-            approval_id = int(action.get("value") or "")
-        except ValueError:
+        # A button value is client-controlled text: ASCII digits within the id column only.
+        approval_id = parse_id(action.get("value"))
+        if approval_id is None:
             await self.tell(conversation, "That button does not carry an approval id.")
             return
         key = (ctx.org_id, approval_id)

@@ -159,11 +159,24 @@ async def preview_deploy(tc: ToolContext, args: DeployInput) -> Reply:
 # --- reading ----------------------------------------------------------------------------------
 
 
+MAX_REF_SHOWN = 60
+
+
 def find_deployment(tc: ToolContext, ref: str, *, include_deleted: bool = False) -> Deployment:
     with tc.services.db.session() as s:
         found = deployments.find(s, org_id=tc.org_id, ref=ref, include_deleted=include_deleted)
+        close = (
+            []
+            if found
+            else deployments.suggest(s, org_id=tc.org_id, ref=ref, include_deleted=include_deleted)
+        )
     if not found:
-        raise NotFound(f"No deployment matches {ref!r}.", fix="See /deployments.")
+        shown = ref if len(ref) <= MAX_REF_SHOWN else ref[: MAX_REF_SHOWN - 1] + "…"
+        hint = ", ".join(f"#{d.id} {d.name}" for d in close)
+        raise NotFound(
+            f"No deployment matches {shown!r} (use its number or its exact name).",
+            fix=f"Did you mean {hint}? See /deployments." if hint else "See /deployments.",
+        )
     if len(found) > 1:
         names = ", ".join(f"#{d.id} {d.name} ({d.status})" for d in found[:5])
         raise InvalidInput(
@@ -223,7 +236,7 @@ class RefInput(ToolInput):
     input_model=RefInput,
     group="deploy",
     description="Health, workers and recent failures of a deployment.",
-    examples=("/status 3", "/status qwen"),
+    examples=("/status 3", "/status prod-chat"),
 )
 async def deployment_status(tc: ToolContext, args: RefInput) -> Reply:
     dep = find_deployment(tc, args.deployment, include_deleted=True)
