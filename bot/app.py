@@ -22,7 +22,7 @@ from storage.db import Database
 from tools.clock import Clock
 from tools.contract import REGISTRY, Platform, ProgressSink, Registry, Reply, RequestContext, Role
 from tools.deploy.saga import recover_interrupted
-from tools.errors import CockpitError
+from tools.errors import CockpitError, InvalidInput, RateLimited
 from tools.metrics import COMMANDS
 from tools.services import Services
 from tools.skills import SKILLS_EXTRA_KEY, load_skills
@@ -42,6 +42,15 @@ BUILTIN_TOOL_MODULES = (
 )
 DEFAULT_NEW_MEMBER_ROLE = Role.member
 CHAT_TOOL = "chat_with_model"
+# Longest message taken from any surface, checked here once for all of them. Plain words are a
+# request to the agent or the limited-mode matcher: 4,000 characters is a long paragraph (and
+# Discord's own ceiling), about 1k tokens of Claude input per turn.
+MAX_MESSAGE_CHARS = 4_000
+# Text meant for a deployed model (thread chat, `/chat <deployment> <prompt>`, so commands too)
+# may carry a pasted document or code: about 4k tokens, half of the 8,192-token context a deploy
+# gets by default (the other half for history and the answer), and a bound on what one message
+# can make us send and store.
+MAX_MODEL_CHAT_CHARS = 16_000
 
 
 def load_tool_modules(modules: tuple[str, ...] = BUILTIN_TOOL_MODULES) -> None:
@@ -207,6 +216,9 @@ class Cockpit:
             platform=ctx.platform.value, kind="command" if router.is_command(text) else "message"
         ).inc()
         if router.is_command(text):
+            too_long = self._too_long(text, MAX_MODEL_CHAT_CHARS, "Commands")
+            if too_long is not None:
+                return too_long
             decision = router.approval_decision(text)
             if decision is not None:
                 verb, approval_id = decision
@@ -232,7 +244,16 @@ class Cockpit:
     ) -> Reply:
         """Plain words: Claude when the organisation has an Anthropic key (its own, see
         `ClaudeAgent.api_key_for`, else ANTHROPIC_API_KEY), otherwise the limited-mode matcher.
-        `on_text` receives Claude's text deltas as they stream."""
+        `on_text` receives Claude's text deltas as they stream.
+
+        An over-long message, or one from someone over the rate limit, is refused before any
+        matching or model call. The limit is only looked at here: the tool a message leads to
+        counts it (in the dispatcher), so one message that runs one tool still counts once."""
+        refused = self._too_long(text, MAX_MESSAGE_CHARS, "Messages")
+        if refused is None:
+            refused = self._over_rate_limit(ctx)
+        if refused is not None:
+            return refused
         if self.agent.api_key_for(ctx.org_id):
             return await self.agent.respond(ctx, text, progress=progress, on_text=on_text)
         return await offline.respond(self.dispatcher, ctx, text, progress=progress)
@@ -258,6 +279,9 @@ class Cockpit:
     ) -> Reply:
         """A message in a model-chat thread, sent on to the model as data (never parsed as a
         command, so text that starts with `--` or `/` is just text)."""
+        too_long = self._too_long(text, MAX_MODEL_CHAT_CHARS, "Messages to a model")
+        if too_long is not None:
+            return too_long
         return await self.dispatcher.run(
             ctx, CHAT_TOOL, {"deployment": str(deployment_id), "message": [text]},
             progress=progress, stream=stream,
@@ -270,3 +294,27 @@ class Cockpit:
 
     async def cancel(self, ctx: RequestContext, approval_id: int) -> Reply:
         return await self.dispatcher.cancel(ctx, approval_id)
+
+    # -- entry checks -----------------------------------------------------------------------
+
+    def _refusal(self, exc: CockpitError) -> Reply:
+        reply = Reply.from_error(exc)
+        reply.footer = self.services.footer
+        return reply
+
+    def _too_long(self, text: str, limit: int, what: str) -> Reply | None:
+        if len(text) <= limit:
+            return None
+        return self._refusal(
+            InvalidInput(
+                f"{what} are limited to {limit:,} characters; this one has {len(text):,}.",
+                fix="Shorten it or send it in parts.",
+            )
+        )
+
+    def _over_rate_limit(self, ctx: RequestContext) -> Reply | None:
+        try:
+            self.dispatcher.rate_limiter.peek(ctx)
+        except RateLimited as exc:
+            return self._refusal(exc)
+        return None

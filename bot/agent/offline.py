@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tools.contract import ProgressSink, Reply, RequestContext
+from tools.errors import RateLimited
 
 if TYPE_CHECKING:
     from bot.dispatcher import Dispatcher
@@ -25,11 +26,54 @@ NOT_UNDERSTOOD = (
 )
 
 
+# Limited mode follows short requests. Past this (once whitespace is collapsed) a text is "not
+# understood" without being scanned: a paragraph that mentions "budget" is not a budget request.
+MAX_MATCH_CHARS = 1_000
+
+# Politeness around a request, peeled off before matching ("can you ... for me, please?").
+_POLITE_PREFIXES = ("please ", "pls ", "kindly ", "can you ", "could you ", "would you ",
+                    "will you ")
+_POLITE_SUFFIXES = (" please", " pls", " for me", " thanks", " thank you")
+_TRAILING = " ,?.!"
+
+
+def normalise(text: str) -> str:
+    """The text the intent patterns see: whitespace runs collapsed to one space, politeness and
+    trailing punctuation peeled off, curly apostrophes made straight.
+
+    This is what keeps matching linear: no pattern ever meets two adjacent whitespace
+    characters or a run of trailing punctuation, so none of them needs a quantifier over
+    whitespace or punctuation next to another that could match the same characters. (Peeling
+    moves two indices and slices once, so a text of 10,000 "please" stays linear too.)"""
+    text = " ".join(text.split()).replace("\u2019", "'")
+    start, end = 0, len(text)
+    while True:
+        before = (start, end)
+        while end > start and text[end - 1] in _TRAILING:
+            end -= 1
+        for prefix in _POLITE_PREFIXES:
+            if text[start : start + len(prefix)].lower() == prefix:
+                start += len(prefix)
+                break
+        for suffix in _POLITE_SUFFIXES:
+            if end - start >= len(suffix) and text[end - len(suffix) : end].lower() == suffix:
+                end -= len(suffix)
+                break
+        if (start, end) == before:
+            return text[start:end]
+
+
+Build = Callable[[re.Match[str]], dict[str, Any] | None]
+
+
 @dataclass(frozen=True)
 class Intent:
+    """A pattern, searched in the normalised text, and how to turn its match into tool
+    arguments. `build` may return None to decline the match (the next intent is tried)."""
+
     pattern: re.Pattern[str]
     tool: str
-    build: Callable[[re.Match[str]], dict[str, Any]]
+    build: Build
 
 
 def _none(_: re.Match[str]) -> dict[str, Any]:
@@ -44,73 +88,92 @@ def _group(name: str, key: str) -> Callable[[re.Match[str]], dict[str, Any]]:
     return build
 
 
-_PERIOD = r"(?P<period>today|yesterday|this week|last week|this month|last month)"
+# Every pattern below is written for normalised text (single spaces, no trailing punctuation)
+# and stays linear in its length: anchored patterns try one start, unanchored ones begin with a
+# literal word, and no two unbounded quantifiers next to each other can match the same text.
+_PERIOD = re.compile(r"\b(?P<period>today|yesterday|this week|last week|this month|last month)",
+                     re.I)
+_IDLE = re.compile(r"\bidle\b", re.I)
+_ARTICLE = re.compile(r"(?:a|an|the) (?=\S)", re.I)
+# The cheapest GPU that fits is what deploy_model picks anyway, so "on a cheap gpu" adds nothing.
+_CHEAP_GPU = re.compile(
+    r" (?:on|using|with) (?:a |an |the )?(?:cheap|cheaper|cheapest|low-cost|inexpensive)"
+    r"(?: gpus?| cards?| ones?)?$",
+    re.I,
+)
 
 
 def _spend(m: re.Match[str]) -> dict[str, Any]:
-    period = (m.group("period") or "").lower()
-    return {"period": period or "this week"}
+    # The period is looked for after the spend word, in one more linear scan (a `.*?` inside
+    # the pattern would rescan the rest of the text from every spend word).
+    found = _PERIOD.search(m.string, m.end())
+    return {"period": found.group("period").lower() if found else "this week"}
+
+
+def _idle(m: re.Match[str]) -> dict[str, Any] | None:
+    return {} if _IDLE.search(m.string, m.end()) else None
+
+
+def _deploy(m: re.Match[str]) -> dict[str, Any] | None:
+    model = m.group("model")
+    article = _ARTICLE.match(model)
+    if article:
+        model = model[article.end():]
+    cheap = _CHEAP_GPU.search(model)
+    if cheap:
+        model = model[: cheap.start()]
+    model = model.strip(" ,?.!")
+    return {"model": model} if model else None
 
 
 # Order matters: the first match wins. Other modules append intents for their tools.
 INTENTS: list[Intent] = [
-    Intent(re.compile(r"\b(who am i|whoami|my role)\b", re.I), "whoami", _none),
-    Intent(re.compile(r"^\s*(help|what can you do|commands)\b", re.I), "help", _none),
+    Intent(re.compile(r"\b(?:who am i|whoami|my role)\b", re.I), "whoami", _none),
+    Intent(re.compile(r"^(?:help|what can you do|commands)\b", re.I), "help", _none),
     Intent(
-        re.compile(
-            r"^\s*(?:please\s+)?deploy\s+(?P<model>\S.*?)(?:\s*,?\s+please)?\s*[?.!]*$", re.I
-        ),
+        re.compile(r"^(?:deploy|launch|spin up|bring up|start up) (?P<model>\S.*)$", re.I),
         "deploy_model",
-        _group("model", "model"),
+        _deploy,
     ),
     # A price question about a model ("how much would mistral cost") is an estimate, not spend;
     # it must be tried before the spend intent, which also matches "cost".
     Intent(
         re.compile(
-            r"^\s*(?:how\s+much\s+(?:would|does|will|do|to)\s+(?:it\s+cost\s+to\s+(?:deploy|run)\s+)?"
-            r"(?:deploying\s+|running\s+)?(?P<model>(?!we\b|i\b|you\b|it\b)\S.*?)\s+cost"
-            r"|(?:estimate|price(?:\s+of)?|cost\s+of)\s+(?:deploying\s+|running\s+)?"
-            r"(?P<model2>(?!this\b|last\b|today\b|yesterday\b)\S.*?))\s*[?.!]*$",
+            r"^(?:how much (?:would|does|will|do|to) (?:it cost to (?:deploy|run) )?"
+            r"(?:deploying |running )?(?P<model>(?!we\b|i\b|you\b|it\b)\S.*?) cost"
+            r"|(?:estimate|price(?: of)?|cost of) (?:deploying |running )?"
+            r"(?P<model2>(?!this\b|last\b|today\b|yesterday\b)\S.*?))$",
             re.I,
         ),
         "estimate_cost",
         lambda m: {"model": (m.group("model") or m.group("model2")).strip(" ?.!")},
     ),
     Intent(
-        re.compile(
-            r"\b(spend|spent|spending|cost|costs|costing|bill|billing)\b(?:.*?\b" + _PERIOD + r")?",
-            re.I,
-        ),
+        re.compile(r"\b(?:spend|spent|spending|cost|costs|costing|bill|billing)\b", re.I),
         "get_spend",
         _spend,
     ),
-    Intent(re.compile(r"\bstop\b.*\bidle\b", re.I), "stop_idle_deployments", _none),
+    Intent(re.compile(r"\bstop\b", re.I), "stop_idle_deployments", _idle),
     Intent(
-        re.compile(r"^\s*(?:please\s+)?stop\s+(?:the\s+)?(?P<dep>[\w./:-]+)", re.I),
+        re.compile(r"^stop (?:the )?(?P<dep>[\w./:-]+)", re.I),
         "stop_deployment",
         _group("dep", "deployment"),
     ),
     Intent(
+        re.compile(r"\bis (?:the )?(?P<dep>[\w./:-]+) (?:healthy|up|ok|okay|alive|down)\b", re.I),
+        "deployment_status",
+        _group("dep", "deployment"),
+    ),
+    Intent(
         re.compile(
-            r"\bis\s+(?:the\s+)?(?P<dep>[\w./:-]+)\s+(?:healthy|up|ok|okay|alive|down)\b", re.I
+            r"^(?:what'?s the )?(?:status|health)(?: of)? (?!of\b)(?P<dep>[\w./:-]+)$", re.I
         ),
         "deployment_status",
         _group("dep", "deployment"),
     ),
     Intent(
         re.compile(
-            r"^\s*(?:what'?s\s+the\s+)?(?:status|health)(?:\s+of)?\s+(?!of\b)(?P<dep>[\w./:-]+)"
-            r"\s*[?.!]*$",
-            re.I,
-        ),
-        "deployment_status",
-        _group("dep", "deployment"),
-    ),
-    Intent(
-        re.compile(
-            r"^\s*(?:please\s+)?(?:delete|remove|tear\s+down|destroy)\s+(?:the\s+)?"
-            r"(?P<dep>[\w./:-]+)\s*[?.!]*$",
-            re.I,
+            r"^(?:delete|remove|tear down|destroy) (?:the )?(?P<dep>[\w./:-]+)$", re.I
         ),
         "delete_deployment",
         _group("dep", "deployment"),
@@ -118,8 +181,8 @@ INTENTS: list[Intent] = [
     Intent(re.compile(r"\bbudget\b", re.I), "budget", _none),
     Intent(
         re.compile(
-            r"^\s*(?:which|what)\s+gpu\s+(?:for|does|do|would|should)\s+(?P<model>\S.*?)"
-            r"(?:\s+(?:need|use|run\s+on))?\s*[?.!]*$",
+            r"^(?:which|what) gpu (?:for|does|do|would|should) (?P<model>\S.*?)"
+            r"(?: (?:need|use|run on))?$",
             re.I,
         ),
         "recommend_gpu",
@@ -127,9 +190,8 @@ INTENTS: list[Intent] = [
     ),
     Intent(
         re.compile(
-            r"^\s*(?:find|search(?:\s+for)?|look\s+for)\s+(?P<query>\S.*?)\s+models?\s*[?.!]*$"
-            r"|^\s*(?:find|search(?:\s+for)?)\s+models?\s+(?:for\s+|like\s+)?"
-            r"(?P<query2>\S.*?)\s*[?.!]*$",
+            r"^(?:find|search(?: for)?|look for) (?P<query>\S.*?) models?$"
+            r"|^(?:find|search(?: for)?) models? (?:for |like )?(?P<query2>\S.*)$",
             re.I,
         ),
         "search_models",
@@ -137,9 +199,9 @@ INTENTS: list[Intent] = [
     ),
     Intent(
         re.compile(
-            r"\b(list\s+(?:my\s+|the\s+|all\s+)?deployments|what'?s\s+running|what\s+is\s+running"
-            r"|show\s+(?:me\s+)?(?:my\s+|the\s+|all\s+)?deployments)\b"
-            r"|^\s*(?:status|health)\s*[?.!]*$",
+            r"\b(?:list (?:my |the |all )?deployments|what'?s running|what is running"
+            r"|show (?:me )?(?:my |the |all )?deployments)\b"
+            r"|^(?:status|health)$",
             re.I,
         ),
         "list_deployments",
@@ -148,19 +210,28 @@ INTENTS: list[Intent] = [
 ]
 
 
-def register_intent(
-    pattern: str, tool: str, build: Callable[[re.Match[str]], dict[str, Any]] = _none
-) -> None:
+def register_intent(pattern: str, tool: str, build: Build = _none) -> None:
+    """Add an intent for another module's tool. `pattern` is searched in `normalise`d text
+    (single spaces, no trailing punctuation); keep it free of nested or adjacent unbounded
+    quantifiers over the same characters, so matching stays linear."""
     INTENTS.append(Intent(re.compile(pattern, re.I), tool, build))
 
 
 def match(text: str, available: set[str]) -> tuple[str, dict[str, Any]] | None:
+    """The first intent whose tool is available and whose pattern matches `text`, with its
+    arguments; None when nothing matches or the text is longer than MAX_MATCH_CHARS."""
+    collapsed = " ".join(text.split())
+    if len(collapsed) > MAX_MATCH_CHARS:
+        return None
+    text = normalise(collapsed)
     for intent in INTENTS:
         if intent.tool not in available:
             continue
         m = intent.pattern.search(text)
         if m:
-            return intent.tool, intent.build(m)
+            args = intent.build(m)
+            if args is not None:
+                return intent.tool, args
     return None
 
 
@@ -173,11 +244,17 @@ async def respond(
     note: str = LIMITED_MODE_NOTE,
 ) -> Reply:
     """Answer plain words without Claude: match an intent, run its tool through the dispatcher
-    (approvals and roles apply as always), and say in the footer that this is limited mode."""
+    (approvals, roles and the rate limit apply as always), and say in the footer that this is
+    limited mode. A message that matches nothing still counts once against the rate limit, as
+    one that runs a tool does (the dispatcher counts that one)."""
     registry = dispatcher.services.registry
     available = {t.name for t in registry.for_role(ctx.role)}
     hit = match(text, available)
     if hit is None:
+        try:
+            dispatcher.rate_limiter.check(ctx)
+        except RateLimited as exc:
+            return Reply.from_error(exc)
         return Reply(text=NOT_UNDERSTOOD, footer=note, ok=False)
     tool_name, args = hit
     tool = registry.get(tool_name)
@@ -192,9 +269,11 @@ async def respond(
 __all__ = [
     "INTENTS",
     "LIMITED_MODE_NOTE",
+    "MAX_MATCH_CHARS",
     "NOT_UNDERSTOOD",
     "_group",
     "match",
+    "normalise",
     "register_intent",
     "respond",
 ]
