@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench install clean console doctor
+.PHONY: run test lint typecheck pytest bench install clean console doctor wheel-smoke
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,15 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# Build the wheel, install it into a fresh virtualenv and run it outside the checkout.
+WHEEL_DIR := $(shell mktemp -d -u /tmp/cockpit-wheel.XXXXXX)
+wheel-smoke: $(STAMP)
+	$(BIN)/python -m pip wheel --quiet --no-deps -w $(WHEEL_DIR)/dist .
+	$(PYTHON) -m venv $(WHEEL_DIR)/venv
+	$(WHEEL_DIR)/venv/bin/python -m pip install --quiet $(WHEEL_DIR)/dist/*.whl
+	cd $(WHEEL_DIR) && $(WHEEL_DIR)/venv/bin/python $(CURDIR)/tests/wheel_smoke.py
+	rm -rf $(WHEEL_DIR)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -239,7 +239,8 @@ class Dispatcher:
     ) -> Reply:
         """Run a claimed approval; it always ends in a terminal state, even when the run is
         cancelled (shutdown, a cancelled task) or fails in a way no tool expected."""
-        status, result, reason = "failed", "", "interrupted before it finished (cancelled)"
+        status, result = "failed", ""
+        reason: str | None = "interrupted before it finished (cancelled)"
         try:
             reply = await self._execute(
                 requester, tool, args, progress=progress, approved_by=approver.user_id

@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SKILL_FILE = "SKILL.md"
-SHIPPED_SKILLS_DIR = Path(__file__).resolve().parents[1] / "skills"
+# Found through the import system, so it works from a checkout, an editable install and a wheel.
+SHIPPED_SKILLS_DIR = Path(str(resources.files("skills")))
 SKILLS_EXTRA_KEY = "skills"  # where bot.app keeps the loaded SkillSet in Services.extras
 
 MAX_NAME_CHARS = 64

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -22,7 +23,8 @@ from tools.contract import RequestContext
 from tools.services import Services
 from tools.skills import Skill
 
-PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
+# Found through the import system, so it works from a checkout, an editable install and a wheel.
+PROMPTS_DIR = Path(str(resources.files("prompts")))
 SYSTEM_TEMPLATE = "system.md.j2"
 CACHE_BREAK = "<!-- end of the cached prefix -->"
 # The newest few give Claude context for "is qwen healthy?"; list_deployments has the rest.
