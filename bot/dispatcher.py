@@ -349,7 +349,9 @@ class Dispatcher:
         return None
 
     async def _request_approval(self, ctx: RequestContext, tool: Tool, args: BaseModel) -> Reply:
-        preview = Reply(text=f"/{tool.command or tool.name} {_args_text(tool, args)}".strip())
+        command = f"/{tool.command or tool.name} {_args_text(tool, args)}".strip()
+        # Without a tool preview the card still says in words what a click will do.
+        preview = Reply(text=f"{command}\n{tool.summary}")
         if tool.preview is not None:
             tc = ToolContext(request=ctx, services=self.services)
             try:

@@ -134,7 +134,7 @@ async def test_ambiguous_and_unknown_models(bot: BotHarness) -> None:
     amb = await bot.send("/deploy deepseek", user="alice")
     assert not amb.ok and "Pick one" in amb.text
     unknown = await bot.send("/deploy acme/NoSuchModel-7B", user="alice")
-    assert not unknown.ok and "not in the bundled model snapshot" in unknown.text
+    assert not unknown.ok and "not in the bundled model catalog" in unknown.text
 
 
 async def test_reconcile_reports_orphans(bot: BotHarness) -> None:
@@ -174,6 +174,10 @@ async def test_plain_words_in_limited_mode(bot: BotHarness) -> None:
     healthy = await bot.send("is qwen2.5-0.5b-instruct healthy?", user="alice")
     assert healthy.ok and "#1" in (healthy.title or ""), healthy.as_plain_text()
     bot.clock.advance(20 * 60)
-    stopped = await bot.send("stop the idle ones", user="alice")
+    # Limited mode guessed the tool from loose words: a state change waits for a click.
+    asked = await bot.send("stop the idle ones", user="alice")
+    assert asked.approval_id is not None and "/stop-idle" in asked.text
+    assert dep_row(bot).status != "stopped"
+    stopped = await bot.approve(asked.approval_id, user="alice")
     assert stopped.ok and "Stopped 1 idle deployment(s): #1" in stopped.text
     assert dep_row(bot).status == "stopped"

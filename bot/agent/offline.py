@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tools.contract import ProgressSink, Reply, RequestContext
+from tools.contract import Origin, ProgressSink, Reply, RequestContext
 from tools.errors import RateLimited
 
 if TYPE_CHECKING:
@@ -261,7 +261,10 @@ async def respond(
     if tool is not None:
         # An intent may offer an argument the registered tool does not take (e.g. `idle`).
         args = {k: v for k, v in args.items() if k in tool.input_model.model_fields}
-    reply = await dispatcher.run(ctx, tool_name, args, progress=progress)
+    # The matcher guessed the tool from loose words, so it is gated like Claude: reads run,
+    # anything that changes state becomes an approval card for this person.
+    agent_ctx = ctx.model_copy(update={"origin": Origin.agent})
+    reply = await dispatcher.run(agent_ctx, tool_name, args, progress=progress)
     reply.footer = f"{reply.footer} · {note}" if reply.footer else note
     return reply
 
