@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.app import Cockpit
+from bot.logs import secret_provider
+from storage.files import private_file
 from tools.contract import Platform, Reply, Role
 
 CONSOLE_WORKSPACE_ID = "local"
@@ -83,9 +85,11 @@ class Console:
     async def read_line(self, prompt: str) -> str | None:
         if self.interactive:
             try:
-                return await asyncio.to_thread(input, prompt)
+                line = await asyncio.to_thread(input, prompt)
             except EOFError:
                 return None
+            _forget_if_secret(line)
+            return line
         if prompt.startswith("Approve"):
             self.stdout.write(prompt)
             self.stdout.flush()
@@ -151,6 +155,19 @@ class Console:
         self.say(("Error: " + text) if not reply.ok and not text.startswith("Error") else text)
 
 
+def _forget_if_secret(line: str) -> None:
+    """A typed `/connect <provider> <key>` or a pasted key never reaches the history file."""
+    if not (secret_provider(line) or line.strip().lower().startswith("/connect")):
+        return
+    try:
+        import readline
+    except ImportError:
+        return
+    last = readline.get_current_history_length()
+    if last:
+        readline.remove_history_item(last - 1)
+
+
 def _enable_history(path: Path) -> None:
     try:
         import readline
@@ -159,6 +176,8 @@ def _enable_history(path: Path) -> None:
     import atexit
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Owner-only, like the database: it holds what was typed.
+    private_file(path)
     with contextlib.suppress(OSError):
         readline.read_history_file(path)
     readline.set_history_length(1000)
