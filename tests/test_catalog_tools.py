@@ -13,14 +13,16 @@ async def test_catalog_commands_against_the_fake_hub(tmp_path: Path) -> None:
     async with running_fake_hub() as hub, running_bot(
         tmp_path, HF_ENDPOINT=hub.url, COCKPIT_HUB_OFFLINE="off"
     ) as bot:
+        hub.models["Qwen/Qwen3-8B"]["downloads"] = 1_000  # the catalog has no counts
         found = await bot.send("/models qwen --limit 3")
         assert found.ok and found.table is not None
-        assert found.table.rows[0][0] == "Qwen/Qwen2.5-7B-Instruct"  # most downloaded first
+        assert found.table.rows[0][0] == "Qwen/Qwen3-8B"  # most downloaded first
         assert "Live from Hugging Face" in (found.footer or "")
 
+        # issue 16: "qwen" is a current Qwen3 model that fits a 24 GB card (was Qwen2.5-7B)
         fit = await bot.send("/fit qwen")
         assert fit.ok, fit.text
-        assert "Qwen2.5-7B-Instruct bf16: 14.2 GiB weights" in fit.text
+        assert "Qwen3-8B bf16: 15.3 GiB weights" in fit.text
         assert "24 GB" in (fit.title or "")
 
         big = await bot.send("/fit Qwen/Qwen2.5-72B-Instruct")
@@ -28,6 +30,11 @@ async def test_catalog_commands_against_the_fake_hub(tmp_path: Path) -> None:
 
         ambiguous = await bot.send("/model deepseek")
         assert not ambiguous.ok and "Pick one:" in ambiguous.text
+        # each choice says what it costs
+        assert "DeepSeek-R1-Distill-Qwen-7B (deepseek-ai/DeepSeek-R1-Distill-Qwen-7B): " in (
+            ambiguous.text
+        )
+        assert "/s" in ambiguous.text
 
         unknown = await bot.send("/model Qwen/Qwen2.5-7B-Instruk")
         assert not unknown.ok and "Qwen/Qwen2.5-7B-Instruct" in unknown.text
@@ -38,4 +45,4 @@ async def test_catalog_commands_against_the_fake_hub(tmp_path: Path) -> None:
 
         hub.down = True
         down = await bot.send("/model Qwen/Qwen2.5-14B-Instruct")
-        assert down.ok and "snapshot" in (down.footer or "")
+        assert down.ok and "bundled catalog compiled 2026-12-01" in (down.footer or "")

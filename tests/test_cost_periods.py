@@ -81,7 +81,8 @@ def test_ada24_flex_estimate_equals_published_price() -> None:
     assert est.per_second == Decimal("0.00031")
     two = serverless_estimate(pool="ADA_24", flex_per_hour=Decimal("1.116"), gpu_count=2,
                               workers_min=1, workers_max=1)
-    assert two.monthly == Decimal("0.00021") * 3600 * 2 * 730
+    # always-on = list price × hours (issue 16: the unpublished ~30 % "active" rate is gone)
+    assert two.monthly == Decimal("0.00031") * 3600 * 2 * 730
     pod = pod_estimate(gpu="NVIDIA GeForce RTX 4090", per_gpu_hour=Decimal("0.44"))
     assert pod.monthly == Decimal("321.20")
 

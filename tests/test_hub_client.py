@@ -60,6 +60,10 @@ def make_client(hub: FakeHub, clock: FakeClock, tmp_path: Path) -> MakeClient:
 async def test_search_sorted_by_downloads_with_filters(
     make_client: MakeClient, hub: FakeHub
 ) -> None:
+    # The bundled catalog the fake serves has no download counts (issue 16: none were read
+    # from the Hub), so give a few models some to check the live ordering.
+    for rank, model_id in enumerate((QWEN, "Qwen/Qwen3-8B", "Qwen/Qwen2.5-14B-Instruct")):
+        hub.models[model_id]["downloads"] = 3_000_000 - rank * 1_000_000
     client = make_client()
     hits = await client.search_models("qwen", limit=5)
     assert len(hits) == 5
@@ -69,13 +73,21 @@ async def test_search_sorted_by_downloads_with_filters(
     request = hub.requests[-1]
     assert request.path == "/api/models"
     assert request.param("search") == ["qwen"]
+    gemma = await client.search_models("gemma-3", limit=10)
+    assert {h.id for h in gemma} >= {"google/gemma-3-27b-it", "google/gemma-3-1b-it"}
     assert request.param("sort") == ["downloads"]
-    assert request.param("pipeline_tag") == ["text-generation"]
+    # one request per chat pipeline: text-generation and image-text-to-text (Gemma 3, Llama 4)
+    assert [r.param("pipeline_tag") for r in hub.requests[-2:]] == [
+        ["text-generation"],
+        ["image-text-to-text"],
+    ]
     assert "safetensors" in request.param("expand")
 
     mid = await client.search_models("qwen", min_params=5, max_params=20, gated=False)
     assert {h.id for h in mid} == {
         QWEN,
+        "Qwen/Qwen3-8B",
+        "Qwen/Qwen3-14B",
         "Qwen/Qwen2.5-14B-Instruct",
         "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
         "deepseek-ai/DeepSeek-R1-Distill-Qwen-14B",
@@ -89,7 +101,7 @@ async def test_search_sorted_by_downloads_with_filters(
     assert hub.requests[-1].param("filter") == ["transformers"]
     assert await client.search_models("no-such-model-anywhere") == []
     small = await client.search_models(None, limit=3, max_params=0.6)
-    assert [h.id for h in small] == ["Qwen/Qwen2.5-0.5B-Instruct"]
+    assert [h.id for h in small] == ["Qwen/Qwen3-0.6B", "Qwen/Qwen2.5-0.5B-Instruct"]
     assert hub.requests[-1].param("num_parameters") == ["max:600M"]
 
 
@@ -117,7 +129,8 @@ async def test_second_calls_are_served_from_the_cache(
     assert len(hub.requests) == calls
     await client.search_models("qwen", limit=3)
     await client.search_models("qwen", limit=3)
-    assert hub.count("/api/models", method="GET") - hub.count("/api/models/") == 1
+    # one request per chat pipeline (text-generation, image-text-to-text), then cached
+    assert hub.count("/api/models", method="GET") - hub.count("/api/models/") == 2
     # another client sharing the cache (another organisation) does not ask either
     await make_client(cache=cache).model_info(QWEN)
     assert hub.count(f"/api/models/{QWEN}") == 1
@@ -262,15 +275,20 @@ async def test_hub_down_answers_from_the_snapshot_labelled(
     client = make_client()
     info = await client.model_info("Qwen/Qwen2.5-14B-Instruct")
     assert info.source == "snapshot"
-    assert str(info.snapshot_date) == "2026-09-25"
-    assert info.source_label == "bundled snapshot of 2026-09-25 (Hugging Face unreachable)"
+    assert str(info.snapshot_date) == "2026-12-01"
+    assert info.source_label == (
+        "bundled catalog compiled 2026-12-01 from public model configs (Hugging Face unreachable)"
+    )
     assert info.params_total == 14_770_033_664
     hits = await client.search_models("mistral")
-    assert [h.id for h in hits] == ["mistralai/Mistral-7B-Instruct-v0.3"]
+    assert [h.id for h in hits] == [
+        "mistralai/Mistral-Small-3.2-24B-Instruct-2506",
+        "mistralai/Mistral-7B-Instruct-v0.3",
+    ]
     assert all(h.source == "snapshot" and h.snapshot_date for h in hits)
     with pytest.raises(ProviderError) as caught:
         await client.model_info("acme/not-in-the-snapshot")
-    assert caught.value.retryable and "not in the bundled snapshot" in str(caught.value)
+    assert caught.value.retryable and "not in the bundled model catalog" in str(caught.value)
 
 
 async def test_transient_5xx_is_retried_then_succeeds(

@@ -1,8 +1,13 @@
-"""The model catalog: what a model is (its metadata and geometry) and the bundled snapshot.
+"""The model catalog: what a model is (its metadata and geometry) and the bundled catalog.
 
 `ModelInfo` is what the Hugging Face client returns and what sizing and GPU fit consume; it is
-built the same way from a live Hub answer and from the dated snapshot in `data/`, and always
-says which one it came from (`source`, `snapshot_date`). Submodules:
+built the same way from a live Hub answer and from the bundled catalog file, and always says
+which one it came from (`source`, `snapshot_date` = the day the bundled catalog was compiled).
+
+The bundled catalog (`catalog_<date>.json`) is not a Hub snapshot: it was compiled by hand from
+public model configs and model cards, each entry with its `source` and `compiled` date, and
+`approximate` where a figure (usually a parameter count) comes from a rounded model-card value.
+It has no download or like counts. Submodules:
 
 - `aliases`: friendly names ("qwen 7b", "llama") → Hugging Face ids or a short pick-list.
 - `sizing`: vLLM memory estimate (weights, KV cache, overhead).
@@ -22,16 +27,27 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-# Public Hub metadata shipped with the code (dated, labelled as a snapshot wherever it is used):
-# package data, not local state, so it sits next to the module rather than in a data folder.
-SNAPSHOT_PATH = Path(__file__).parent / "hub_snapshot_2026-09-25.json"
+# Public model metadata shipped with the code (dated, labelled wherever it is used): package
+# data, not local state, so it sits next to the module rather than in a data folder.
+CATALOG_PATH = Path(__file__).parent / "catalog_2026-12-01.json"
+SNAPSHOT_PATH = CATALOG_PATH  # older name, kept for callers and the fake Hub
 TEXT_GENERATION = "text-generation"
+# Pipelines vLLM serves as chat models: multimodal chat models (Gemma 3 ≥ 4B, Llama 4, Mistral
+# Small 3.1+) are tagged image-text-to-text on the Hub.
+IMAGE_TEXT_TO_TEXT = "image-text-to-text"
+CHAT_PIPELINES = (TEXT_GENERATION, IMAGE_TEXT_TO_TEXT)
 
 Source = Literal["hub", "snapshot"]
 
 
 class ArchGeometry(BaseModel):
-    """The transformer shape that decides KV-cache size, read from `config.json`."""
+    """The transformer shape that decides KV-cache size, read from `config.json`.
+
+    Layers are split the way vLLM allocates their cache: full attention (grows with the
+    context), windowed (sliding-window or chunked-local attention: at most the window plus one
+    prefill chunk), linear attention (a fixed state per sequence, Qwen3-Next's Gated DeltaNet)
+    and MLA (DeepSeek: one latent of kv_lora_rank + rope dims per token, not K and V per head).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -44,6 +60,25 @@ class ArchGeometry(BaseModel):
     max_position_embeddings: int | None = None
     tie_word_embeddings: bool = False
     intermediate_size: int | None = None
+    # Attention layout (defaults: every layer full attention).
+    window_layers: int = 0
+    attention_window: int | None = None  # tokens, for window_layers
+    linear_layers: int = 0
+    linear_state_elements: int = 0  # per linear layer per sequence (conv + recurrent state)
+    kv_lora_rank: int | None = None  # MLA latent width; set = every attention layer is MLA
+    qk_rope_head_dim: int | None = None
+    # Mixture of experts: vLLM keeps every expert resident, so weights count all of them.
+    num_experts: int | None = None
+    num_experts_per_tok: int | None = None
+    moe_intermediate_size: int | None = None
+
+    @property
+    def full_attention_layers(self) -> int:
+        return self.num_hidden_layers - self.window_layers - self.linear_layers
+
+    @property
+    def is_mla(self) -> bool:
+        return self.kv_lora_rank is not None
 
 
 class ModelSummary(BaseModel):
@@ -84,6 +119,9 @@ class ModelInfo(BaseModel):
     source: Source = "hub"
     snapshot_date: date | None = None
     note: str | None = None
+    # Bundled catalog only: where the figures came from, and whether some are approximate.
+    catalog_source: str | None = None
+    approximate: bool = False
 
     @property
     def name(self) -> str:
@@ -95,8 +133,16 @@ class ModelInfo(BaseModel):
         """Where this came from, for a reply footer."""
         if self.source == "hub":
             return "live from Hugging Face"
-        label = f"bundled snapshot of {self.snapshot_date}" if self.snapshot_date else "snapshot"
+        label = catalog_label(self.snapshot_date)
+        if self.approximate:
+            label += "; some figures approximate"
         return f"{label} ({self.note})" if self.note else label
+
+
+def catalog_label(compiled: date | None) -> str:
+    """ "bundled catalog compiled 2026-12-01 from public model configs"."""
+    when = f" compiled {compiled.isoformat()}" if compiled else ""
+    return f"bundled catalog{when} from public model configs"
 
 
 # --- parsing config.json and Hub records -------------------------------------------------------
@@ -147,6 +193,8 @@ def geometry_from_config(config: Mapping[str, Any]) -> ArchGeometry | None:
     if kv_heads is None and cfg.get("multi_query"):
         kv_heads = 1
     head_dim = cfg.get("head_dim") or hidden // heads
+    layout = _attention_layout(cfg, int(layers))
+    experts = _first(cfg, "num_experts", "num_local_experts", "n_routed_experts")
     return ArchGeometry(
         num_hidden_layers=layers,
         num_attention_heads=heads,
@@ -157,7 +205,83 @@ def geometry_from_config(config: Mapping[str, Any]) -> ArchGeometry | None:
         max_position_embeddings=_first(cfg, "max_position_embeddings", "n_positions", "seq_length"),
         tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
         intermediate_size=_first(cfg, "intermediate_size", "ffn_dim", "n_inner"),
+        kv_lora_rank=cfg.get("kv_lora_rank"),
+        qk_rope_head_dim=cfg.get("qk_rope_head_dim") if cfg.get("kv_lora_rank") else None,
+        num_experts=int(experts) if experts else None,
+        num_experts_per_tok=_first(cfg, "num_experts_per_tok", "experts_per_token"),
+        moe_intermediate_size=_first(cfg, "moe_intermediate_size")
+        or (cfg.get("intermediate_size") if experts else None),
+        **layout,
     )
+
+
+# Model types whose `sliding_window` applies to every layer in vLLM (Mistral v0.1, Phi-3).
+_ALL_LAYERS_SLIDING = frozenset({"mistral", "mixtral", "phi3"})
+_GEMMA3 = frozenset({"gemma3", "gemma3_text"})
+DEFAULT_GEMMA3_PATTERN = 6  # every 6th Gemma 3 layer is global (5 local : 1 global)
+DEFAULT_FULL_ATTENTION_INTERVAL = 4  # Qwen3-Next: 3 linear-attention layers : 1 full
+
+
+def _attention_layout(cfg: Mapping[str, Any], layers: int) -> dict[str, Any]:
+    """How many layers are windowed or linear, and the window, as vLLM builds them.
+
+    `layer_types` (gpt-oss, newer Gemma 3 and Qwen3-Next configs) is read as is; older configs
+    follow each architecture's rule in vLLM: Gemma 2 alternates (even layers local), Gemma 3
+    has 5 local layers per global one, Llama 4 uses chunked local attention on its RoPE layers
+    (3 of 4), Qwen3-Next has one full-attention layer per `full_attention_interval`.
+    """
+    model_type = str(cfg.get("model_type") or "")
+    window = cfg.get("sliding_window")
+    kinds = cfg.get("layer_types")
+    windowed = linear = 0
+    if isinstance(kinds, list) and len(kinds) == layers:
+        windowed = sum(k in ("sliding_attention", "chunked_attention") for k in kinds)
+        linear = sum(k == "linear_attention" for k in kinds)
+        if any(k == "chunked_attention" for k in kinds):
+            window = cfg.get("attention_chunk_size") or window
+    elif model_type == "gemma2" and window:
+        windowed = (layers + 1) // 2
+    elif model_type in _GEMMA3 and window:
+        pattern = int(
+            cfg.get("sliding_window_pattern")
+            or cfg.get("_sliding_window_pattern")
+            or DEFAULT_GEMMA3_PATTERN
+        )
+        windowed = layers - layers // pattern
+    elif model_type in ("llama4", "llama4_text") and cfg.get("attention_chunk_size"):
+        window = cfg["attention_chunk_size"]
+        no_rope = cfg.get("no_rope_layers")
+        if isinstance(no_rope, list) and len(no_rope) == layers:
+            windowed = sum(1 for flag in no_rope if flag)  # RoPE layers use chunked attention
+        else:
+            windowed = layers - layers // DEFAULT_FULL_ATTENTION_INTERVAL
+    elif model_type == "qwen3_next":
+        interval = int(cfg.get("full_attention_interval") or DEFAULT_FULL_ATTENTION_INTERVAL)
+        linear = layers - layers // interval
+    elif (
+        model_type in _ALL_LAYERS_SLIDING and window and cfg.get("use_sliding_window") is not False
+    ):
+        windowed = layers
+    limit = cfg.get("max_position_embeddings")
+    if windowed and window and isinstance(limit, int) and window >= limit:
+        windowed = 0  # a window as long as the context is full attention (Phi-3.5: 262144)
+    state = 0
+    if linear:
+        # Gated DeltaNet state per layer (vLLM's mamba-style spec): the causal-conv state over
+        # (kernel − 1) steps of the q/k/v channels plus the recurrent state per value head.
+        k_heads = int(cfg.get("linear_num_key_heads") or 0)
+        v_heads = int(cfg.get("linear_num_value_heads") or 0)
+        k_dim = int(cfg.get("linear_key_head_dim") or 0)
+        v_dim = int(cfg.get("linear_value_head_dim") or 0)
+        kernel = int(cfg.get("linear_conv_kernel_dim") or 0)
+        conv = max(kernel - 1, 0) * (2 * k_heads * k_dim + v_heads * v_dim)
+        state = conv + v_heads * k_dim * v_dim
+    return {
+        "window_layers": windowed,
+        "attention_window": int(window) if windowed and window else None,
+        "linear_layers": linear,
+        "linear_state_elements": state,
+    }
 
 
 def quantization_from_config(config: Mapping[str, Any]) -> tuple[str | None, int | None]:
@@ -207,6 +331,8 @@ def build_model_info(
     source: Source = "hub",
     snapshot_date: date | None = None,
     note: str | None = None,
+    catalog_source: str | None = None,
+    approximate: bool = False,
 ) -> ModelInfo:
     """One constructor for live and snapshot data, so both read config.json the same way."""
     cfg: Mapping[str, Any] = config or {}
@@ -236,21 +362,25 @@ def build_model_info(
         source=source,
         snapshot_date=snapshot_date,
         note=note,
+        catalog_source=catalog_source,
+        approximate=approximate,
     )
 
 
-# --- the bundled snapshot -----------------------------------------------------------------------
+# --- the bundled catalog -----------------------------------------------------------------------
 
 
 class Snapshot:
-    """Dated Hub metadata shipped with the code; answers when the Hub cannot.
+    """The bundled catalog shipped with the code; answers when the Hub cannot.
 
     Records use the Hub's own field names (`safetensors`, `gated`, `config` = config.json keys),
-    so the fake Hub in tests serves exactly this data.
+    so the fake Hub in tests serves exactly this data, plus `source` and `compiled` per entry.
+    `snapshot_date` is the day the catalog was compiled (the class keeps its older name).
     """
 
     def __init__(self, data: Mapping[str, Any]) -> None:
-        self.snapshot_date: date = date.fromisoformat(str(data["snapshot_date"]))
+        compiled = data.get("compiled") or data["snapshot_date"]
+        self.snapshot_date: date = date.fromisoformat(str(compiled))
         self._records: dict[str, dict[str, Any]] = {m["id"]: dict(m) for m in data["models"]}
         self._by_lower = {mid.lower(): mid for mid in self._records}
 
@@ -294,6 +424,8 @@ class Snapshot:
             source="snapshot",
             snapshot_date=self.snapshot_date,
             note=note,
+            catalog_source=rec.get("source"),
+            approximate=bool(rec.get("approximate")),
         )
 
     def summary(self, model_id: str) -> ModelSummary | None:
@@ -322,21 +454,21 @@ class Snapshot:
         max_params: float | None = None,
         library: str | None = None,
     ) -> list[ModelSummary]:
-        """Same filters as the Hub search; every word of `query` must appear in the id."""
+        """Same filters as the Hub search; every word of `query` must appear in the id. The
+        catalog has no download counts, so hits keep the file's order (current models first)."""
         words = (query or "").lower().split()
         hits = []
         for mid in self._records:
             s = self.summary(mid)
             if s is None or not all(w in mid.lower() for w in words):
                 continue
-            if s.pipeline_tag not in (None, TEXT_GENERATION):
+            if s.pipeline_tag not in (None, *CHAT_PIPELINES):
                 continue
             if not matches_filters(s, gated=gated, min_params=min_params, max_params=max_params):
                 continue
             if library and s.library and s.library != library:
                 continue
             hits.append(s)
-        hits.sort(key=lambda s: s.downloads, reverse=True)
         return hits[:limit]
 
     def nearest(self, text: str, *, n: int = 3, extra: Iterable[str] = ()) -> list[str]:
@@ -381,17 +513,20 @@ def matches_filters(
 
 @lru_cache(maxsize=1)
 def default_snapshot() -> Snapshot:
-    """The snapshot shipped in `tools/catalog/hub_snapshot_2026-09-25.json` (loaded once)."""
-    return Snapshot(json.loads(SNAPSHOT_PATH.read_text(encoding="utf-8")))
+    """The catalog shipped in `tools/catalog/catalog_<date>.json` (loaded once)."""
+    return Snapshot(json.loads(CATALOG_PATH.read_text(encoding="utf-8")))
 
 
 __all__ = [
+    "CATALOG_PATH",
+    "CHAT_PIPELINES",
     "SNAPSHOT_PATH",
     "ArchGeometry",
     "ModelInfo",
     "ModelSummary",
     "Snapshot",
     "build_model_info",
+    "catalog_label",
     "default_snapshot",
     "geometry_from_config",
     "nearest_ids",

@@ -3,7 +3,8 @@
 For each offer we try 1, 2, 4, 8 GPUs (only counts that divide the attention heads, up to
 `max_gpus` and the offer's limit) and keep the smallest count that fits; then the cheapest
 offer wins (price per GPU-hour × GPUs). Serverless fit works per pool (a worker may land on any
-card of its pool, so the pool counts as its smallest card); pod fit works per GPU type.
+card of its pool, so the pool counts as its smallest card, at the memory nvidia-smi reports
+for it: AMPERE_24 is an L4's 23,034 MiB); pod fit works per GPU type.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class FitOption(BaseModel):
     offer_id: str  # pool id (serverless) or GPU type id (pod)
     name: str
     pool: str | None
-    memory_gb: int
+    memory_gb: int  # nominal, for labels
+    memory_mib: int = 0  # what nvidia-smi reports on the smallest card; sizing uses this
     gpu_count: int
     fits: bool
     needed_gib_per_gpu: float
@@ -111,19 +113,22 @@ def _unit_price(offer: GpuOffer, mode: Mode, cloud: Cloud) -> Decimal | None:
 def _option(
     offer: GpuOffer, count: int, est: SizeEstimate, unit: Decimal | None, utilization: float
 ) -> FitOption:
-    usable = est.usable_gib(offer.memory_gb, utilization=utilization)
+    memory = offer.memory_gib
+    usable = est.usable_gib(memory, utilization=utilization)
+    needed = est.per_gpu_gib_on(memory)
     per_hour = unit * count if unit is not None else None
     return FitOption(
         offer_id=offer.id,
         name=offer.name,
         pool=offer.pool,
         memory_gb=offer.memory_gb,
+        memory_mib=offer.memory_mib,
         gpu_count=count,
-        fits=est.fits(offer.memory_gb, utilization=utilization),
-        needed_gib_per_gpu=round(est.per_gpu_gib, 3),
+        fits=est.fits(memory, utilization=utilization),
+        needed_gib_per_gpu=round(needed, 3),
         usable_gib_per_gpu=round(usable, 3),
-        headroom_gib=round(usable - est.per_gpu_gib, 3),
-        max_context=est.max_context(offer.memory_gb, utilization=utilization),
+        headroom_gib=round(usable - needed, 3),
+        max_context=est.max_context(memory, utilization=utilization),
         price_per_hour=per_hour,
         price_per_second=per_hour / SECONDS_PER_HOUR if per_hour is not None else None,
         source=offer.source,
@@ -242,7 +247,7 @@ def _no_fit(model: ModelInfo, base: SizeEstimate, options: list[FitOption]) -> N
     )
     if not options:
         return NoGpuFits(f"{need}, and no offer allows enough GPUs.", fix=_FIX, options=[])
-    biggest = max(options, key=lambda o: (o.memory_gb * o.gpu_count, o.max_context))
+    biggest = max(options, key=lambda o: (o.memory_mib * o.gpu_count, o.max_context))
     if biggest.max_context > 0:
         room = f"holds at most {biggest.max_context:,} tokens of context"
     else:

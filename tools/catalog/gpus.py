@@ -1,28 +1,56 @@
-"""GPU offers: the live RunPod catalog turned into `GpuOffer`s, or a dated fallback table.
+"""GPU offers: the live RunPod catalog turned into `GpuOffer`s, or the dated fallback table.
 
 Prices are `Decimal` US dollars per GPU per hour (serverless per-second rates × 3600), as the
-RunPod v2 catalog quotes them. Memory is the card's nominal size in GB as RunPod lists it; on
-most cards that is binary (a "24 GB" RTX 4090 reports 24,564 MiB), and sizing treats it as GiB.
+RunPod v2 catalog quotes them. Memory comes twice: `memory_gb` is the nominal size RunPod lists
+(for labels), `memory_mib` is what `nvidia-smi` reports on that card (L4: 23,034 MiB, not
+24 GiB), which is what vLLM's `gpu_memory_utilization` is a fraction of and what sizing uses.
+
+Fallback prices and card memory live in one dated data file, `gpu_prices_<date>.json`, shared
+with the sandbox emulator (`tools/clients/sandbox/catalog.py`), each row with its source.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
-# When the fallback table was last checked against RunPod's docs (GPU-type table edited
-# 2026-08-18). Serverless rates are the flex $/s published until 2026-05-13 × 3600; pod rates are
-# approximate list prices and are volatile: live prices from `GET /v2/catalog/gpus` win.
-FALLBACK_DATE = date(2026, 8, 18)
-FALLBACK_LABEL = f"fallback prices of {FALLBACK_DATE.isoformat()}, not live"
+PRICES_PATH = Path(__file__).parent / "gpu_prices_2026-12-01.json"
 SECONDS_PER_HOUR = Decimal(3600)
 DEFAULT_MAX_COUNT = 8
+MIB_PER_GIB = 1024
+# A card whose nvidia-smi memory was not looked up is sized at nominal GB × this many MiB: the
+# lowest ratio among the looked-up cards (L4 and L40S: 23,034 / 24 = 46,068 / 48 = 959.75), so
+# an unknown card is never assumed to hold more than it does.
+CONSERVATIVE_MIB_PER_GB = 959.75
 
 OfferSource = Literal["live", "fallback"]
+
+
+@lru_cache(maxsize=1)
+def price_table() -> dict[str, Any]:
+    """The dated fallback file (`gpu_prices_<date>.json`), loaded once."""
+    data: dict[str, Any] = json.loads(PRICES_PATH.read_text(encoding="utf-8"))
+    return data
+
+
+FALLBACK_DATE = date.fromisoformat(str(price_table()["compiled"]))
+FALLBACK_LABEL = f"fallback prices compiled {FALLBACK_DATE.isoformat()}, not live"
+
+
+def card_memory_mib(gpu_id: str, memory_gb: int) -> int:
+    """nvidia-smi MiB of a card: the table's figure for known ids, else a conservative
+    derivation from the nominal GB."""
+    for row in price_table()["gpus"]:
+        if row["id"] == gpu_id and row["memory_gb"] == memory_gb:
+            return int(row["memory_mib"])
+    return int(memory_gb * CONSERVATIVE_MIB_PER_GB)
 
 
 class GpuOffer(BaseModel):
@@ -31,12 +59,22 @@ class GpuOffer(BaseModel):
     id: str
     name: str
     pool: str | None = None
-    memory_gb: int
+    memory_gb: int  # nominal, as RunPod lists it
+    memory_mib: int = 0  # what nvidia-smi reports; 0 = derive from memory_gb
     serverless_per_hour: Decimal | None = None
     secure_per_hour: Decimal | None = None
     community_per_hour: Decimal | None = None
     max_count: int = DEFAULT_MAX_COUNT
     source: OfferSource = "live"
+
+    def model_post_init(self, __context: Any) -> None:
+        if not self.memory_mib:
+            self.memory_mib = card_memory_mib(self.id, self.memory_gb)
+
+    @property
+    def memory_gib(self) -> float:
+        """Real memory in GiB, for sizing."""
+        return self.memory_mib / MIB_PER_GIB
 
     @property
     def serverless_per_second(self) -> Decimal | None:
@@ -45,74 +83,34 @@ class GpuOffer(BaseModel):
         return self.serverless_per_hour / SECONDS_PER_HOUR
 
 
-# Serverless pools: (pool memory = smallest card in the pool, flex $/GPU-second).
-# Source: RunPod docs serverless pricing table (flex column) and GPU-types table; ADA_32_PRO
-# (RTX 5090) has no published serverless rate.
-SERVERLESS_POOLS: dict[str, tuple[int, Decimal | None]] = {
-    "AMPERE_16": (16, Decimal("0.00016")),
-    "AMPERE_24": (24, Decimal("0.00019")),
-    "ADA_24": (24, Decimal("0.00031")),
-    "ADA_32_PRO": (32, None),
-    "AMPERE_48": (48, Decimal("0.00034")),
-    "ADA_48_PRO": (48, Decimal("0.00053")),
-    "AMPERE_80": (80, Decimal("0.00076")),
-    "ADA_80_PRO": (80, Decimal("0.00116")),
-    "BLACKWELL_96": (96, Decimal("0.00111")),
-    "HOPPER_141": (141, Decimal("0.00155")),
-    "BLACKWELL_180": (180, Decimal("0.00240")),
-}
+def _pool_rates() -> dict[str, Decimal | None]:
+    return {
+        p["pool"]: Decimal(p["flex_per_second"]) if p["flex_per_second"] else None
+        for p in price_table()["serverless_pools"]
+    }
 
-# (id, display name, GB, pool, secure $/h, community $/h, max GPUs per pod). Pod prices are
-# approximate (RunPod list prices seen in 2026; e.g. RTX 4090 0.44/0.31 from the v2 API example).
-_FALLBACK_ROWS: tuple[tuple[str, str, int, str | None, str | None, str | None, int], ...] = (
-    ("NVIDIA RTX A4000", "RTX A4000", 16, "AMPERE_16", "0.25", "0.17", 8),
-    ("NVIDIA RTX 2000 Ada Generation", "RTX 2000 Ada", 16, "AMPERE_16", "0.24", "0.18", 8),
-    ("NVIDIA RTX A4500", "RTX A4500", 20, "AMPERE_16", "0.25", "0.19", 8),
-    ("NVIDIA RTX 4000 Ada Generation", "RTX 4000 Ada", 20, "AMPERE_16", "0.26", "0.20", 8),
-    ("NVIDIA RTX A5000", "RTX A5000", 24, "AMPERE_24", "0.27", "0.16", 8),
-    ("NVIDIA L4", "L4", 24, "AMPERE_24", "0.43", None, 8),
-    ("NVIDIA GeForce RTX 3090", "RTX 3090", 24, "AMPERE_24", "0.43", "0.22", 8),
-    ("NVIDIA GeForce RTX 4090", "RTX 4090", 24, "ADA_24", "0.44", "0.31", 8),
-    ("NVIDIA GeForce RTX 5090", "RTX 5090", 32, "ADA_32_PRO", "0.89", "0.69", 8),
-    ("NVIDIA A40", "A40", 48, "AMPERE_48", "0.40", None, 8),
-    ("NVIDIA RTX A6000", "RTX A6000", 48, "AMPERE_48", "0.49", "0.33", 8),
-    ("NVIDIA L40", "L40", 48, "ADA_48_PRO", "0.99", None, 8),
-    ("NVIDIA L40S", "L40S", 48, "ADA_48_PRO", "0.86", "0.79", 8),
-    ("NVIDIA RTX 6000 Ada Generation", "RTX 6000 Ada", 48, "ADA_48_PRO", "0.77", "0.74", 8),
-    ("NVIDIA A100 80GB PCIe", "A100 PCIe", 80, "AMPERE_80", "1.64", "1.19", 8),
-    ("NVIDIA A100-SXM4-80GB", "A100 SXM", 80, "AMPERE_80", "1.74", "1.39", 8),
-    ("NVIDIA H100 PCIe", "H100 PCIe", 80, "ADA_80_PRO", "2.39", "1.99", 8),
-    ("NVIDIA H100 80GB HBM3", "H100 SXM", 80, "ADA_80_PRO", "2.69", None, 8),
-    ("NVIDIA H100 NVL", "H100 NVL", 94, "ADA_80_PRO", "2.79", None, 8),
-    (
-        "NVIDIA RTX PRO 6000 Blackwell Server Edition",
-        "RTX PRO 6000",
-        96,
-        "BLACKWELL_96",
-        "1.79",
-        None,
-        8,
-    ),
-    ("NVIDIA H200", "H200 SXM", 141, "HOPPER_141", "3.59", None, 8),
-    ("NVIDIA B200", "B200", 180, "BLACKWELL_180", "5.98", None, 8),
-)
+
+# Serverless list (flex) price per GPU-second, by pool; ADA_32_PRO has no published rate.
+SERVERLESS_PRICE_PER_SECOND: dict[str, Decimal | None] = _pool_rates()
 
 
 def fallback_offers() -> list[GpuOffer]:
     """The dated fallback table (`source="fallback"`); say so when you quote from it."""
     offers = []
-    for gpu_id, name, memory, pool, secure, community, max_count in _FALLBACK_ROWS:
-        flex = SERVERLESS_POOLS.get(pool, (0, None))[1] if pool else None
+    for row in price_table()["gpus"]:
+        pool = row["pool"]
+        flex = SERVERLESS_PRICE_PER_SECOND.get(pool) if pool else None
         offers.append(
             GpuOffer(
-                id=gpu_id,
-                name=name,
+                id=row["id"],
+                name=row["name"],
                 pool=pool,
-                memory_gb=memory,
+                memory_gb=row["memory_gb"],
+                memory_mib=row["memory_mib"],
                 serverless_per_hour=flex * SECONDS_PER_HOUR if flex is not None else None,
-                secure_per_hour=Decimal(secure) if secure else None,
-                community_per_hour=Decimal(community) if community else None,
-                max_count=max_count,
+                secure_per_hour=Decimal(row["secure"]) if row["secure"] else None,
+                community_per_hour=Decimal(row["community"]) if row["community"] else None,
+                max_count=DEFAULT_MAX_COUNT,
                 source="fallback",
             )
         )
@@ -173,8 +171,9 @@ def offers_from_catalog(gpu_types: Iterable[Any]) -> list[GpuOffer]:
 def serverless_pools(offers: Iterable[GpuOffer]) -> list[GpuOffer]:
     """Group per-card offers into one offer per serverless pool.
 
-    A worker may land on any card of its pool, so the pool's memory is its smallest card, its
-    price the highest rate quoted for it and its GPU limit the lowest.
+    A worker may land on any card of its pool, so the pool's memory is its smallest card (by
+    nvidia-smi MiB, e.g. AMPERE_24 = an L4's 23,034 MiB), its price the highest rate quoted for
+    it and its GPU limit the lowest.
     """
     groups: dict[str, list[GpuOffer]] = {}
     for offer in offers:
@@ -190,20 +189,24 @@ def serverless_pools(offers: Iterable[GpuOffer]) -> list[GpuOffer]:
                 name=f"{pool} ({names})",
                 pool=pool,
                 memory_gb=min(m.memory_gb for m in members),
+                memory_mib=min(m.memory_mib for m in members),
                 serverless_per_hour=max(prices) if prices else None,
                 max_count=min(m.max_count for m in members),
                 source="fallback" if all(m.source == "fallback" for m in members) else "live",
             )
         )
-    return sorted(pools, key=lambda o: (o.memory_gb, o.serverless_per_hour or Decimal(0)))
+    return sorted(pools, key=lambda o: (o.memory_mib, o.serverless_per_hour or Decimal(0)))
 
 
 __all__ = [
     "FALLBACK_DATE",
     "FALLBACK_LABEL",
-    "SERVERLESS_POOLS",
+    "PRICES_PATH",
+    "SERVERLESS_PRICE_PER_SECOND",
     "GpuOffer",
+    "card_memory_mib",
     "fallback_offers",
     "offers_from_catalog",
+    "price_table",
     "serverless_pools",
 ]

@@ -8,10 +8,16 @@ memory; it loads the weights, profiles activations, keeps room for CUDA graphs a
 context, and gives the rest to the KV cache. A request only fits if the KV cache can hold
 `context × concurrency` tokens. We mirror that per GPU:
 
-    usable   = memory × GPU_MEMORY_UTILIZATION
-    need     = weights / tp + overhead + kv_per_token_per_gpu × context × concurrency
+    usable   = real memory (nvidia-smi MiB, not nominal GB) × GPU_MEMORY_UTILIZATION
+    need     = weights / tp + overhead + kv_cache(context) × concurrency
     fits     = need ≤ usable
-    max ctx  = (usable − weights / tp − overhead) / (kv_per_token_per_gpu × concurrency)
+    max ctx  = the largest context whose KV cache still fits (solved per layer kind)
+
+The KV cache is summed per layer as vLLM's KV-cache specs size it (vllm/v1/kv_cache_interface.py):
+full attention K and V grow with the context; sliding-window and chunked-local layers hold at
+most window + one prefill chunk (`max_num_batched_tokens`) tokens; MLA layers (DeepSeek) cache
+one kv_lora_rank + rope latent per token with no separate K and V; linear-attention layers keep
+a fixed state per sequence. MoE models keep every expert resident, so weights count all of them.
 """
 
 from __future__ import annotations
@@ -36,6 +42,18 @@ DEFAULT_CONTEXT = 8192
 OVERHEAD_GIB_PER_GPU = 2.0
 # Extra per GPU under tensor parallelism: NCCL communicators and custom all-reduce buffers.
 TP_OVERHEAD_GIB_PER_GPU = 0.5
+
+# vLLM's default `max_num_batched_tokens` for the OpenAI server (EngineArgs.get_batch_defaults):
+# 8192 on cards of 70 GiB or more other than the A100, else 2048. A windowed layer holds up to
+# window + this many tokens (one chunked-prefill step past the window).
+PREFILL_CHUNK_TOKENS = 2048
+PREFILL_CHUNK_TOKENS_LARGE = 8192
+LARGE_CARD_GIB = 70
+
+# MXFP4 (gpt-oss): 4-bit values + one 8-bit scale per 32 → 4.25 bits per expert weight.
+MXFP4_BYTES_PER_PARAM = 4.25 / 8
+# FP8 block quantisation (DeepSeek): one fp32 scale per 128 × 128 block.
+FP8_BLOCK_SCALE_BYTES = 4 / (128 * 128)
 
 # Tensor-parallel sizes vLLM users pick; the count must divide the attention heads.
 TENSOR_PARALLEL_SIZES = (1, 2, 4, 8)
@@ -70,11 +88,14 @@ QUANT_BYTES_PER_PARAM: dict[str, float] = {
     "gptq": 0.5,
     "int4": 0.5,
     "bitsandbytes": 0.5,
+    "mxfp4": MXFP4_BYTES_PER_PARAM,
 }
 # Group-wise int4 (group 128) adds an fp16 scale and a 4-bit zero point per 128 weights.
 INT4_GROUP_SIZE = 128
 INT4_GROUP_EXTRA_BYTES = (2 + 0.5) / INT4_GROUP_SIZE
 INT4_METHODS = frozenset({"awq", "gptq", "int4", "bitsandbytes"})
+# Methods a checkpoint can ship in but the cockpit does not quantise to on request.
+STORED_ONLY = frozenset({"mxfp4"})
 UNQUANTISED = frozenset({"bf16", "fp16"})
 QUANT_ALIASES = {
     "bfloat16": "bf16",
@@ -112,8 +133,11 @@ class SizeEstimate(BaseModel):
     context: int
     concurrency: int
     kv_dtype: str
-    kv_bytes_per_token: int  # whole model, all layers, K and V
+    kv_bytes_per_token: int  # whole model, layers whose cache grows with the context
     kv_bytes_per_token_per_gpu: int
+    kv_window_bytes_per_token_per_gpu: int = 0  # windowed layers, up to their window
+    attention_window: int | None = None
+    kv_fixed_bytes_per_gpu: int = 0  # linear-attention state per sequence
     weights_gib: float  # whole model
     kv_gib: float  # context × concurrency tokens, summed over GPUs
     overhead_gib: float  # summed over GPUs
@@ -123,6 +147,22 @@ class SizeEstimate(BaseModel):
     overhead_gib_per_gpu: float
     per_gpu_gib: float
     max_position_embeddings: int | None
+    layout: str = "full attention"  # e.g. "52 of 62 layers windowed (1024)", "MLA"
+
+    def kv_bytes_per_sequence(self, context: int, *, memory_gib: float | None = None) -> float:
+        """KV cache of one sequence of `context` tokens on one GPU, as vLLM reserves it."""
+        chunk = prefill_chunk_tokens(memory_gib)
+        windowed = 0
+        if self.kv_window_bytes_per_token_per_gpu and self.attention_window:
+            windowed = self.kv_window_bytes_per_token_per_gpu * min(
+                context, self.attention_window + chunk
+            )
+        return self.kv_bytes_per_token_per_gpu * context + windowed + self.kv_fixed_bytes_per_gpu
+
+    def per_gpu_gib_on(self, memory_gib: float) -> float:
+        """Per-GPU need on a card of `memory_gib` (its prefill chunk decides windowed layers)."""
+        kv = self.kv_bytes_per_sequence(self.context, memory_gib=memory_gib) * self.concurrency
+        return self.weights_gib_per_gpu + self.overhead_gib_per_gpu + kv / GIB
 
     def usable_gib(
         self, memory_gib: float, *, utilization: float = GPU_MEMORY_UTILIZATION
@@ -133,7 +173,9 @@ class SizeEstimate(BaseModel):
         self, memory_gib: float, *, utilization: float = GPU_MEMORY_UTILIZATION
     ) -> float:
         """Usable memory left on each GPU after weights, overhead and the requested KV cache."""
-        return self.usable_gib(memory_gib, utilization=utilization) - self.per_gpu_gib
+        return self.usable_gib(memory_gib, utilization=utilization) - self.per_gpu_gib_on(
+            memory_gib
+        )
 
     def fits(self, memory_gib: float, *, utilization: float = GPU_MEMORY_UTILIZATION) -> bool:
         return self.headroom_gib(memory_gib, utilization=utilization) >= 0
@@ -148,10 +190,33 @@ class SizeEstimate(BaseModel):
         )
         if free <= 0:
             return 0
-        tokens = int(free * GIB // (self.kv_bytes_per_token_per_gpu * self.concurrency))
-        if self.max_position_embeddings:
-            tokens = min(tokens, self.max_position_embeddings)
-        return tokens
+        budget = free * GIB / self.concurrency
+        limit = self.max_position_embeddings or MAX_SEARCH_CONTEXT
+
+        def fits(tokens: int) -> bool:
+            return self.kv_bytes_per_sequence(tokens, memory_gib=memory_gib) <= budget
+
+        if fits(limit):
+            return limit
+        if not fits(1):
+            return 0
+        lo, hi = 1, limit  # fits(lo), not fits(hi): the cache only grows with the context
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+        return lo
+
+
+# Upper bound of the max-context search for a model without max_position_embeddings.
+MAX_SEARCH_CONTEXT = 10_485_760
+
+
+def prefill_chunk_tokens(memory_gib: float | None) -> int:
+    """vLLM's default prefill chunk on a card of this size (unknown card: the larger one, so
+    windowed layers are never under-counted)."""
+    if memory_gib is None or memory_gib >= LARGE_CARD_GIB:
+        return PREFILL_CHUNK_TOKENS_LARGE
+    return PREFILL_CHUNK_TOKENS
 
 
 def normalise_quant(quant: str | None) -> str | None:
@@ -214,20 +279,50 @@ def weights_bytes(model: ModelInfo, quant: str | None = None) -> tuple[float, st
                 f"{model.id} is already quantised ({stored}); it cannot be served as {q}.",
                 fix="Serve it as it is, or pick the unquantised model.",
             )
+        if stored == "mxfp4":
+            return _mxfp4_bytes(model), "mxfp4 experts"
         bits = f" int{model.quant_bits}" if model.quant_bits and model.quant_bits < 8 else ""
-        return _stored_weight_bytes(model), f"{stored}{bits}"
+        if len(model.params_by_dtype) > 1 or stored not in QUANT_BYTES_PER_PARAM:
+            return _stored_weight_bytes(model), f"{stored}{bits}"
+        # No per-dtype split (bundled catalog): size from the method, embeddings at 16-bit.
+        return _quantised_bytes(model, stored), f"{stored}{bits}"
     if q is None or q in UNQUANTISED:
         label = q or _dtype_label(model.torch_dtype)
         return _stored_weight_bytes(model), label
+    if q in STORED_ONLY:
+        raise InvalidInput(
+            f"{q} is a checkpoint format; the cockpit cannot quantise {model.name} to it.",
+            fix="Pick an mxfp4 checkpoint, or use --quant fp8 or awq.",
+        )
+    label = f"{q} int4" if q in INT4_METHODS and q != "int4" else q
+    return _quantised_bytes(model, q), label
+
+
+def _quantised_bytes(model: ModelInfo, q: str) -> float:
+    """Linear layers at the quantised width (+ group scales for int4, block scales for fp8),
+    embeddings and lm_head at 16-bit, counted once when tied."""
     if model.params_total is None or model.geometry is None:
         raise InvalidInput(
             f"{model.id} lacks the parameter count or config.json needed to estimate {q}.",
         )
     embed = _embedding_params(model)
     body = max(model.params_total - embed, 0)
-    per_param = QUANT_BYTES_PER_PARAM[q] + (INT4_GROUP_EXTRA_BYTES if q in INT4_METHODS else 0)
-    label = f"{q} int4" if q in INT4_METHODS and q != "int4" else q
-    return body * per_param + embed * EMBEDDING_BYTES, label
+    extra = INT4_GROUP_EXTRA_BYTES if q in INT4_METHODS else 0.0
+    if q == "fp8" and model.quantization:
+        extra = FP8_BLOCK_SCALE_BYTES
+    return body * (QUANT_BYTES_PER_PARAM[q] + extra) + embed * EMBEDDING_BYTES
+
+
+def _mxfp4_bytes(model: ModelInfo) -> float:
+    """gpt-oss: the MoE expert weights are MXFP4, everything else (attention, router,
+    embeddings, lm_head) stays 16-bit, per its quantization_config."""
+    g = model.geometry
+    if model.params_total is None or g is None or not g.num_experts:
+        raise InvalidInput(f"{model.id} lacks the expert shapes needed to size its mxfp4 weights.")
+    moe = g.moe_intermediate_size or g.intermediate_size or 0
+    experts = g.num_hidden_layers * g.num_experts * 3 * g.hidden_size * moe
+    rest = max(model.params_total - experts, 0)
+    return experts * MXFP4_BYTES_PER_PARAM + rest * EMBEDDING_BYTES
 
 
 def normalise_quant_or_none(method: str | None) -> str | None:
@@ -241,19 +336,64 @@ def _dtype_label(torch_dtype: str | None) -> str:
     return {"bfloat16": "bf16", "float16": "fp16", "float32": "bf16"}.get(torch_dtype or "", "bf16")
 
 
+def _kv_heads_per_gpu(g: ArchGeometry, tensor_parallel: int) -> int:
+    """Each GPU holds kv_heads / tp heads, and at least one (vLLM replicates KV heads when
+    tp > kv_heads)."""
+    if tensor_parallel == 1:
+        return g.num_key_value_heads
+    return max(1, g.num_key_value_heads // tensor_parallel)
+
+
+def _attention_bytes_per_token_per_layer(
+    g: ArchGeometry, nbytes: float, tensor_parallel: int
+) -> float:
+    if g.is_mla:
+        # MLAAttentionSpec: one latent (kv_lora_rank + qk_rope_head_dim) per token, no separate
+        # K and V, replicated on every tensor-parallel rank.
+        return (g.kv_lora_rank or 0) * nbytes + (g.qk_rope_head_dim or 0) * nbytes
+    return 2 * _kv_heads_per_gpu(g, tensor_parallel) * g.head_dim * nbytes
+
+
 def kv_bytes_per_token(
     model: ModelInfo, kv_dtype: str | None = None, *, tensor_parallel: int = 1
 ) -> int:
-    """2 (K and V) × layers × KV heads × head_dim × bytes. Under tensor parallelism each GPU
-    holds kv_heads / tp heads, and at least one (vLLM replicates KV heads when tp > kv_heads)."""
+    """Bytes per token of the layers whose cache grows with the context (full attention and
+    MLA): 2 (K and V) × layers × KV heads × head_dim × bytes, or for MLA layers ×
+    (kv_lora_rank + rope dims) × bytes. Windowed and linear-attention layers are apart."""
     g = _require_geometry(model)
     _, nbytes = _kv_bytes(kv_dtype)
-    heads = (
-        g.num_key_value_heads
-        if tensor_parallel == 1
-        else max(1, g.num_key_value_heads // tensor_parallel)
-    )
-    return int(2 * g.num_hidden_layers * heads * g.head_dim * nbytes)
+    per_layer = _attention_bytes_per_token_per_layer(g, nbytes, tensor_parallel)
+    return int(g.full_attention_layers * per_layer)
+
+
+def kv_window_bytes_per_token(
+    model: ModelInfo, kv_dtype: str | None = None, *, tensor_parallel: int = 1
+) -> int:
+    """Bytes per token of the sliding-window / chunked-local layers (held up to their window)."""
+    g = _require_geometry(model)
+    _, nbytes = _kv_bytes(kv_dtype)
+    return int(g.window_layers * _attention_bytes_per_token_per_layer(g, nbytes, tensor_parallel))
+
+
+def linear_state_bytes(model: ModelInfo, *, tensor_parallel: int = 1) -> int:
+    """Fixed per-sequence state of the linear-attention layers (16-bit, split across GPUs)."""
+    g = _require_geometry(model)
+    return int(g.linear_layers * g.linear_state_elements * EMBEDDING_BYTES / tensor_parallel)
+
+
+def _layout(g: ArchGeometry) -> str:
+    parts = []
+    if g.is_mla:
+        parts.append(f"MLA latent cache ({g.kv_lora_rank}+{g.qk_rope_head_dim})")
+    if g.window_layers:
+        parts.append(
+            f"{g.window_layers} of {g.num_hidden_layers} layers windowed ({g.attention_window})"
+        )
+    if g.linear_layers:
+        parts.append(f"{g.linear_layers} of {g.num_hidden_layers} layers linear attention")
+    if g.num_experts:
+        parts.append(f"MoE, all {g.num_experts} experts resident")
+    return "; ".join(parts) or "full attention"
 
 
 def _require_geometry(model: ModelInfo) -> ArchGeometry:
@@ -317,10 +457,16 @@ def estimate(
     wbytes, label = weights_bytes(model, quant)
     kv_tok = kv_bytes_per_token(model, kv_dtype)
     kv_tok_gpu = kv_bytes_per_token(model, kv_dtype, tensor_parallel=tensor_parallel)
-    tokens = context * concurrency
+    window_gpu = kv_window_bytes_per_token(model, kv_dtype, tensor_parallel=tensor_parallel)
+    fixed_gpu = linear_state_bytes(model, tensor_parallel=tensor_parallel)
     weights_gib = wbytes / GIB
     overhead_pg = OVERHEAD_GIB_PER_GPU + (TP_OVERHEAD_GIB_PER_GPU if tensor_parallel > 1 else 0.0)
-    kv_gib_pg = kv_tok_gpu * tokens / GIB
+    per_sequence = (
+        kv_tok_gpu * context
+        + window_gpu * min(context, (g.attention_window or 0) + PREFILL_CHUNK_TOKENS_LARGE)
+        + fixed_gpu
+    )
+    kv_gib_pg = per_sequence * concurrency / GIB
     per_gpu = weights_gib / tensor_parallel + overhead_pg + kv_gib_pg
     # Summed over GPUs: equals kv_tok × tokens unless KV heads are replicated (tp > kv_heads).
     kv_gib = kv_gib_pg * tensor_parallel
@@ -334,6 +480,9 @@ def estimate(
         kv_dtype=kv_label,
         kv_bytes_per_token=kv_tok,
         kv_bytes_per_token_per_gpu=kv_tok_gpu,
+        kv_window_bytes_per_token_per_gpu=window_gpu,
+        attention_window=g.attention_window,
+        kv_fixed_bytes_per_gpu=fixed_gpu,
         weights_gib=weights_gib,
         kv_gib=kv_gib,
         overhead_gib=overhead_pg * tensor_parallel,
@@ -343,6 +492,7 @@ def estimate(
         overhead_gib_per_gpu=overhead_pg,
         per_gpu_gib=per_gpu,
         max_position_embeddings=g.max_position_embeddings,
+        layout=_layout(g),
     )
 
 
@@ -365,6 +515,9 @@ __all__ = [
     "estimate",
     "format_context",
     "kv_bytes_per_token",
+    "kv_window_bytes_per_token",
+    "linear_state_bytes",
+    "prefill_chunk_tokens",
     "valid_tensor_parallel",
     "weights_bytes",
 ]

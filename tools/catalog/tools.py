@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from tools.catalog import ModelInfo
-from tools.catalog.aliases import resolve_alias
+from tools.catalog import ModelInfo, catalog_label
+from tools.catalog.aliases import AliasCandidate, resolve_alias
 from tools.catalog.fit import FitReport, fit
 from tools.catalog.gpus import FALLBACK_LABEL, GpuOffer, fallback_offers, offers_from_catalog
-from tools.catalog.sizing import format_context
+from tools.catalog.sizing import estimate, format_context
 from tools.contract import Reply, Table, ToolContext, ToolInput, arg, tool
 from tools.errors import CockpitError, InvalidInput
 
@@ -33,13 +33,31 @@ async def resolve_model(tc: ToolContext, text: str, *, check_access: bool = Fals
     `check_access` (a real deploy, where the worker must download the weights)."""
     alias = resolve_alias(text)
     if not alias.resolved and alias.candidates:
-        picks = "; ".join(f"{c.label} ({c.model_id})" for c in alias.candidates)
+        picks = "; ".join(await _priced_picks(tc, alias.candidates))
         raise InvalidInput(f"{text.strip()!r} could mean several models. Pick one: {picks}.")
     # Not an alias and no candidates: the Hub tries it as a repo id or names nearest matches.
     model_id = alias.model_id or text.strip()
     hub = tc.services.hub_for(tc.org_id)
     info: ModelInfo = await hub.model_info(model_id, check_access=check_access)
     return info
+
+
+async def _priced_picks(tc: ToolContext, candidates: list[AliasCandidate]) -> list[str]:
+    """ "gpt-oss-20b (openai/gpt-oss-20b): AMPERE_24 (24 GB) at $0.00019/s" per choice, so a
+    pick-list says what each choice costs; a choice that cannot be sized is listed bare."""
+    hub = tc.services.hub_for(tc.org_id)
+    offers, _ = await current_offers(tc)
+    picks = []
+    for c in candidates:
+        text = f"{c.label} ({c.model_id})"
+        try:
+            info = await hub.model_info(c.model_id, check_access=False)
+            report = fit(info, offers)
+            text += f": {report.choice.label} at {report.choice.price_label(report.mode)}"
+        except CockpitError as exc:
+            log.debug("No price for pick %s: %s", c.model_id, exc)
+        picks.append(text)
+    return picks
 
 
 async def current_offers(tc: ToolContext) -> tuple[list[GpuOffer], str | None]:
@@ -87,7 +105,8 @@ class SearchInput(ToolInput):
     command="models",
     input_model=SearchInput,
     group="models",
-    description="Search Hugging Face text-generation models, most downloaded first.",
+    description="Search Hugging Face chat models (text and image-text-to-text), most downloaded "
+    "first.",
     examples=("/models qwen", "/models llama --max-params 10"),
 )
 async def search_models(tc: ToolContext, args: SearchInput) -> Reply:
@@ -101,20 +120,22 @@ async def search_models(tc: ToolContext, args: SearchInput) -> Reply:
     )
     if not results:
         return Reply(
-            text=f"No text-generation models match {args.query!r}.",
+            text=f"No chat models match {args.query!r}.",
             footer="Try a shorter word, e.g. /models qwen",
         )
+    snap = next((r for r in results if r.source == "snapshot"), None)
+    # The bundled catalog has no download counts (none were read from the Hub): no column.
     rows = [
-        [r.id, _fmt_params(r.params), f"{r.downloads:,}", "gated" if r.gated else "open"]
+        [r.id, _fmt_params(r.params), r.pipeline_tag or "?", "gated" if r.gated else "open"]
+        if snap
+        else [r.id, _fmt_params(r.params), f"{r.downloads:,}", "gated" if r.gated else "open"]
         for r in results
     ]
-    snap = next((r for r in results if r.source == "snapshot"), None)
-    footer = (
-        f"From the bundled snapshot of {snap.snapshot_date}" if snap else "Live from Hugging Face"
-    )
+    columns = ["model", "params", "task" if snap else "downloads", "access"]
+    footer = f"From the {catalog_label(snap.snapshot_date)}" if snap else "Live from Hugging Face"
     return Reply(
         title=f"Models for {args.query or 'all'}",
-        table=Table(columns=["model", "params", "downloads", "access"], rows=rows),
+        table=Table(columns=columns, rows=rows),
         footer=f"{footer}. `/fit <model>` sizes one; `/deploy <model>` runs it.",
     )
 
@@ -144,6 +165,8 @@ async def model_info(tc: ToolContext, args: ModelInput) -> Reply:
         )
         if g.max_position_embeddings:
             reply.add_field("Max context", format_context(g.max_position_embeddings))
+        if g.window_layers or g.linear_layers or g.is_mla or g.num_experts:
+            reply.add_field("KV cache layout", estimate(m).layout)
     reply.add_field("Licence", m.license or "?")
     reply.add_field("Access", "gated: needs a Hugging Face token" if m.gated else "open")
     reply.footer = m.source_label

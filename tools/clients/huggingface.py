@@ -38,7 +38,7 @@ from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_st
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from tools.catalog import (
-    TEXT_GENERATION,
+    CHAT_PIPELINES,
     ModelInfo,
     ModelSummary,
     Snapshot,
@@ -387,7 +387,8 @@ class HubClient:
         max_params: float | None = None,
         library: str | None = None,
     ) -> list[ModelSummary]:
-        """Text-generation models whose id contains `query`, most downloaded first.
+        """Chat models (text-generation and image-text-to-text) whose id contains `query`, most
+        downloaded first.
 
         `min_params` / `max_params` are in billions; `gated` keeps only gated (True) or open
         (False) models; `library` filters by library ("transformers"). Falls back to the
@@ -498,41 +499,45 @@ class HubClient:
         max_params: float | None,
         library: str | None,
     ) -> list[ModelSummary]:
-        params: dict[str, Any] = {
-            "pipeline_tag": TEXT_GENERATION,
-            "sort": "downloads",
-            "limit": limit,
-            "expand": SEARCH_EXPAND,
-        }
+        base: dict[str, Any] = {"sort": "downloads", "limit": limit, "expand": SEARCH_EXPAND}
         if query:
-            params["search"] = query
+            base["search"] = query
         if gated is not None:
-            params["gated"] = gated
+            base["gated"] = gated
         if library:
-            params["filter"] = library
+            base["filter"] = library
         size = _num_parameters(min_params, max_params)
         if size:
-            params["num_parameters"] = size
+            base["num_parameters"] = size
         url = f"{self._endpoint}/api/models"
 
-        def request() -> list[HubModelInfo]:
+        def request(pipeline: str) -> list[HubModelInfo]:
             response = get_session().get(
-                url, params=params, headers=self._headers(), timeout=self._timeout
+                url,
+                params={**base, "pipeline_tag": pipeline},
+                headers=self._headers(),
+                timeout=self._timeout,
             )
             hf_raise_for_status(response)
             return [HubModelInfo(**item) for item in response.json()]
 
-        hits = []
-        for item in await self._call(request):
-            summary = _summary(item)
-            if summary.pipeline_tag not in (None, TEXT_GENERATION):
-                continue
-            if library and summary.library and summary.library != library:
-                continue
-            if matches_filters(summary, gated=gated, min_params=min_params, max_params=max_params):
-                hits.append(summary)
-        hits.sort(key=lambda s: s.downloads, reverse=True)
-        return hits[:limit]
+        # The Hub filters one pipeline per request; chat models vLLM serves are tagged
+        # text-generation or (multimodal: Gemma 3, Llama 4, Mistral Small 3.1+)
+        # image-text-to-text.
+        hits: dict[str, ModelSummary] = {}
+        for pipeline in CHAT_PIPELINES:
+            for item in await self._call(lambda p=pipeline: request(p)):  # type: ignore[misc]
+                summary = _summary(item)
+                if summary.pipeline_tag not in (None, *CHAT_PIPELINES):
+                    continue
+                if library and summary.library and summary.library != library:
+                    continue
+                if matches_filters(
+                    summary, gated=gated, min_params=min_params, max_params=max_params
+                ):
+                    hits.setdefault(summary.id, summary)
+        ranked = sorted(hits.values(), key=lambda s: s.downloads, reverse=True)
+        return ranked[:limit]
 
     async def _fetch_model_info(self, model_id: str, *, check_access: bool) -> ModelInfo:
         hub = await self._call(
@@ -600,8 +605,9 @@ class HubClient:
         if info is None:
             suggestions = self._snapshot.nearest(model_id)
             raise ModelNotFound(
-                f"{model_id} is not in the bundled model snapshot "
-                f"({self._snapshot.snapshot_date}), and {note} means Hugging Face is not asked.",
+                f"{model_id} is not in the bundled model catalog "
+                f"(compiled {self._snapshot.snapshot_date}), and {note} means Hugging Face is "
+                "not asked.",
                 suggestions=suggestions,
                 fix=_did_you_mean(suggestions),
             )
@@ -617,8 +623,8 @@ class HubClient:
         info = self._snapshot.get(model_id, note=note)
         if info is None:
             raise ProviderError(
-                f"{note}, and {model_id} is not in the bundled snapshot "
-                f"({self._snapshot.snapshot_date}).",
+                f"{note}, and {model_id} is not in the bundled model catalog "
+                f"(compiled {self._snapshot.snapshot_date}).",
                 service=SERVICE,
                 status=failure.status,
                 retryable=True,
@@ -749,7 +755,7 @@ def _did_you_mean(suggestions: list[str]) -> str:
 
 
 def _retry_fix(seconds: float) -> str:
-    return f"Try again in about {max(seconds, 1):.0f} s, or pick a model from the bundled snapshot."
+    return f"Try again in about {max(seconds, 1):.0f} s, or pick a model from the bundled catalog."
 
 
 __all__ = [

@@ -1,8 +1,11 @@
 """What a configuration will cost, before anything is spent. Decimal throughout.
 
 Serverless: flex workers bill per second while running (plus the idle timeout after each burst)
-and scale to zero; active workers (workersMin > 0) bill 24/7 at the active rate. Pods bill per
-hour at the secure or community rate while running."""
+and scale to zero; always-on workers (workersMin > 0) bill 24/7. RunPod's catalog quotes the list
+price only (`price.serverless`); the active-worker discount it once published (~30 % below list,
+docs until 2026-05-13) is now "available through sales inquiry", so an always-on worker is
+estimated at list price × hours and says that negotiated discounts are not included. Pods bill
+per hour at the secure or community rate while running."""
 
 from __future__ import annotations
 
@@ -15,20 +18,7 @@ SECONDS_PER_HOUR = Decimal(3600)
 DEFAULT_UTILISATION = Decimal("0.25")  # share of the month a flex worker is busy
 CENT = Decimal("0.01")
 
-# Active-worker $/GPU-second per pool, as RunPod published it until 2026-05-13 (docs pricing
-# table; later "discounts available through sales inquiry"). Used only to estimate workersMin>0.
-ACTIVE_PRICE_PER_SECOND: dict[str, Decimal] = {
-    "AMPERE_16": Decimal("0.00011"),
-    "AMPERE_24": Decimal("0.00013"),
-    "ADA_24": Decimal("0.00021"),
-    "AMPERE_48": Decimal("0.00024"),
-    "ADA_48_PRO": Decimal("0.00037"),
-    "AMPERE_80": Decimal("0.00060"),
-    "ADA_80_PRO": Decimal("0.00093"),
-    "HOPPER_141": Decimal("0.00124"),
-    "BLACKWELL_180": Decimal("0.00190"),
-}
-ACTIVE_PRICES_DATE = "2026-05-13"
+NO_DISCOUNTS_NOTE = "list price; discounts you negotiated are not included"
 
 Mode = Literal["serverless", "pod"]
 
@@ -97,12 +87,9 @@ def serverless_estimate(
     assumptions: list[str] = []
     monthly = Decimal(0)
     if workers_min > 0:
-        active_s = ACTIVE_PRICE_PER_SECOND.get(pool, per_second / gpu_count)
-        active_hour = active_s * SECONDS_PER_HOUR * gpu_count
-        monthly += active_hour * HOURS_PER_MONTH * workers_min
+        monthly += per_hour * HOURS_PER_MONTH * workers_min
         assumptions.append(
-            f"{workers_min} active worker(s) 24/7 at {money(active_hour)}/h "
-            f"(active rates as published {ACTIVE_PRICES_DATE})"
+            f"{workers_min} always-on worker(s) 24/7 at {rate(per_hour)}/h ({NO_DISCOUNTS_NOTE})"
         )
     flex_workers = max(workers_max - workers_min, 0)
     if flex_workers:
