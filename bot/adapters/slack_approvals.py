@@ -18,18 +18,36 @@ from bot.adapters.slack_post import SlackConversation
 from tools.contract import parse_id
 
 
+def _tell_clicker(respond: Any) -> Any:
+    """A crash while deciding is told to the clicker (with its reference), never silence."""
+
+    async def tell(text: str) -> None:
+        if respond is not None:
+            await respond(text=text, response_type="ephemeral", replace_original=False)
+
+    return tell
+
+
 class ApprovalHandlers(SlackBase):
     async def on_approve(
         self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any, client: Any
     ) -> None:
         await ack()
-        self.spawn(self.decide(body, action, respond, client, approve=True), what="approve")
+        self.spawn(
+            self.decide(body, action, respond, client, approve=True),
+            what="approve",
+            on_error=_tell_clicker(respond),
+        )
 
     async def on_cancel(
         self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any, client: Any
     ) -> None:
         await ack()
-        self.spawn(self.decide(body, action, respond, client, approve=False), what="cancel")
+        self.spawn(
+            self.decide(body, action, respond, client, approve=False),
+            what="cancel",
+            on_error=_tell_clicker(respond),
+        )
 
     async def decide(
         self,
