@@ -359,6 +359,11 @@ class Dispatcher:
             except CockpitError as exc:
                 self._audit(ctx, tool, args.model_dump(mode="json"), "failed", str(exc))
                 return self._finish(Reply.from_error(exc))
+            except Exception:
+                # The preview path catches what the run path catches (issue 14, finding 5).
+                log.exception("preview of %s failed (request %s)", tool.name, ctx.request_id)
+                self._audit(ctx, tool, args.model_dump(mode="json"), "failed", "internal error")
+                return self._finish(_internal_error(tool, ctx))
         now = self.services.clock.now()
         expires = now + self.approval_ttl
         redacted = tool.redact(args.model_dump(mode="json"))
@@ -444,13 +449,7 @@ class Dispatcher:
         except Exception:
             log.exception("tool %s failed (request %s)", tool.name, ctx.request_id)
             self._audit(ctx, tool, redacted, "failed", "internal error")
-            return self._finish(
-                Reply.error(
-                    f"Something went wrong running /{tool.command or tool.name} "
-                    f"(reference {ctx.request_id}). Nothing else was changed; the details are in "
-                    "the bot's logs."
-                )
-            )
+            return self._finish(_internal_error(tool, ctx))
         detail = (
             SECRET_REPLY_SUMMARY
             if tool.secret_output and reply.ok
@@ -562,6 +561,14 @@ def _identity_problem(
             "Nothing was done."
         )
     return None
+
+
+def _internal_error(tool: Tool, ctx: RequestContext) -> Reply:
+    return Reply.error(
+        f"Something went wrong running /{tool.command or tool.name} "
+        f"(reference {ctx.request_id}). Nothing else was changed; the details are in "
+        "the bot's logs."
+    )
 
 
 def _args_text(tool: Tool, args: BaseModel) -> str:

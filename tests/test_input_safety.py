@@ -277,11 +277,6 @@ def _exploding_registry() -> Registry:
     return reg
 
 
-@pytest.mark.xfail(
-    reason="bot/dispatcher.py (another engineer's file): _request_approval catches only "
-    "CockpitError from a preview; the run path also catches Exception",
-    raises=RuntimeError,
-)
 async def test_a_preview_bug_is_a_clear_error_not_a_crash(tmp_path: Path) -> None:
     async with running_bot(tmp_path, registry=_exploding_registry()) as harness:
         reply = await harness.send("/boom", user="alice")

@@ -225,9 +225,9 @@ class HttpApi:
                 update={"idempotency_key": f"api:{key.id}:{tool.name}:{idempotency}"}
             )
         reply = await self.cockpit.dispatcher.run(ctx, tool.name, raw)
-        return self._respond(reply)
+        return self._respond(reply, request_id=ctx.request_id)
 
-    def _respond(self, reply: Reply) -> web.Response:
+    def _respond(self, reply: Reply, *, request_id: str) -> web.Response:
         if reply.approval_id is not None:
             return web.json_response({
                 "status": "approval_requested", "approval_id": reply.approval_id,
@@ -240,7 +240,7 @@ class HttpApi:
         status = STATUS_BY_CODE.get(reply.error_code or "", 500 if reply.error_code == "error"
                                     else 400)
         return _problem(status, web.Response(status=status).reason or "Error", reply.text,
-                        retry_after=reply.retry_after)
+                        retry_after=reply.retry_after, request_id=request_id)
 
     def _audit_denied(self, ctx: RequestContext, tool: Tool, detail: str) -> None:
         with self.cockpit.db.session() as s:
