@@ -11,7 +11,25 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tools.contract import Button, Reply, Table
+from bot.surface import spell_reply
+from tools.contract import REGISTRY, Button, Reply, Table
+
+UMBRELLA_COMMAND = "cockpit"
+# Slash commands in slack-manifest.yml besides /cockpit; each maps to the registry command of
+# the same name, exactly like `/cockpit <name> ...` (a test holds this and the manifest together).
+# Every other command is `/cockpit <name>` in Slack, and replies spell their hints that way.
+SHORTCUT_COMMANDS = (
+    "deploy",
+    "models",
+    "fit",
+    "spend",
+    "budget",
+    "stop",
+    "rollback",
+    "chat",
+    "alerts",
+    "connect",
+)
 
 # Slack limits (docs.slack.dev block reference).
 MAX_MESSAGE_BLOCKS = 50
@@ -232,7 +250,14 @@ def render_reply(
     include_actions: bool = True,
 ) -> SlackMessage:
     """The whole reply as Block Kit: header, text sections, fields, table, image note, buttons,
-    expiry and footer, within `max_blocks` and every per-block limit."""
+    expiry and footer, within `max_blocks` and every per-block limit. Command hints are
+    spelled as Slack has them (`/cockpit status 3`)."""
+    reply = spell_reply(
+        reply,
+        commands=REGISTRY.commands(),
+        native=(UMBRELLA_COMMAND, *SHORTCUT_COMMANDS),
+        umbrella=UMBRELLA_COMMAND,
+    )
     content: list[dict[str, Any]] = []
     warn = "" if reply.ok else ":warning: "
     if reply.title:

@@ -18,22 +18,8 @@ from bot.adapters.slack_base import SlackBase
 from bot.logs import SECRETS
 from tools.contract import Reply, RequestContext
 
-UMBRELLA_COMMAND = "cockpit"
-# Slash commands in slack-manifest.yml besides /cockpit; each maps to the registry command of
-# the same name, exactly like `/cockpit <name> ...` (the listener takes any command, so this is
-# the manifest's list, kept here so a test can hold the two together).
-SHORTCUT_COMMANDS = (
-    "deploy",
-    "models",
-    "fit",
-    "spend",
-    "budget",
-    "stop",
-    "rollback",
-    "chat",
-    "alerts",
-    "connect",
-)
+UMBRELLA_COMMAND = blocks.UMBRELLA_COMMAND
+SHORTCUT_COMMANDS = blocks.SHORTCUT_COMMANDS
 # Slack built-ins an app must not register: reached as `/cockpit status`, `/cockpit invite`.
 SLACK_BUILTIN_COMMANDS = ("status", "invite")
 CONNECT_COMMAND = "connect"
