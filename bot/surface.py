@@ -10,7 +10,7 @@ from collections.abc import Collection
 from tools.contract import Reply
 
 # `/name` at the start of a word: not a path (`tools/x`, `/v1/models` after a word), not a URL.
-_COMMAND_HINT = re.compile(r"(?<![\w/.<@#:-])/([a-z][a-z0-9-]*)(?![\w/.-])")
+_COMMAND_HINT = re.compile(r"(?<![\w/.<@#:-])/([a-z][a-z0-9-]*)(?![\w/-]|\.\w)")
 
 
 def spell_commands(
