@@ -35,7 +35,7 @@ def chat_thread(tc: ToolContext, dep: Deployment) -> tuple[str, str]:
     side_effect=SideEffect.spend,
     group="deploy",
     description="Talk to a deployed model; the conversation remembers this thread.",
-    examples=("/chat 3 write a haiku about GPUs", "/chat qwen"),
+    examples=("/chat 3 write a haiku about GPUs", "/chat prod-chat"),
 )
 async def chat_with_model(tc: ToolContext, args: ChatInput) -> Reply:
     dep = find_deployment(tc, args.deployment)

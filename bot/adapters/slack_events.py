@@ -98,7 +98,11 @@ class EventHandlers(SlackBase):
             # a thread bound to a deployed model goes on to the model. Nothing else is answered
             # (mentions arrive separately, as app_mention).
             bot_user = getattr(context, "bot_user_id", None)
-            self.spawn(self.message_event(body, event, client, bot_user), what="channel message")
+            self.spawn(
+                self.message_event(body, event, client, bot_user),
+                what="channel message",
+                on_error=_reply_in_thread(client, event),  # a crash is never silent
+            )
 
     async def on_home_opened(
         self, body: dict[str, Any], event: dict[str, Any], client: Any

@@ -227,7 +227,7 @@ def _gpu(d: Deployment) -> str:
 
 
 class RefInput(ToolInput):
-    deployment: str = arg(description="Number, name or model of the deployment", positional=True)
+    deployment: str = arg(description="Number, name or full model id of the deployment", positional=True)
 
 
 @tool(
@@ -283,7 +283,7 @@ def _health_sentence(dep: Deployment, ready: int, unhealthy: int, failed: int) -
 
 
 class ScaleInput(ToolInput):
-    deployment: str = arg(description="Number, name or model of the deployment", positional=True)
+    deployment: str = arg(description="Number, name or full model id of the deployment", positional=True)
     max: int = arg(description="Most workers (0 stops it)", ge=0, le=MAX_WORKERS)
     min: int = arg(0, description="Always-on workers", ge=0, le=MAX_WORKERS)
 
@@ -407,7 +407,7 @@ async def preview_delete(tc: ToolContext, args: RefInput) -> Reply:
 
 
 class UpdateInput(ToolInput):
-    deployment: str = arg(description="Number, name or model of the deployment", positional=True)
+    deployment: str = arg(description="Number, name or full model id of the deployment", positional=True)
     model: str | None = arg(None, description="A new model (alias or Hugging Face id)")
     context: int | None = arg(None, description="New max context length", ge=256, le=1_048_576)
     idle_timeout: int | None = arg(None, description="New idle timeout in seconds", ge=5, le=3600)
@@ -459,7 +459,7 @@ async def _update_plan(tc: ToolContext, dep: Deployment, args: UpdateInput) -> D
 
 
 class RollbackInput(ToolInput):
-    deployment: str = arg(description="Number, name or model of the deployment", positional=True)
+    deployment: str = arg(description="Number, name or full model id of the deployment", positional=True)
 
 
 @tool(
@@ -606,7 +606,7 @@ async def stop_idle_deployments(tc: ToolContext, args: StopIdleInput) -> Reply:
 
 
 class ProtectInput(ToolInput):
-    deployment: str = arg(description="Number, name or model of the deployment", positional=True)
+    deployment: str = arg(description="Number, name or full model id of the deployment", positional=True)
     off: bool = arg(False, description="Remove the protection")
 
 
