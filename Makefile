@@ -44,7 +44,7 @@ wheel-smoke: $(STAMP)
 	$(PYTHON) -m venv $(WHEEL_DIR)/venv
 	$(WHEEL_DIR)/venv/bin/python -m pip install --quiet $(WHEEL_DIR)/dist/*.whl
 	cd $(WHEEL_DIR) && $(WHEEL_DIR)/venv/bin/python $(CURDIR)/tests/wheel_smoke.py
-	rm -rf $(WHEEL_DIR)
+	rm -rf $(WHEEL_DIR) build
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
