@@ -44,7 +44,6 @@ from tools.contract import Registry
 
 log = logging.getLogger(__name__)
 
-DEFAULT_API_BASE = "https://discord.com/api/v10"
 API_VERSION_SUFFIX = "/api/v10"
 # Messages in /chat threads need their text without a mention: the privileged Message Content
 # intent (enable it in the Developer Portal → Bot). Mentions and DMs carry text without it.

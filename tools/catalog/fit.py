@@ -87,9 +87,6 @@ class FitReport(BaseModel):
     prices: OfferSource
     prices_date: date | None = None  # set when fallback prices were used
 
-    def alternatives_text(self) -> list[str]:
-        return [f"{o.label} at {o.price_label(self.mode)}" for o in self.alternatives]
-
 
 class NoGpuFits(InvalidInput):
     """Nothing offered can hold the model at this context; `options` shows how close each got."""
