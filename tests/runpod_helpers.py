@@ -59,6 +59,9 @@ async def sandbox(
         "worker_ready_seconds": READY_SECONDS,
         "validate_responses": True,
         "record_exchanges": True,
+        # Flat cold starts (worker_ready_seconds) for the scaling and billing arithmetic here;
+        # vLLM's download, load and start-up checks are tested in test_vllm_realism.py.
+        "simulate_vllm": False,
     }
     settings.update(options)
     emulator = RunPodEmulator(**settings)

@@ -73,7 +73,7 @@ async def test_idle_workers_scale_to_zero_after_the_idle_timeout() -> None:
 async def test_workers_min_keeps_a_worker_running_until_lowered() -> None:
     async with sandbox() as sb:
         endpoint = await sb.client.create_endpoint(endpoint_request(workers_min=1))
-        assert (await sb.client.health(endpoint.id)).workers.initializing == 1
+        assert (await sb.client.list_workers(endpoint.id)).summary.initializing == 1
         sb.clock.advance(10 * 3600)
         assert (await sb.client.health(endpoint.id)).workers.idle == 1
         await sb.client.update_endpoint(endpoint.id, {"workers": {"min": 0}})
@@ -134,10 +134,10 @@ async def test_queue_delay_scales_up_to_workers_max() -> None:
         first = await sb.client.run(endpoint.id, {"n": 1})
         sb.clock.advance(READY_SECONDS + 1)  # worker 1 busy with job 1 until +80 s
         await sb.client.run(endpoint.id, {"n": 2})  # would wait 59 s > queueDelay 4 s
-        health = await sb.client.health(endpoint.id)
-        assert (health.workers.running, health.workers.initializing) == (1, 1)
+        summary = (await sb.client.list_workers(endpoint.id)).summary
+        assert (summary.running, summary.initializing) == (1, 1)
         third = await sb.client.run(endpoint.id, {"n": 3})  # workers.max reached: it queues
-        assert (await sb.client.health(endpoint.id)).total_workers == 2
+        assert (await sb.client.list_workers(endpoint.id)).summary.total == 2
         sb.clock.advance(60)
         assert (await sb.client.status(endpoint.id, first.id)).status == "COMPLETED"
         assert (await sb.client.status(endpoint.id, third.id)).status == "IN_PROGRESS"
@@ -192,7 +192,9 @@ async def test_worker_crash_makes_the_endpoint_unhealthy_until_recovered() -> No
         assert crashed.value.status == 500 and "crashed" in str(crashed.value)
 
         health = await sb.client.health(endpoint.id)
-        assert (health.workers.unhealthy, health.ready_workers, health.jobs.failed) == (1, 0, 1)
+        assert health.workers.unhealthy is None  # RunPod documents only idle and running
+        unhealthy = (await sb.client.list_workers(endpoint.id)).summary.unhealthy
+        assert (unhealthy, health.ready_workers, health.jobs.failed) == (1, 0, 1)
         job = await sb.client.run(endpoint.id, {"prompt": "x"})
         failed = await sb.client.status(endpoint.id, job.id)
         assert failed.status == "FAILED" and "WorkerCrashed" in failed.error
@@ -404,7 +406,7 @@ async def test_state_file_keeps_the_account_across_a_restart(tmp_path: Path) -> 
         # billing totals survive; workers restart cold (keep-warm ones start again)
         assert (await client.billing_serverless(start, clock.now(), "hour")).total == serverless.total
         assert (await client.billing_pods(start, clock.now(), "hour")).total == pods.total
-        assert (await client.health(warm_ep.id)).workers.initializing == 1
+        assert (await client.list_workers(warm_ep.id)).summary.initializing == 1
         flex_health = await client.health(flex.id)
         assert flex_health.total_workers == 0 and flex_health.jobs.completed == 1
 

@@ -290,28 +290,36 @@ class HealthJobs(_Wire):
 
 
 class HealthWorkers(_Wire):
-    idle: int = 0
-    initializing: int = 0
-    ready: int = 0
-    running: int = 0
-    throttled: int = 0
-    unhealthy: int = 0
+    """RunPod documents only `idle` and `running` here; older answers also carried
+    initializing/ready/throttled/unhealthy. A key that was not sent is None (unknown), never a
+    silent 0: per-status counts come from `list_workers` (GET /v2/serverless/{id}/workers)."""
+
+    idle: int | None = None
+    initializing: int | None = None
+    ready: int | None = None
+    running: int | None = None
+    throttled: int | None = None
+    unhealthy: int | None = None
 
 
 class EndpointHealth(_Wire):
-    """`GET {serverless}/{id}/health`. Keys changed over time; every count defaults to 0."""
+    """`GET {serverless}/{id}/health`: job counts and the ready workers (idle + running)."""
 
     jobs: HealthJobs = Field(default_factory=HealthJobs)
     workers: HealthWorkers = Field(default_factory=HealthWorkers)
 
     @property
     def ready_workers(self) -> int:
-        return self.workers.idle + self.workers.running + self.workers.ready
+        w = self.workers
+        return (w.idle or 0) + (w.running or 0) + (w.ready or 0)
 
     @property
     def total_workers(self) -> int:
+        """Workers this answer accounts for (keys not sent count as none)."""
         w = self.workers
-        return self.ready_workers + w.initializing + w.throttled + w.unhealthy
+        return self.ready_workers + sum(
+            n or 0 for n in (w.initializing, w.throttled, w.unhealthy)
+        )
 
 
 class JobStatus(_Wire):

@@ -39,14 +39,16 @@ from typing import Any
 
 from aiohttp import web
 
-from tools.clients.sandbox import catalog, chat, persist, throughput
+from tools.clients.sandbox import catalog, chat, persist, throughput, vllm
 from tools.clients.sandbox.faults import Fault, FaultInjector, FaultKind
 from tools.clients.sandbox.spec import OpenApiSpec, load_spec
 from tools.clients.sandbox.state import (
+    LOG_TAIL_DEFAULT,
     ApiError,
     EndpointSim,
     SandboxState,
     WorkerSim,
+    iso,
 )
 from tools.clock import Clock
 
@@ -64,6 +66,9 @@ RUNSYNC_WAIT_MIN_MS, RUNSYNC_WAIT_MAX_MS = 1_000, 300_000
 RATE_LIMIT_PER_MINUTE = 60
 RATE_LIMIT_POLICY = '"minute";q=60;w=60, "hour";q=3000;w=3600, "day";q=50000;w=86400'
 PROBLEM_JSON = "application/problem+json"
+EVENT_STREAM = "text/event-stream"
+LOG_SOURCES = ("container", "system")
+LOG_TAIL_MAX = 5000
 BILLING_BUCKETS = ("hour", "day", "week", "month", "year")
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CATALOG_PRODUCTS = ("POD", "CLUSTER", "SERVERLESS")
@@ -103,12 +108,32 @@ def _chat_request(body: Any, served: str) -> dict[str, Any]:
 
 
 def _pod_model(config: dict[str, Any]) -> str:
-    """The model a vLLM pod serves: `--served-model-name`, else `--model`, from its args."""
-    args = str(config.get("args") or "").split()
-    for flag in ("--served-model-name", "--model"):
-        if flag in args and args.index(flag) + 1 < len(args):
-            return args[args.index(flag) + 1]
-    return str((config.get("env") or {}).get("MODEL_NAME") or "")
+    """The model a vLLM pod serves: `--served-model-name`, else the positional model of
+    `vllm serve` (or the deprecated `--model`), from its args."""
+    served = vllm.from_pod_args(str(config.get("args") or ""), config.get("env") or {}).served
+    return served or str((config.get("env") or {}).get("MODEL_NAME") or "")
+
+
+def _log_query(request: web.Request) -> tuple[int, str | None]:
+    """`tail` and `source` of the log routes, checked as the spec defines them."""
+    raw_tail = request.query.get("tail", str(LOG_TAIL_DEFAULT))
+    if not raw_tail.isdigit() or int(raw_tail) > LOG_TAIL_MAX:
+        errors = [f"tail: must be an integer between 0 and {LOG_TAIL_MAX}"]
+        raise ApiError(422, "Request validation failed.", errors)
+    source = request.query.get("source")
+    if source is not None and source not in LOG_SOURCES:
+        raise ApiError(422, "Request validation failed.", ["source: must be container or system"])
+    return int(raw_tail), source
+
+
+def _log_events(lines: list[vllm.LogLine]) -> str:
+    """Log lines as the spec's SSE: an `id:` (the ts, with a sequence) and a JSON `data:`."""
+    out = []
+    for seq, (ts, source, line) in enumerate(lines, start=1):
+        stamp = iso(ts)
+        payload = json.dumps({"ts": stamp, "source": source, "line": line})
+        out.append(f"id: {stamp}/{seq:012d}\ndata: {payload}\n\n")
+    return "".join(out)
 
 
 def _parse_body(raw: bytes) -> tuple[Any, bool]:
@@ -151,6 +176,7 @@ class RunPodEmulator:
         seed: int = 0,
         state_file: Path | None = None,
         hardware_rate: bool = False,
+        simulate_vllm: bool = True,
     ) -> None:
         self.clock = clock or Clock()
         # Stream tokens at the rate the worker's card would (throughput.py); load-test requests
@@ -166,6 +192,7 @@ class RunPodEmulator:
             pod_start_seconds=pod_start_seconds,
             billing_lag_seconds=billing_lag_seconds,
             seed=seed,
+            simulate_vllm=simulate_vllm,
         )
         self.faults = FaultInjector()
         self.spec: OpenApiSpec = load_spec()
@@ -268,6 +295,18 @@ class RunPodEmulator:
     def recover_endpoint(self, endpoint_id: str) -> None:
         self.state.recover(self.state.get_endpoint(endpoint_id), self.clock.now())
 
+    def crash_pod(self, pod_id: str, reason: str) -> None:
+        """The vLLM server of pod `pod_id` starts crash-looping, logging `reason`."""
+        self.state.crash_pod(self.state.get_pod(pod_id), self.clock.now(), reason)
+
+    def set_capacity(self, target: str, *, available: bool) -> None:
+        """No capacity in a serverless pool or for a pod GPU type (`available=False`): new
+        workers there wait THROTTLED, pod creates answer 400 as RunPod does."""
+        if available:
+            self.state.no_capacity.discard(target)
+        else:
+            self.state.no_capacity.add(target)
+
     def hold_stream(self, after_tokens: int = 1) -> asyncio.Event:
         """Pause the next streamed chat after `after_tokens` content tokens until the returned
         event is set; lets a test prove tokens reach the client before the stream ends."""
@@ -292,11 +331,13 @@ class RunPodEmulator:
             ("DELETE", "/v2/serverless/{id}", self._delete_endpoint),
             ("GET", "/v2/serverless/{id}/workers", self._list_workers),
             ("GET", "/v2/serverless/{id}/releases", self._list_releases),
+            ("GET", "/v2/serverless/{id}/workers/{worker_id}/logs", self._worker_logs),
             ("GET", "/v2/pods", self._list_pods),
             ("POST", "/v2/pods", self._create_pod),
             ("GET", "/v2/pods/{id}", self._get_pod),
             ("DELETE", "/v2/pods/{id}", self._delete_pod),
             ("POST", "/v2/pods/{id}/action", self._pod_action),
+            ("GET", "/v2/pods/{id}/logs", self._pod_logs),
             ("GET", "/v2/billing/serverless", self._billing_serverless),
             ("GET", "/v2/billing/pods", self._billing_pods),
         ]
@@ -313,6 +354,7 @@ class RunPodEmulator:
         app.router.add_post(ep + "/openai/v1/chat/completions", self._chat)
         pod = PROXY_PREFIX + "/{pod_id}-{port}/v1"
         app.router.add_post(pod + "/chat/completions", self._pod_chat)
+        app.router.add_get(pod + "/models", self._pod_models)
         return app
 
     # --- middleware: auth, faults, validation, recording ----------------------------------
@@ -449,7 +491,16 @@ class RunPodEmulator:
             self.response_violations.append(f"{where}: undocumented {response.content_type}")
             return
         raw = response.body if isinstance(response.body, bytes) else b""
-        for problem in self.spec.errors(pointer, json.loads(raw or b"null")):
+        instance: Any = raw.decode() if response.content_type == EVENT_STREAM else None
+        if instance is not None:
+            for line in instance.splitlines():
+                if line.startswith("data: "):
+                    data = json.loads(line[len("data: ") :])
+                    if set(data) != {"ts", "source", "line"}:
+                        self.response_violations.append(f"{where}: log event {data}")
+        else:
+            instance = json.loads(raw or b"null")
+        for problem in self.spec.errors(pointer, instance):
             self.response_violations.append(f"{where}: {problem}")
             log.error("sandbox response violates the spec: %s: %s", where, problem)
 
@@ -544,6 +595,23 @@ class RunPodEmulator:
         ep = self.state.get_endpoint(request.match_info["id"])
         return web.json_response(self.state.releases_json(ep, self.clock.now()))
 
+    async def _worker_logs(self, request: web.Request) -> web.Response:
+        tail, source = _log_query(request)
+        ep = self.state.get_endpoint(request.match_info["id"])
+        lines = self.state.worker_logs(
+            ep, request.match_info["worker_id"], self.clock.now(), tail=tail, source=source
+        )
+        return self._sse_response(lines)
+
+    @staticmethod
+    def _sse_response(lines: list[vllm.LogLine]) -> web.Response:
+        """The backfill, then the end of the stream (RunPod keeps it open for live lines; the
+        sandbox has nothing live to add, so it closes it)."""
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return web.Response(
+            text=_log_events(lines), content_type=EVENT_STREAM, headers=headers
+        )
+
     # --- REST: pods --------------------------------------------------------------------------
     async def _list_pods(self, request: web.Request) -> web.Response:
         now = self.clock.now()
@@ -569,6 +637,13 @@ class RunPodEmulator:
         if pod is None:
             return web.Response(status=204)
         return web.json_response(self.state.pod_json(pod, now))
+
+    async def _pod_logs(self, request: web.Request) -> web.Response:
+        tail, source = _log_query(request)
+        pod = self.state.get_pod(request.match_info["id"])
+        return self._sse_response(
+            self.state.pod_logs(pod, self.clock.now(), tail=tail, source=source)
+        )
 
     # --- REST: billing ---------------------------------------------------------------------
     async def _billing_serverless(self, request: web.Request) -> web.Response:
@@ -697,23 +772,31 @@ class RunPodEmulator:
                            ep.config.get("env") or {})
             return await self._answer(request, ep.served_model(), body)
 
-    async def _pod_chat(self, request: web.Request) -> web.StreamResponse:
-        """vLLM's OpenAI server in a pod: 502 until the pod is RUNNING (as RunPod's proxy
-        answers), 401 without the pod's VLLM_API_KEY, then the sandbox chat model."""
+    def _pod_server(self, request: web.Request) -> tuple[Any, str]:
+        """vLLM's OpenAI server in a pod, as RunPod's proxy shows it: 502 until the container
+        runs and vLLM has loaded the model (or while it crash-loops), 401 without the pod's
+        VLLM_API_KEY; returns (pod, served model name)."""
         pod = self.state.get_pod(request.match_info["pod_id"])
         port = request.match_info["port"]
         if f"{port}/http" not in pod.config.get("ports", []):
             raise ApiError(404, f"pod {pod.id} exposes no HTTP port {port}")
-        if self.state.pod_status(pod, self.clock.now()) != "RUNNING":
+        now = self.clock.now()
+        if self.state.pod_status(pod, now) != "RUNNING":
             raise ApiError(502, f"pod {pod.id} is not running")
+        if not self.state.pod_serving(pod, now):
+            raise ApiError(502, f"Bad Gateway: nothing answers on port {port} of pod {pod.id} yet")
         expected = (pod.config.get("env") or {}).get("VLLM_API_KEY")
         if expected and request.headers.get("Authorization") != f"Bearer {expected}":
             raise ApiError(401, "Unauthorized")
-        served = _pod_model(pod.config)
-        body = _chat_request(_BODY.get(), served)
-        env = pod.config.get("env") or {}
-        self._use_lane(body, f"pod:{pod.id}", pod.gpu.id, pod.gpu_count, env)
-        return await self._answer(request, served, body)
+        return pod, _pod_model(pod.config)
+
+    async def _pod_models(self, request: web.Request) -> web.Response:
+        pod, served = self._pod_server(request)
+        return web.json_response(chat.models_json(served, created=int(pod.created_at.timestamp())))
+
+    async def _pod_chat(self, request: web.Request) -> web.StreamResponse:
+        _, served = self._pod_server(request)
+        return await self._answer(request, served, _chat_request(_BODY.get(), served))
 
     async def _answer(
         self, request: web.Request, served: str, body: dict[str, Any]

@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from tools.clients.sandbox import catalog
+from tools.clients.sandbox import catalog, vllm
 from tools.clock import Clock
 
 DEFAULT_ENDPOINT_DISK_GB = 20
@@ -53,6 +53,12 @@ CONTAINER_FIELDS = ("image", "args", "disk", "ports", "env", "registry")
 SANDBOX_USER_ID = "user_sandbox"
 SANDBOX_CUDA = "12.8"
 _MS = timedelta(milliseconds=1)
+# "Never" for a worker that will not become ready (crash loop, init timeout, no capacity):
+# far enough to outlast any test, near enough for date arithmetic.
+NEVER = timedelta(days=3650)
+LOG_TAIL_DEFAULT = 100
+FLASHBOOT_FACTOR = 0.1  # a FlashBoot restore takes a tenth of a cold container start
+NO_CAPACITY = "There are no longer any instances available with the requested specifications."
 
 _TITLES = {
     400: "Bad Request",
@@ -143,10 +149,16 @@ class WorkerSim:
     in_flight: int = 0
     unhealthy_since: datetime | None = None
     draining_since: datetime | None = None  # over workers.max: finish the work, then stop
+    startup: vllm.Startup | None = None  # the simulated vLLM start (None: not simulated)
+    init_timeout: float | None = None  # RUNPOD_INIT_TIMEOUT in force, seconds
+    throttled: bool = False  # waiting on capacity in its pools
+    extra_logs: list[vllm.LogLine] = field(default_factory=list)
 
     def status(self, now: datetime) -> str:
         if self.unhealthy_since is not None and now >= self.unhealthy_since:
             return "UNHEALTHY"
+        if self.throttled:
+            return "THROTTLED"
         if now < self.ready_at:
             return "INITIALIZING"
         if self.in_flight or (self.busy_until is not None and now < self.busy_until):
@@ -229,6 +241,7 @@ class EndpointSim:
     jobs: dict[str, JobSim] = field(default_factory=dict)
     crashed: bool = False
     done: Counter[str] = field(default_factory=Counter)  # pruned/sync job outcomes
+    booted: bool = False  # a worker has started once (FlashBoot can restore it quickly)
 
     @property
     def name(self) -> str:
@@ -274,10 +287,17 @@ class PodSim:
     started_at: datetime | None = None
     meter: Meter | None = None
     template_id: str | None = None
+    crashed_at: datetime | None = None  # injected crash loop (tests)
+    crash_reason: str = ""
 
     @property
     def rate_per_hour(self) -> Decimal:
         return self.gpu.pod_price_per_hour(self.cloud) * self.gpu_count
+
+
+def _tail(lines: list[vllm.LogLine], tail: int, source: str | None) -> list[vllm.LogLine]:
+    picked = sorted((x for x in lines if source is None or x[1] == source), key=lambda x: x[0])
+    return picked[-tail:] if tail else []
 
 
 def _flatten(config: dict[str, Any]) -> dict[str, Any]:
@@ -350,8 +370,13 @@ class SandboxState:
         pod_start_seconds: float,
         billing_lag_seconds: float = 0.0,
         seed: int = 0,
+        simulate_vllm: bool = True,
     ) -> None:
         self.clock = clock
+        # Model vLLM's download, load and start-up checks (vllm.py); off = the flat
+        # `worker_ready_seconds` of the earlier, kinder sandbox.
+        self.simulate_vllm = simulate_vllm
+        self.no_capacity: set[str] = set()  # pool ids and GPU type ids out of capacity
         self.worker_ready = timedelta(seconds=worker_ready_seconds)
         self.idle_timeout_default = idle_timeout_default
         self.job_time = timedelta(seconds=job_seconds)
@@ -625,27 +650,74 @@ class SandboxState:
 
     def _start_worker(self, ep: EndpointSim, now: datetime, *, keep_warm: bool) -> WorkerSim:
         spec, rate = self._placement(ep)
-        ready = now + self.worker_ready
-        meter = Meter("serverless", ep.id, rate, start=ready)
+        gpu_count = int(ep.config["gpu"].get("count", 1))
+        startup, init_timeout = self._worker_startup(ep, spec, gpu_count)
+        throttled = all(p in self.no_capacity for p in ep.config["gpu"]["pools"])
+        ready_after = startup.ready_after if startup else self.worker_ready.total_seconds()
+        unhealthy_at: datetime | None = None
+        if ready_after is None:  # vLLM exits: a crash loop
+            assert startup is not None
+            unhealthy_at = now + timedelta(seconds=startup.fail_after or 0.0)
+        elif init_timeout is not None and ready_after > init_timeout:
+            unhealthy_at = now + timedelta(seconds=init_timeout)
+        never = unhealthy_at is not None or throttled
+        ready = now + NEVER if never else now + timedelta(seconds=ready_after or 0.0)
+        meter = Meter("serverless", ep.id, rate, start=now if never else ready)
+        if never:
+            meter.close(now)  # initializing, throttled and unhealthy time is not billed
         data_centers = ep.config.get("dataCenterIds") or [catalog.DATA_CENTERS[0][0]]
         worker = WorkerSim(
             id=self.new_id(14),
             version=ep.version,
             gpu_type_id=spec.id,
-            gpu_count=int(ep.config["gpu"].get("count", 1)),
+            gpu_count=gpu_count,
             image=str(ep.config.get("image", "")),
             data_center_id=data_centers[0],
             created_at=now,
             ready_at=ready,
             meter=meter,
             keep_warm=keep_warm,
+            unhealthy_since=unhealthy_at,
+            startup=startup,
+            init_timeout=init_timeout,
+            throttled=throttled,
         )
+        if throttled:
+            worker.extra_logs.append(
+                (now, "system", f"sandbox: no capacity in {', '.join(ep.config['gpu']['pools'])}")
+            )
+        if not never:
+            ep.booted = True
         if ep.crashed:
             worker.unhealthy_since = now
             meter.close(now)
         self.meters.append(meter)
         ep.workers.append(worker)
         return worker
+
+    def _worker_startup(
+        self, ep: EndpointSim, spec: catalog.GpuSpec, gpu_count: int
+    ) -> tuple[vllm.Startup | None, float | None]:
+        """The simulated vLLM start of a new worker and the init timeout in force. FlashBoot
+        restores a worker of an endpoint that booted before: no pull, weights in place."""
+        if not self.simulate_vllm:
+            return None, None
+        env = ep.config.get("env") or {}
+        flash = ep.booted and ep.config.get("flashboot", "OFF") != "OFF"
+        container = self.worker_ready.total_seconds() * (FLASHBOOT_FACTOR if flash else 1.0)
+        startup = vllm.plan_startup(
+            vllm.from_worker_env(env),
+            gpu_id=spec.id,
+            memory_gb=spec.memory,
+            gpu_count=gpu_count,
+            container_seconds=container,
+            weights_cached=flash,
+        )
+        try:
+            timeout = float(env.get(vllm.INIT_TIMEOUT_ENV) or vllm.DEFAULT_INIT_TIMEOUT_SECONDS)
+        except ValueError:
+            timeout = vllm.DEFAULT_INIT_TIMEOUT_SECONDS
+        return startup, timeout
 
     def _stop(self, ep: EndpointSim, worker: WorkerSim, at: datetime) -> None:
         worker.meter.close(at)
@@ -783,9 +855,12 @@ class SandboxState:
         self.advance(ep, now)
         ep.crashed = True
         for worker in ep.workers:
-            if worker.unhealthy_since is None:
+            if worker.unhealthy_since is None or worker.unhealthy_since > now:
                 worker.unhealthy_since = now
                 worker.meter.close(now)
+                worker.extra_logs.append(
+                    (now, "container", "sandbox: the worker crashed (injected fault)")
+                )
         for job in ep.jobs.values():
             if job.status(now) in ("IN_QUEUE", "IN_PROGRESS"):
                 job.failed_at, job.error = now, self.crash_error(ep)
@@ -822,7 +897,10 @@ class SandboxState:
         workers = []
         for w in ep.workers:
             status = w.status(now)
-            placed = status != "INITIALIZING"
+            placed = status not in ("INITIALIZING", "THROTTLED")
+            started = min(w.ready_at, w.unhealthy_since or w.ready_at)
+            if status == "UNHEALTHY" and w.ready_at > now:
+                started = w.created_at  # never became ready: up since its container started
             workers.append(
                 {
                     "id": w.id,
@@ -831,10 +909,12 @@ class SandboxState:
                     "version": w.version,
                     "gpuCount": w.gpu_count,
                     "image": w.image or None,
-                    "uptimeSeconds": int((now - w.ready_at).total_seconds()) if placed else None,
-                    "gpuTypeId": w.gpu_type_id,
-                    "dataCenterId": w.data_center_id,
-                    "startedAt": iso(w.ready_at) if placed else None,
+                    "uptimeSeconds": max(int((now - started).total_seconds()), 0)
+                    if placed
+                    else None,
+                    "gpuTypeId": w.gpu_type_id if status != "THROTTLED" else None,
+                    "dataCenterId": w.data_center_id if status != "THROTTLED" else None,
+                    "startedAt": iso(started) if placed else None,
                 }
             )
         counts = Counter(w["status"] for w in workers)
@@ -876,14 +956,24 @@ class SandboxState:
                 "inQueue": jobs.get("IN_QUEUE", 0),
                 "retried": 0,
             },
-            "workers": {
-                "idle": workers.get("IDLE", 0),
-                "initializing": workers.get("INITIALIZING", 0),
-                "running": workers.get("RUNNING", 0),
-                "throttled": workers.get("THROTTLED", 0),
-                "unhealthy": workers.get("UNHEALTHY", 0),
-            },
+            # RunPod documents only these two keys; per-status counts (initializing,
+            # throttled, unhealthy) come from GET /v2/serverless/{id}/workers.
+            "workers": {"idle": workers.get("IDLE", 0), "running": workers.get("RUNNING", 0)},
         }
+
+    def worker_logs(
+        self, ep: EndpointSim, worker_id: str, now: datetime, *, tail: int, source: str | None
+    ) -> list[vllm.LogLine]:
+        """`GET /v2/serverless/{id}/workers/{workerId}/logs`: the backfill of a live worker."""
+        self.advance(ep, now)
+        worker = next((w for w in ep.workers if w.id == worker_id), None)
+        if worker is None:
+            raise ApiError(404, "worker not found (it is not active on this endpoint)")
+        lines = list(worker.extra_logs)
+        if worker.startup is not None:
+            until = min(now, worker.unhealthy_since or now) if ep.crashed else now
+            lines += worker.startup.log(worker.created_at, until, init_timeout=worker.init_timeout)
+        return _tail(lines, tail, source)
 
     # --- pods ------------------------------------------------------------------------------
     def create_pod(self, body: dict[str, Any], now: datetime) -> PodSim:
@@ -907,11 +997,8 @@ class SandboxState:
         count = int(gpu_req.get("count", 1))
         offered = spec.community if cloud == "COMMUNITY" else spec.secure
         ceiling = spec.max_community if cloud == "COMMUNITY" else spec.max_secure
-        if not offered or count > ceiling:
-            raise ApiError(
-                400,
-                "There are no longer any instances available with the requested specifications.",
-            )
+        if not offered or count > ceiling or spec.id in self.no_capacity:
+            raise ApiError(400, NO_CAPACITY)
         config = self._container(body, template)
         config["mounts"] = mounts or (template or {}).get("mounts", {})
         data_centers = body.get("dataCenterIds") or [catalog.DATA_CENTERS[0][0]]
@@ -950,6 +1037,63 @@ class SandboxState:
         if elapsed < (self.pod_start / 2 if pod.phase == "restart" else self.pod_start):
             return "STARTING"
         return "RUNNING"
+
+    def pod_running_at(self, pod: PodSim) -> datetime:
+        """When the pod's container is (or was) up: RUNNING from then on."""
+        return pod.phase_at + (self.pod_start / 2 if pod.phase == "restart" else self.pod_start)
+
+    def pod_startup(self, pod: PodSim) -> vllm.Startup | None:
+        """The simulated vLLM start inside a vLLM pod (None for other images, or when vLLM is
+        not simulated). A restart keeps the container disk, so the weights are already there;
+        a start after a stop downloads them again (the container disk is wiped)."""
+        if not self.simulate_vllm or "vllm" not in str(pod.config.get("image", "")):
+            return None
+        return vllm.plan_startup(
+            vllm.from_pod_args(str(pod.config.get("args") or ""), pod.config.get("env") or {}),
+            gpu_id=pod.gpu.id,
+            memory_gb=pod.gpu.memory,
+            gpu_count=pod.gpu_count,
+            container_seconds=0.0,
+            weights_cached=pod.phase == "restart",
+        )
+
+    def pod_serving(self, pod: PodSim, now: datetime) -> bool:
+        """Whether the server behind the pod's proxy answers (vLLM loaded, not crashing)."""
+        if self.pod_status(pod, now) != "RUNNING":
+            return False
+        if pod.crashed_at is not None and now >= pod.crashed_at:
+            return False
+        startup = self.pod_startup(pod)
+        if startup is None:
+            return True
+        after = startup.ready_after
+        return after is not None and now >= self.pod_running_at(pod) + timedelta(seconds=after)
+
+    def crash_pod(self, pod: PodSim, now: datetime, reason: str) -> None:
+        """The pod's server starts crash-looping with `reason` (its container keeps
+        restarting, so RunPod still reports the pod RUNNING)."""
+        pod.crashed_at, pod.crash_reason = now, reason
+
+    def pod_logs(
+        self, pod: PodSim, now: datetime, *, tail: int, source: str | None
+    ) -> list[vllm.LogLine]:
+        """`GET /v2/pods/{id}/logs` backfill: the container's lines since it last started."""
+        lines: list[vllm.LogLine] = [(pod.created_at, "system", f"pod {pod.id} created")]
+        running = self.pod_running_at(pod)
+        if pod.desired == "RUNNING" and now >= running:
+            startup = self.pod_startup(pod)
+            until = min(now, pod.crashed_at) if pod.crashed_at else now
+            if startup is not None:
+                lines += startup.log(running, until)
+            else:
+                lines.append((running, "container", f"container started ({pod.config['image']})"))
+            if pod.crashed_at is not None and now >= pod.crashed_at:
+                at = pod.crashed_at
+                while at <= now:
+                    lines.append((at, "container", pod.crash_reason))
+                    lines.append((at, "system", "container exited with code 1; restarting"))
+                    at += timedelta(seconds=vllm.CRASH_RESTART_SECONDS)
+        return _tail(lines, tail, source)
 
     def pod_action(self, pod_id: str, action: str, now: datetime) -> PodSim | None:
         pod = self.get_pod(pod_id)
