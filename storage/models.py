@@ -252,6 +252,52 @@ class AlertDelivery(SQLModel, table=True):
     created_at: datetime
 
 
+class AlertAck(SQLModel, table=True):
+    """Someone took an alert: repeats of this incident (`incident_at` = the alert's
+    `first_seen`) stay quiet until it resolves."""
+
+    __table_args__ = (UniqueConstraint("alert_id", "incident_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organization.id", index=True)
+    alert_id: int = Field(foreign_key="alert.id")
+    incident_at: datetime
+    user_id: str
+    user_name: str
+    created_at: datetime
+
+
+class AlertSilence(SQLModel, table=True):
+    """Nothing is delivered for alert `key` between `created_at` and `ends_at` (or until
+    someone ends it early: `ended_at`)."""
+
+    __table_args__ = (Index("ix_alertsilence_org_key", "org_id", "key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organization.id")
+    key: str
+    title: str
+    user_id: str
+    user_name: str
+    created_at: datetime
+    ends_at: datetime
+    ended_at: datetime | None = None
+    ended_by: str | None = None
+
+
+class AlertPost(SQLModel, table=True):
+    """Where an incident's first message went on one route (Slack channel + ts, Discord
+    channel + message id): resolves and repeats reply to it, state changes edit it."""
+
+    __table_args__ = (Index("ix_alertpost_alert", "alert_id", "incident_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organization.id", index=True)
+    alert_id: int = Field(foreign_key="alert.id")
+    route_id: int = Field(foreign_key="alertroute.id")
+    incident_at: datetime
+    channel: str
+    ref: str
+    created_at: datetime
+
+
 class AuditEvent(SQLModel, table=True):
     __table_args__ = (Index("ix_audit_org_created", "org_id", "created_at"),)
     id: int | None = Field(default=None, primary_key=True)
@@ -331,6 +377,36 @@ class SchedulerLease(SQLModel, table=True):
     name: str = Field(primary_key=True)
     owner: str
     expires_at: datetime
+
+
+class BenchRun(SQLModel, table=True):
+    """One `/bench` run against a deployment: what was asked, and the figures per concurrency
+    level (`results_json`); the columns below are what `/bench history` compares."""
+
+    __table_args__ = (Index("ix_benchrun_org_created", "org_id", "created_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organization.id", index=True)
+    deployment_id: int = Field(foreign_key="deployment.id", index=True)
+    deployment_name: str
+    model_id: str
+    gpu: str  # pool or GPU type, as the deployment names it
+    gpu_count: int = 1
+    mode: str = "serverless"
+    status: str = "running"  # running|done|stopped|cancelled|failed
+    requested_by: str
+    simulated: bool = False  # the sandbox's simulated hardware, not a real GPU
+    price_per_hour: Decimal = money_field()  # what the serving workers billed, all GPUs
+    settings_json: str = text_field("{}")
+    results_json: str = text_field("{}")
+    best_tokens_per_second: float | None = None  # aggregate output tokens/s, best level
+    best_concurrency: int | None = None
+    ttft_p50_seconds: float | None = None  # at the lowest concurrency
+    cost_per_million_output: float | None = None  # at the best level
+    cost_per_million_input: float | None = None
+    cold_start_seconds: float | None = None
+    stop_reason: str | None = None
+    created_at: datetime
+    finished_at: datetime | None = None
 
 
 # Tables owned by the Slack surface live in their own module; importing it here registers them on

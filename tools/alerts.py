@@ -13,19 +13,31 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from sqlmodel import col, select
 
-from storage import orgs
+from storage import alert_state, deployments, orgs
 from storage.crypto import SecretError, last4
-from storage.models import Alert, AlertDelivery, AlertRoute
-from tools.contract import Reply, Role, SideEffect, Table, ToolContext, ToolInput, arg, tool
-from tools.errors import CockpitError, InvalidInput, NotFound
+from storage.models import Alert, AlertDelivery, AlertRoute, Deployment
+from tools.contract import (
+    Button,
+    Reply,
+    Role,
+    SideEffect,
+    Table,
+    ToolContext,
+    ToolInput,
+    arg,
+    parse_id,
+    previewer,
+    tool,
+)
+from tools.errors import CockpitError, Forbidden, InvalidInput, NotFound
 from tools.metrics import ALERTS
 from tools.services import Services
 
@@ -37,6 +49,17 @@ DELIVERY_BACKOFF_SECONDS = 2.0
 SEVERITIES = ("info", "warning", "critical")
 ROUTER_KEY = "alert_router"
 RouteKind = Literal["discord_webhook", "discord_channel", "slack_channel"]
+# Alert buttons are command buttons (the surfaces' generic "run this as the clicker" path):
+# each value is a command line, so a click is exactly that command typed by that person, with
+# that person's role, through the dispatcher.
+COMMAND_BUTTON_ACTION = "command"
+SILENCE_BUTTON_HOURS = (1, 24)
+MAX_SILENCE_HOURS = 24 * 7
+# Which alerts offer which fix (keys are set by the sweeps in tools.monitor).
+STOP_KEY_PREFIXES = ("idle:", "budget-deployment:")
+ROLLBACK_KEY_PREFIXES = ("health:",)
+LIVE_STATUSES = ("healthy", "degraded", "unhealthy", "starting")
+GONE_STATUSES = ("stopped", "deleted", "failed")
 
 # Where a webhook route may point: Discord's own API hosts only (ptb./canary. are the hosts the
 # documented Discord testing clients hand out), `/api/webhooks/{id}/{token}`, nothing else, so a
@@ -60,7 +83,12 @@ SLACK_CHANNEL_NAME = re.compile(r"[\w-]{1,80}")
 
 @dataclass(frozen=True)
 class AlertMessage:
-    """What a sink renders: severity colours it, `resolved` turns it into an all-clear."""
+    """What a sink renders: severity colours it, `resolved` turns it into an all-clear.
+
+    `state` is the line that says where the incident stands (firing, acknowledged by X,
+    silenced until T, resolved after N min); `buttons` are its actions (command buttons: each
+    value is the command a click runs as the clicker), `commands` the same as text for surfaces
+    without buttons (Discord webhooks)."""
 
     org_id: int
     key: str
@@ -69,11 +97,36 @@ class AlertMessage:
     details: str
     resolved: bool = False
     count: int = 1
+    alert_id: int | None = None
+    state: str | None = None
+    buttons: tuple[Button, ...] = ()
+    repeat: bool = False
+
+    @property
+    def commands(self) -> tuple[str, ...]:
+        return tuple(f"{b.label}: `{b.value}`" for b in self.buttons)
+
+
+@dataclass(frozen=True)
+class PostRef:
+    """Where a sink put a message: a Slack channel id + ts, a Discord channel + message id."""
+
+    channel: str
+    ref: str
 
 
 class AlertSink(Protocol):
-    async def send(self, *, target: str, message: AlertMessage) -> None:
-        """Deliver or raise (CockpitError with a human message)."""
+    async def send(
+        self, *, target: str, message: AlertMessage, reply_to: PostRef | None = None
+    ) -> PostRef | None:
+        """Deliver (as a reply to `reply_to` where the surface threads) or raise
+        (CockpitError with a human message). Returns where the message went, if it can be
+        replied to and edited later."""
+
+
+class EditableSink(AlertSink, Protocol):
+    async def update(self, *, target: str, post: PostRef, message: AlertMessage) -> None:
+        """Edit an earlier message to show the incident's current state."""
 
 
 def severity_rank(severity: str) -> int:
@@ -163,7 +216,8 @@ class AlertRouter:
         deployment_id: int | None = None,
     ) -> bool:
         """Record a firing condition; deliver unless this key was delivered within the
-        cooldown. Returns whether anything was sent."""
+        cooldown, its incident is acknowledged, or the key is silenced. A repeat replies to
+        the incident's first message. Returns whether anything was sent."""
         now = self.services.clock.now()
         with self.services.db.session() as s:
             alert = s.exec(select(Alert).where(Alert.org_id == org_id, Alert.key == key)).first()
@@ -193,55 +247,129 @@ class AlertRouter:
                 title,
                 details,
             )
-            due = (
+            if deployment_id is not None:
+                alert.deployment_id = deployment_id
+            s.add(alert)
+            s.flush()
+            # Acknowledged or silenced: counted, not sent. Both are read from the database on
+            # every firing, so every worker process respects them, also after a restart.
+            quiet = (
+                alert_state.ack_of(s, org_id=org_id, alert=alert) is not None
+                or alert_state.active_silence(s, org_id=org_id, key=key, now=now) is not None
+            )
+            due = not quiet and (
                 alert.last_sent_at is None
                 or alert.count == 1
                 or now - alert.last_sent_at >= self.cooldown
             )
-            if due:
-                alert.last_sent_at = now
+            if not due:
+                return False
+            alert.last_sent_at = now
             s.add(alert)
-            s.flush()
-            alert_id, count = alert.id, alert.count
-        if not due:
-            return False
-        assert alert_id is not None
-        message = AlertMessage(org_id, key, severity, title, details, count=count)
-        await self._deliver(alert_id, message)
+            message = compose(s, alert, now)
+            posts = _post_refs(s, alert)
+            incident_at = alert.first_seen
+        if posts:
+            message = replace(message, repeat=True)
+        await self._deliver(message, incident_at=incident_at, reply_to=posts)
         return True
 
     async def resolve(self, *, org_id: int, key: str, details: str = "") -> bool:
-        """The condition cleared: one resolve message if the alert was firing."""
+        """The condition cleared: one resolve message (a reply to the incident's first
+        message) if the alert was firing and was delivered; the first message is edited to
+        say it is resolved. An incident silenced from start to end resolves quietly."""
         now = self.services.clock.now()
         with self.services.db.session() as s:
             alert = s.exec(select(Alert).where(Alert.org_id == org_id, Alert.key == key)).first()
             if alert is None or alert.state != "firing":
                 return False
+            delivered = alert.last_sent_at is not None and alert.last_sent_at >= alert.first_seen
             alert.state, alert.resolved_at = "resolved", now
             s.add(alert)
-            alert_id, severity, title = alert.id, alert.severity, alert.title
-        assert alert_id is not None
+            s.flush()
+            original = compose(s, alert, now)
+            posts = _post_refs(s, alert)
+            incident_at = alert.first_seen
+        if not delivered:
+            return False
         await self._deliver(
-            alert_id,
-            AlertMessage(org_id, key, severity, f"Resolved: {title}", details, resolved=True),
+            replace(
+                original,
+                title=f"Resolved: {original.title}",
+                details=details,
+                state=None,
+                count=1,
+            ),
+            incident_at=incident_at,
+            reply_to=posts,
         )
+        await self._update_posts(original, posts)
         return True
 
+    async def resolve_gone(self) -> int:
+        """Resolve firing alerts of deployments that are no longer running (stopped, deleted,
+        failed), whoever stopped them: an idle or unhealthy deployment that is gone is no
+        longer idle or unhealthy. Returns how many were resolved."""
+        with self.services.db.session() as s:
+            rows = list(
+                s.exec(
+                    select(Alert, Deployment)
+                    .join(Deployment, col(Deployment.id) == Alert.deployment_id)
+                    .where(
+                        Alert.state == "firing",
+                        col(Deployment.org_id) == col(Alert.org_id),
+                        col(Deployment.status).in_(GONE_STATUSES),
+                    )
+                )
+            )
+        resolved = 0
+        for alert, dep in rows:
+            resolved += int(
+                await self.resolve(
+                    org_id=alert.org_id,
+                    key=alert.key,
+                    details=f"#{dep.id} {dep.name} is {dep.status} now.",
+                )
+            )
+        return resolved
+
+    async def refresh(self, *, org_id: int, alert_id: int) -> None:
+        """Edit the incident's messages to show its current state (after an acknowledgement
+        or a silence)."""
+        now = self.services.clock.now()
+        with self.services.db.session() as s:
+            alert = alert_state.get_alert(s, org_id=org_id, alert_id=alert_id)
+            if alert is None:
+                return
+            message = compose(s, alert, now)
+            posts = _post_refs(s, alert)
+        await self._update_posts(message, posts)
+
     async def deliver_existing(self, alert: Alert) -> None:
-        """Deliver an alert row created elsewhere (budget thresholds) and mark it sent."""
+        """Deliver an alert row created elsewhere (budget thresholds) and mark it sent; a
+        silenced key is marked handled without a message."""
         assert alert.id is not None
+        now = self.services.clock.now()
         with self.services.db.session() as s:
             row = s.get(Alert, alert.id)
             if row is None or row.last_sent_at is not None:
                 return
-            row.last_sent_at = self.services.clock.now()
+            silenced = alert_state.active_silence(s, org_id=row.org_id, key=row.key, now=now)
+            row.last_sent_at = now if silenced is None else None
+            if silenced is not None:
+                row.last_seen = now
+                s.add(row)
+                return
             s.add(row)
-        await self._deliver(
-            alert.id,
-            AlertMessage(alert.org_id, alert.key, alert.severity, alert.title, alert.details),
-        )
+            s.flush()
+            message = compose(s, row, now)
+            incident_at = row.first_seen
+        await self._deliver(message, incident_at=incident_at, reply_to={})
 
-    async def _deliver(self, alert_id: int, message: AlertMessage) -> None:
+    async def _deliver(
+        self, message: AlertMessage, *, incident_at: datetime, reply_to: dict[int, PostRef]
+    ) -> None:
+        assert message.alert_id is not None
         now = self.services.clock.now()
         with self.services.db.session() as s:
             routes = list(s.exec(select(AlertRoute).where(AlertRoute.org_id == message.org_id)))
@@ -253,10 +381,47 @@ class AlertRouter:
                 continue
             # Each route on its own: one that cannot be read, refused or crashing is recorded
             # and logged, and the routes after it are still delivered.
+            assert route.id is not None
             try:
-                await self._deliver_one(alert_id, route, message)
+                post = await self._deliver_one(route, message, reply_to.get(route.id))
             except Exception:
                 log.exception("alert %s: route %s could not be processed", message.key, route.id)
+                continue
+            if post is not None and route.id not in reply_to and not message.resolved:
+                with self.services.db.session() as s:
+                    alert_state.record_post(
+                        s,
+                        org_id=message.org_id,
+                        alert_id=message.alert_id,
+                        route_id=route.id,
+                        incident_at=incident_at,
+                        channel=post.channel,
+                        ref=post.ref,
+                        now=now,
+                    )
+
+    async def _update_posts(self, message: AlertMessage, posts: dict[int, PostRef]) -> None:
+        if not posts:
+            return
+        with self.services.db.session() as s:
+            routes = {
+                r.id: r
+                for r in s.exec(select(AlertRoute).where(AlertRoute.org_id == message.org_id))
+            }
+        for route_id, post in posts.items():
+            route = routes.get(route_id)
+            sink = self.sinks.get(route.kind) if route is not None else None
+            update = getattr(sink, "update", None)
+            if route is None or update is None:
+                continue
+            target, problem = self._target_of(route)
+            if target is None:
+                log.warning("alert %s: route %s not updated: %s", message.key, route_id, problem)
+                continue
+            try:
+                await update(target=target, post=post, message=message)
+            except Exception:  # an edit is cosmetic: log it, never fail the caller
+                log.warning("alert %s: could not edit its message", message.key, exc_info=True)
 
     def _target_of(self, route: AlertRoute) -> tuple[str | None, str | None]:
         """(target, None), or (None, why it cannot be used)."""
@@ -270,17 +435,21 @@ class AlertRouter:
         problem = target_problem(route.kind, target)
         return (None, problem) if problem else (target, None)
 
-    async def _deliver_one(self, alert_id: int, route: AlertRoute, message: AlertMessage) -> None:
+    async def _deliver_one(
+        self, route: AlertRoute, message: AlertMessage, reply_to: PostRef | None
+    ) -> PostRef | None:
+        assert message.alert_id is not None
         sink = self.sinks.get(route.kind)
         error: str | None = "no sink is configured for " + route.kind if sink is None else None
         attempts = 0
         target: str | None = None
+        post: PostRef | None = None
         if sink is not None:
             target, error = self._target_of(route)
         if sink is not None and target is not None:
             for attempts in range(1, DELIVERY_ATTEMPTS + 1):
                 try:
-                    await sink.send(target=target, message=message)
+                    post = await sink.send(target=target, message=message, reply_to=reply_to)
                     error = None
                     break
                 except CockpitError as exc:
@@ -296,7 +465,7 @@ class AlertRouter:
             s.add(
                 AlertDelivery(
                     org_id=message.org_id,
-                    alert_id=alert_id,
+                    alert_id=message.alert_id,
                     route_id=route.id,
                     status="failed" if error else "sent",
                     attempts=max(attempts, 1),
@@ -306,6 +475,108 @@ class AlertRouter:
             )
         if error:
             log.warning("alert %s to route %s failed: %s", message.key, route.id, error)
+        return post
+
+
+def _post_refs(s: Any, alert: Alert) -> dict[int, PostRef]:
+    return {
+        p.route_id: PostRef(p.channel, p.ref)
+        for p in alert_state.posts_of(s, org_id=alert.org_id, alert=alert)
+    }
+
+
+# --- what an alert message says and offers -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fix:
+    tool: str
+    label: str
+    verb: str
+
+
+STOP_FIX = Fix("stop_deployment", "Stop", "stop")
+ROLLBACK_FIX = Fix("rollback_deployment", "Roll back", "roll back")
+
+
+def fix_of(alert: Alert, dep: Deployment | None) -> Fix | None:
+    """The fix an alert offers: Stop for an idle or over-budget deployment that still runs,
+    Roll back for a deployment whose newer revision turned unhealthy."""
+    if dep is None or dep.status not in LIVE_STATUSES or alert.state != "firing":
+        return None
+    if alert.key.startswith(STOP_KEY_PREFIXES):
+        return STOP_FIX
+    if alert.key.startswith(ROLLBACK_KEY_PREFIXES) and dep.current_revision > 1:
+        return ROLLBACK_FIX
+    return None
+
+
+def _deployment_of(s: Any, alert: Alert) -> Deployment | None:
+    if alert.deployment_id is None:
+        return None
+    return deployments.get(s, org_id=alert.org_id, deployment_id=alert.deployment_id)
+
+
+def _clock_time(moment: datetime) -> str:
+    return f"{moment:%H:%M} UTC"
+
+
+def compose(s: Any, alert: Alert, now: datetime) -> AlertMessage:
+    """The alert as a sink shows it now: its state line and the buttons that still make
+    sense (none once resolved; none on info messages such as the digest)."""
+    assert alert.id is not None
+    resolved = alert.state == "resolved"
+    ack = None if resolved else alert_state.ack_of(s, org_id=alert.org_id, alert=alert)
+    silenced = (
+        None
+        if resolved
+        else alert_state.active_silence(s, org_id=alert.org_id, key=alert.key, now=now)
+    )
+    if resolved:
+        minutes = int(((alert.resolved_at or now) - alert.first_seen).total_seconds() // 60)
+        state = f"✅ Resolved after {minutes} min"
+    else:
+        parts = []
+        if ack is not None:
+            parts.append(f"Acknowledged by {ack.user_name} at {_clock_time(ack.created_at)}")
+        if silenced is not None:
+            parts.append(
+                f"silenced by {silenced.user_name} until {silenced.ends_at:%Y-%m-%d %H:%M} UTC"
+            )
+        state = (
+            "; ".join(parts)[:1].upper() + "; ".join(parts)[1:]
+            if parts
+            else f"Firing since {_clock_time(alert.first_seen)}"
+        )
+    buttons: list[Button] = []
+    if not resolved and alert.severity != "info":
+        if ack is None:
+            buttons.append(_command("Acknowledge", f"/alerts ack {alert.id}", "primary"))
+        buttons += [
+            _command(f"Silence {h} h", f"/alerts silence {alert.id} --hours {h}")
+            for h in SILENCE_BUTTON_HOURS
+        ]
+        buttons.append(_command("Status", f"/alerts status {alert.id}"))
+        dep = _deployment_of(s, alert)
+        fix = fix_of(alert, dep)
+        if fix is not None and dep is not None:
+            buttons.append(_command(f"{fix.label} #{dep.id}", f"/fix {alert.id}", "danger"))
+    return AlertMessage(
+        org_id=alert.org_id,
+        key=alert.key,
+        severity=alert.severity,
+        title=alert.title,
+        details=alert.details,
+        resolved=resolved,
+        count=alert.count,
+        alert_id=alert.id,
+        state=state,
+        buttons=tuple(buttons),
+    )
+
+
+def _command(label: str, command: str, style: str = "default") -> Button:
+    return Button(label=label, action=COMMAND_BUTTON_ACTION, value=command, style=style)
 
 
 def router_of(services: Services) -> AlertRouter:
@@ -319,13 +590,33 @@ def router_of(services: Services) -> AlertRouter:
 
 # --- the /alerts tool ---------------------------------------------------------------------------
 
+AlertAction = Literal["list", "add", "remove", "test", "ack", "silence", "unsilence", "status"]
+# Who may do what (the tool itself is open to viewers; each action checks its own role):
+# acknowledging says "I am on it" and hides nothing from anyone else's view of the alert, so
+# viewers may; a silence hides an alert from everyone, so members and up; routes are admin.
+ACTION_ROLES: dict[str, Role] = {
+    "list": Role.viewer,
+    "status": Role.viewer,
+    "ack": Role.viewer,
+    "silence": Role.member,
+    "unsilence": Role.member,
+    "add": Role.admin,
+    "remove": Role.admin,
+    "test": Role.admin,
+}
+
 
 class AlertsInput(ToolInput):
-    action: Literal["list", "add", "remove", "test"] = arg(
-        "list", description="list, add, remove or test", positional=True
+    action: AlertAction = arg(
+        "list",
+        description="list, add, remove, test; ack, silence, status <alert id>; unsilence <id>",
+        positional=True,
     )
     kind: str | None = arg(
-        None, description="discord or slack (for add); route id (remove)", positional=True
+        None,
+        description="discord or slack (add); route id (remove); alert id (ack, silence, "
+        "status); silence id (unsilence)",
+        positional=True,
     )
     target: str | None = arg(
         None,
@@ -342,6 +633,13 @@ class AlertsInput(ToolInput):
         "(critical alerts still go out)",
         pattern=r"^\d{1,2}-\d{1,2}$",
     )
+    hours: int = arg(
+        1, description="How long a silence lasts, in hours", ge=1, le=MAX_SILENCE_HOURS
+    )
+
+
+def _alerts_effect(args: AlertsInput) -> SideEffect:
+    return SideEffect.none if args.action in ("list", "status") else SideEffect.admin
 
 
 @tool(
@@ -349,21 +647,27 @@ class AlertsInput(ToolInput):
     input_model=AlertsInput,
     role=Role.viewer,
     side_effect=SideEffect.admin,
+    effect=_alerts_effect,
     group="alerts",
-    description="Alert routes: list them and recent deliveries, or (admins) add a Discord "
-    "webhook or Slack channel, remove one, send a test.",
+    description="Alerts: list routes, open alerts and silences; acknowledge, silence or show "
+    "an alert; (admins) add a Discord webhook or Slack channel, remove one, send a test.",
     examples=(
         "/alerts",
         "/alerts add discord https://discord.com/api/webhooks/…",
         "/alerts add slack #ops --severity critical",
         "/alerts remove 2",
         "/alerts test",
+        "/alerts ack 12",
+        "/alerts silence 12 --hours 24",
+        "/alerts unsilence 3",
     ),
 )
 async def alerts_tool(tc: ToolContext, args: AlertsInput) -> Reply:
-    if args.action != "list" and not tc.request.role.allows(Role.admin):
-        raise InvalidInput(
-            f"Changing alert routes needs the admin role; you are {tc.request.role.value}."
+    needed = ACTION_ROLES[args.action]
+    if not tc.request.role.allows(needed):
+        what = "Changing alert routes" if needed is Role.admin else f"/alerts {args.action}"
+        raise Forbidden(
+            f"{what} needs the {needed.value} role; you are {tc.request.role.value}."
         )
     if args.action == "add":
         return _add_route(tc, args)
@@ -378,7 +682,133 @@ async def alerts_tool(tc: ToolContext, args: AlertsInput) -> Reply:
             details=f"Sent by {tc.request.display_name}.",
         )
         return Reply(text="Test alert sent to every route." if sent else "Nothing was sent.")
+    if args.action == "ack":
+        return await _acknowledge(tc, args)
+    if args.action == "silence":
+        return await _silence(tc, args)
+    if args.action == "unsilence":
+        return _unsilence(tc, args)
+    if args.action == "status":
+        return await _status(tc, args)
     return _list_routes(tc)
+
+
+def _alert_arg(tc: ToolContext, value: str | None, action: str) -> Alert:
+    """The alert a command or button names, looked up in the caller's organisation only; a
+    button value is client-controlled text, so it is read like anything typed."""
+    alert_id = parse_id(value)
+    if alert_id is None:
+        raise InvalidInput(
+            f"Which alert? {action} takes an alert number.",
+            fix=f"/alerts {action} <alert id> (the number is on the alert and in /alerts)",
+        )
+    with tc.services.db.session() as s:
+        alert = alert_state.get_alert(s, org_id=tc.org_id, alert_id=alert_id)
+    if alert is None:
+        raise NotFound(f"No alert #{alert_id} here.", fix="See /alerts for the open ones.")
+    return alert
+
+
+async def _acknowledge(tc: ToolContext, args: AlertsInput) -> Reply:
+    alert = _alert_arg(tc, args.kind, "ack")
+    assert alert.id is not None
+    if alert.state != "firing":
+        return Reply(text=f"Alert #{alert.id} is already resolved.", ephemeral=True)
+    now = tc.services.clock.now()
+    with tc.services.db.session() as s:
+        row = s.get(Alert, alert.id)
+        assert row is not None
+        ack = alert_state.acknowledge(
+            s,
+            org_id=tc.org_id,
+            alert=row,
+            user_id=tc.request.user_id,
+            user_name=tc.request.display_name,
+            now=now,
+        )
+        fresh = ack.user_id == tc.request.user_id and ack.created_at == now
+    if not fresh:
+        return Reply(
+            text=f"Alert #{alert.id} was already acknowledged by {ack.user_name} at "
+            f"{_clock_time(ack.created_at)}.",
+            ephemeral=True,
+        )
+    await router_of(tc.services).refresh(org_id=tc.org_id, alert_id=alert.id)
+    return Reply(
+        text=f"Acknowledged alert #{alert.id} ({alert.title}): repeats stay quiet until it "
+        "resolves.",
+        ephemeral=True,
+    )
+
+
+async def _silence(tc: ToolContext, args: AlertsInput) -> Reply:
+    alert = _alert_arg(tc, args.kind, "silence")
+    assert alert.id is not None
+    now = tc.services.clock.now()
+    ends = now + timedelta(hours=args.hours)
+    with tc.services.db.session() as s:
+        row = alert_state.silence(
+            s,
+            org_id=tc.org_id,
+            key=alert.key,
+            title=alert.title,
+            user_id=tc.request.user_id,
+            user_name=tc.request.display_name,
+            now=now,
+            ends_at=ends,
+        )
+        silence_id = row.id
+    await router_of(tc.services).refresh(org_id=tc.org_id, alert_id=alert.id)
+    return Reply(
+        text=f"Silenced {alert.title} for {args.hours} h (until {ends:%Y-%m-%d %H:%M} UTC). "
+        f"Other alerts still go out. `/alerts unsilence {silence_id}` ends it early.",
+        ephemeral=True,
+    )
+
+
+def _unsilence(tc: ToolContext, args: AlertsInput) -> Reply:
+    silence_id = parse_id(args.kind)
+    if silence_id is None:
+        raise InvalidInput("Which silence?", fix="/alerts unsilence <id> (ids are in /alerts)")
+    with tc.services.db.session() as s:
+        row = alert_state.end_silence(
+            s,
+            org_id=tc.org_id,
+            silence_id=silence_id,
+            user_id=tc.request.user_id,
+            now=tc.services.clock.now(),
+        )
+    if row is None:
+        raise NotFound(f"No silence #{silence_id} in force here.", fix="See /alerts.")
+    return Reply(text=f"Silence #{silence_id} ended: {row.title} alerts go out again.")
+
+
+async def _status(tc: ToolContext, args: AlertsInput) -> Reply:
+    """The alert and, when it is about a deployment, that deployment's status (the
+    `deployment_status` tool, run for the caller): a private answer to whoever asked."""
+    alert = _alert_arg(tc, args.kind, "status")
+    now = tc.services.clock.now()
+    with tc.services.db.session() as s:
+        message = compose(s, alert, now)
+    reply = Reply(title=f"Alert #{alert.id}: {alert.title}", text=alert.details)
+    reply.add_field("State", message.state or alert.state)
+    reply.add_field("Seen", f"{alert.count}× since {alert.first_seen:%Y-%m-%d %H:%M} UTC")
+    status_tool = tc.services.registry.get(STATUS_TOOL)
+    if alert.deployment_id is not None and status_tool is not None:
+        try:
+            dep = await status_tool.func(
+                tc, status_tool.parse_args({"deployment": str(alert.deployment_id)})
+            )
+        except CockpitError as exc:
+            reply.add_field("Deployment", exc.message)
+        else:
+            reply.add_field("Deployment", dep.title or f"#{alert.deployment_id}")
+            reply.fields.extend(dep.fields)
+    reply.ephemeral = True
+    return reply
+
+
+STATUS_TOOL = "deployment_status"
 
 
 def _add_route(tc: ToolContext, args: AlertsInput) -> Reply:
@@ -447,11 +877,14 @@ def _remove_route(tc: ToolContext, args: AlertsInput) -> Reply:
             raise NotFound(f"No alert route #{args.kind} here.", fix="See /alerts.")
         for d in s.exec(select(AlertDelivery).where(AlertDelivery.route_id == route.id)):
             s.delete(d)
+        assert route.id is not None
+        alert_state.forget_route(s, org_id=tc.org_id, route_id=route.id)
         s.delete(route)
     return Reply(text=f"Route #{args.kind} removed.")
 
 
 def _list_routes(tc: ToolContext) -> Reply:
+    now = tc.services.clock.now()
     with tc.services.db.session() as s:
         routes = list(s.exec(select(AlertRoute).where(AlertRoute.org_id == tc.org_id)))
         recent = list(
@@ -463,25 +896,136 @@ def _list_routes(tc: ToolContext) -> Reply:
                 .limit(10)
             )
         )
+        state = alert_state_lines(s, org_id=tc.org_id, now=now)
     if not routes:
-        return Reply(
+        reply = Reply(
             text="No alert routes. An admin adds one: `/alerts add discord <webhook-url>`"
             " or `/alerts add slack #channel`."
         )
-    reply = Reply(
-        title=f"{len(routes)} alert route(s)",
-        table=Table(
-            columns=["#", "where", "severity", "quiet hours"],
-            rows=[
-                [str(r.id), r.target_label, f"{r.min_severity}+", r.quiet_hours or "-"]
-                for r in routes
-            ],
-        ),
-    )
+    else:
+        reply = Reply(
+            title=f"{len(routes)} alert route(s)",
+            table=Table(
+                columns=["#", "where", "severity", "quiet hours"],
+                rows=[
+                    [str(r.id), r.target_label, f"{r.min_severity}+", r.quiet_hours or "-"]
+                    for r in routes
+                ],
+            ),
+        )
+    parts = [reply.text] if reply.text else []
+    parts += state
     if recent:
-        reply.text = "Recent deliveries:\n" + "\n".join(
-            f"  {d.created_at:%m-%d %H:%M} route #{d.route_id} {d.status}"
-            f"{' (' + d.error + ')' if d.error else ''}: {a.title}"
-            for d, a in recent
+        parts.append(
+            "Recent deliveries:\n"
+            + "\n".join(
+                f"  {d.created_at:%m-%d %H:%M} route #{d.route_id} {d.status}"
+                f"{' (' + d.error + ')' if d.error else ''}: {a.title}"
+                for d, a in recent
+            )
+        )
+    reply.text = "\n\n".join(parts)
+    return reply
+
+
+def alert_state_lines(s: Any, *, org_id: int, now: datetime) -> list[str]:
+    """Open alerts (with who acknowledged them) and silences in force (who set them, when they
+    end): for /alerts and the daily digest."""
+    lines: list[str] = []
+    open_alerts = alert_state.open_alerts(s, org_id=org_id)
+    if open_alerts:
+        rows = []
+        for a in open_alerts:
+            ack = alert_state.ack_of(s, org_id=org_id, alert=a)
+            how = (
+                f"acknowledged by {ack.user_name} at {_clock_time(ack.created_at)}"
+                if ack is not None
+                else f"open since {a.first_seen:%m-%d %H:%M} UTC"
+            )
+            rows.append(f"  #{a.id} {a.severity}: {a.title} ({how})")
+        lines.append(f"Open alerts ({len(open_alerts)}):\n" + "\n".join(rows))
+    silences = alert_state.active_silences(s, org_id=org_id, now=now)
+    if silences:
+        lines.append(
+            f"Silenced ({len(silences)}):\n"
+            + "\n".join(
+                f"  silence #{x.id}: {x.title} [{x.key}] by {x.user_name}, ends "
+                f"{x.ends_at:%Y-%m-%d %H:%M} UTC"
+                for x in silences
+            )
+        )
+    return lines
+
+
+# --- /fix: an alert's fix, through the approval gate --------------------------------------------
+
+
+class FixInput(ToolInput):
+    alert: str = arg(description="Alert number (on the alert message)", positional=True)
+
+
+def _fix_target(tc: ToolContext, value: str) -> tuple[Alert, Deployment, Fix]:
+    alert = _alert_arg(tc, value, "fix")
+    with tc.services.db.session() as s:
+        dep = _deployment_of(s, alert)
+    fix = fix_of(alert, dep)
+    if fix is None or dep is None:
+        state = "resolved" if alert.state != "firing" else "firing"
+        raise InvalidInput(
+            f"Alert #{alert.id} ({state}) has no fix to run now.",
+            fix=f"See /alerts status {alert.id}.",
+        )
+    return alert, dep, fix
+
+
+def _fix_tool(tc: ToolContext, fix: Fix) -> Any:
+    inner = tc.services.registry.get(fix.tool)
+    if inner is None:
+        raise NotFound(f"This build has no {fix.tool} tool.")
+    # /fix needs a member, and the fix it runs needs its own role too.
+    if not tc.request.role.allows(inner.role):
+        raise Forbidden(
+            f"/{inner.command or inner.name} needs the {inner.role.value} role; you are "
+            f"{tc.request.role.value}."
+        )
+    return inner
+
+
+@tool(
+    name="fix_alert",
+    command="fix",
+    input_model=FixInput,
+    role=Role.member,
+    side_effect=SideEffect.destroy,
+    needs_approval=True,
+    agent=False,
+    group="alerts",
+    description="Run an alert's fix (stop an idle deployment, roll back an unhealthy "
+    "revision) after approval; the alert then resolves in its thread.",
+    examples=("/fix 12",),
+)
+async def fix_alert(tc: ToolContext, args: FixInput) -> Reply:
+    alert, dep, fix = _fix_target(tc, args.alert)
+    inner = _fix_tool(tc, fix)
+    reply: Reply = await inner.func(tc, inner.parse_args({"deployment": str(dep.id)}))
+    if reply.ok:
+        await router_of(tc.services).resolve(
+            org_id=tc.org_id,
+            key=alert.key,
+            details=f"{tc.request.display_name} ran {fix.label} from the alert"
+            + (f" (approved by {tc.approved_by})" if tc.approved_by else "")
+            + f": {reply.text}",
         )
     return reply
+
+
+@previewer(fix_alert)
+async def _fix_preview(tc: ToolContext, args: FixInput) -> Reply:
+    alert, dep, fix = _fix_target(tc, args.alert)
+    inner = _fix_tool(tc, fix)
+    preview = Reply(text=f"This will {fix.verb} #{dep.id} {dep.name}.")
+    if inner.preview is not None:
+        preview = await inner.preview(tc, inner.parse_args({"deployment": str(dep.id)}))
+    preview.title = f"{fix.label} #{dep.id} {dep.name}?"
+    preview.text = f"From alert #{alert.id}: {alert.title}.\n{preview.text}".strip()
+    return preview

@@ -19,7 +19,7 @@ from sqlmodel import col, select
 
 from storage import activity, deployments, ledger, orgs
 from storage.models import Alert, AlertRoute, Budget, Deployment, Organization
-from tools.alerts import AlertRouter
+from tools.alerts import AlertRouter, alert_state_lines
 from tools.cost.accrual import BudgetStatus, accrue_all, budget_period, new_threshold_alerts
 from tools.cost.estimate import money
 from tools.cost.periods import resolve_period
@@ -257,6 +257,8 @@ async def idle_sweep(services: Services, router: AlertRouter, *, act: Act | None
     Protected deployments are never touched."""
     now = services.clock.now()
     report = SweepReport()
+    # Stopped, deleted or failed since (by /stop, /fix or anyone): their alerts are over.
+    report.alerts += await router.resolve_gone()
     with services.db.session() as s:
         deps = deployments.list_all_active(s, statuses=MONITORED)
         policies = {o.id: o.idle_stop_minutes for o in s.exec(select(Organization))}
@@ -366,6 +368,7 @@ async def digest(services: Services, router: AlertRouter) -> SweepReport:
             )
             agent = ledger.total(s, org_id=org_id, start=period.start, end=period.end, kind="agent")
             people = activity.per_user(s, org_id=org_id, since=period.start, until=period.end)
+            alert_lines = alert_state_lines(s, org_id=org_id, now=now)
         lines = [
             f"Spend: {money(spend.total)} (GPU {money(spend.gpu_total)}, agent {money(agent)})",
             f"Running deployments: {len(live)}"
@@ -380,6 +383,7 @@ async def digest(services: Services, router: AlertRouter) -> SweepReport:
             ),
             f"Incidents: {len(incidents)}"
             + ("".join(f"\n• {a.title}" for a in incidents[:10]) if incidents else ""),
+            *(alert_lines or ["Open alerts: none"]),
         ]
         start_local = period.start.astimezone(period.start.tzinfo)
         report.alerts += int(

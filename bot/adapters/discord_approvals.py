@@ -287,9 +287,11 @@ class ApprovalHandlers(DiscordBase):
 
     async def on_command_button(self, interaction: discord.Interaction, command: str) -> None:
         """A command button: runs `/command` as the person who clicked, answered in a new
-        message (like typing the command)."""
+        message (like typing the command); a private reply (`Reply.ephemeral`) or a refusal
+        goes to the clicker alone."""
         self.track()
-        await interaction.response.defer(thinking=True)
+        # DEFERRED_UPDATE_MESSAGE: nothing is shown yet, so the answer can still be private.
+        await interaction.response.defer()
         try:
             ctx = await self.context(
                 user=interaction.user,
@@ -304,7 +306,8 @@ class ApprovalHandlers(DiscordBase):
             view = reply_view(reply)
             if view is not None:
                 kwargs["view"] = view
-            await interaction.followup.send(wait=True, **kwargs)
+            private = reply.ephemeral or not reply.ok
+            await interaction.followup.send(wait=True, ephemeral=private, **kwargs)
         except Exception:
             ref = self.error_reference()
             log.exception("Discord command button failed (reference %s)", ref)

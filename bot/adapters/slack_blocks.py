@@ -198,6 +198,15 @@ def action_id_for(button: Button) -> str:
     return f"{ACTION_ID_PREFIX}{button.action}"
 
 
+def is_command_action(action_id: str) -> bool:
+    """A command button: `cockpit_command`, or `cockpit_command_<n>` when one actions block
+    holds several (action ids must be unique within a block, see `actions_block`)."""
+    if action_id == COMMAND_ACTION_ID:
+        return True
+    suffix = action_id.removeprefix(f"{COMMAND_ACTION_ID}_")
+    return suffix != action_id and suffix.isascii() and suffix.isdigit()
+
+
 def actions_block(buttons: list[Button]) -> dict[str, Any]:
     """Buttons as one actions block. Approve/Cancel carry the approval id as their value."""
     approval = any(b.action in ("approve", "cancel") for b in buttons)

@@ -79,10 +79,11 @@ class CommandHandlers(SlackBase):
             client,
             channel=command["channel_id"],
             user=command["user_id"],
+            thread_ts=command.get("thread_ts"),
             respond=respond,
             label=line,
             private_errors=True,
-            broadcast_final=True,
+            broadcast_final=not command.get("thread_ts"),
             team_id=command.get("team_id"),
         )
         if sub == CHAT_COMMAND and rest and not conversation.via_response_url:
@@ -103,12 +104,15 @@ class CommandHandlers(SlackBase):
     async def on_other_action(
         self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any, client: Any
     ) -> None:
-        """Buttons other than Approve/Cancel: `cockpit_command` runs its value as a command."""
+        """Buttons other than Approve/Cancel: `cockpit_command` (`cockpit_command_<n>` when a
+        message has several) runs its value as a command, as the person who clicked; the
+        answer goes into the clicked message's thread."""
         await ack()
-        if action.get("action_id") != blocks.COMMAND_ACTION_ID:
+        if not blocks.is_command_action(str(action.get("action_id") or "")):
             return
         user = body.get("user") or {}
         team = body.get("team") or {}
+        message = body.get("message") or {}
         command = {
             "command": "/" + UMBRELLA_COMMAND,
             "text": str(action.get("value") or "").lstrip("/"),
@@ -119,6 +123,7 @@ class CommandHandlers(SlackBase):
             "channel_id": (body.get("channel") or {}).get("id")
             or (body.get("container") or {}).get("channel_id"),
             "trigger_id": body.get("trigger_id"),
+            "thread_ts": message.get("thread_ts") or message.get("ts"),
         }
         self.spawn(
             self.run_command(command, respond, client),
