@@ -23,7 +23,8 @@ Mode = Literal["serverless", "pod"]
 def _fmt_params(n: int | None) -> str:
     if not n:
         return "?"
-    return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
+    # 999.9M rounds to "1000M": from 0.9995e9 up it reads as billions.
+    return f"{n / 1e9:.1f}B" if n >= 0.9995e9 else f"{n / 1e6:.0f}M"
 
 
 async def resolve_model(tc: ToolContext, text: str, *, check_access: bool = False) -> ModelInfo:
