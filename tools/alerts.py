@@ -269,9 +269,14 @@ class AlertRouter:
             message = compose(s, alert, now)
             posts = _post_refs(s, alert)
             incident_at = alert.first_seen
-        if posts:
-            message = replace(message, repeat=True)
-        await self._deliver(message, incident_at=incident_at, reply_to=posts)
+        if not posts:
+            await self._deliver(message, incident_at=incident_at, reply_to=posts)
+            return True
+        # A repeat: a short reply in the incident's thread (the buttons stay on the first
+        # message, which is edited to show the new count).
+        repeat = replace(message, repeat=True, buttons=())
+        await self._deliver(repeat, incident_at=incident_at, reply_to=posts)
+        await self._update_posts(message, posts)
         return True
 
     async def resolve(self, *, org_id: int, key: str, details: str = "") -> bool:
@@ -1012,9 +1017,7 @@ async def fix_alert(tc: ToolContext, args: FixInput) -> Reply:
         await router_of(tc.services).resolve(
             org_id=tc.org_id,
             key=alert.key,
-            details=f"{tc.request.display_name} ran {fix.label} from the alert"
-            + (f" (approved by {tc.approved_by})" if tc.approved_by else "")
-            + f": {reply.text}",
+            details=f"{tc.request.display_name} ran {fix.label} from the alert: {reply.text}",
         )
     return reply
 

@@ -99,6 +99,9 @@ class CommandHandlers(SlackBase):
         reply = await self.cockpit.handle(
             ctx, line, progress=conversation.progress, stream=conversation.stream
         )
+        if command.get("thread_ts") and not reply.ok and not conversation.progress_count:
+            # A refused button click: only the clicker hears why, not the whole thread.
+            reply.ephemeral = True
         await conversation.send(reply, expires_at=await self.expires_at(ctx, reply))
 
     async def on_other_action(
