@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from storage import alert_state, deployments, orgs
@@ -720,18 +721,24 @@ async def _acknowledge(tc: ToolContext, args: AlertsInput) -> Reply:
     if alert.state != "firing":
         return Reply(text=f"Alert #{alert.id} is already resolved.", ephemeral=True)
     now = tc.services.clock.now()
-    with tc.services.db.session() as s:
-        row = s.get(Alert, alert.id)
-        assert row is not None
-        ack = alert_state.acknowledge(
-            s,
-            org_id=tc.org_id,
-            alert=row,
-            user_id=tc.request.user_id,
-            user_name=tc.request.display_name,
-            now=now,
-        )
-        fresh = ack.user_id == tc.request.user_id and ack.created_at == now
+    try:
+        with tc.services.db.session() as s:
+            row = s.get(Alert, alert.id)
+            assert row is not None
+            ack = alert_state.acknowledge(
+                s,
+                org_id=tc.org_id,
+                alert=row,
+                user_id=tc.request.user_id,
+                user_name=tc.request.display_name,
+                now=now,
+            )
+            fresh = ack.user_id == tc.request.user_id and ack.created_at == now
+    except IntegrityError:  # two clicks at once (another process): the first one stands
+        with tc.services.db.session() as s:
+            found = alert_state.ack_of(s, org_id=tc.org_id, alert=alert)
+        assert found is not None
+        ack, fresh = found, False
     if not fresh:
         return Reply(
             text=f"Alert #{alert.id} was already acknowledged by {ack.user_name} at "
