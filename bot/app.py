@@ -3,10 +3,13 @@ every surface (console, Slack, Discord, HTTP API) talks to it through `handle`/`
 
 from __future__ import annotations
 
+import functools
 import gc
 import importlib
 import logging
 from typing import Any
+
+from sqlalchemy.exc import IntegrityError
 
 from bot import router
 from bot.agent import offline
@@ -19,6 +22,7 @@ from bot.settings import Settings
 from storage import conversations, orgs
 from storage.crypto import load_secret_box
 from storage.db import Database
+from storage.models import Member, Workspace
 from tools.clock import Clock
 from tools.contract import REGISTRY, Platform, ProgressSink, Registry, Reply, RequestContext, Role
 from tools.deploy.saga import recover_interrupted
@@ -39,6 +43,7 @@ BUILTIN_TOOL_MODULES = (
     "tools.chat",
     "tools.cost.tools",
     "tools.alerts",
+    "tools.bench.tools",
 )
 DEFAULT_NEW_MEMBER_ROLE = Role.member
 CHAT_TOOL = "chat_with_model"
@@ -160,6 +165,58 @@ class Cockpit:
         """Resolve (platform, workspace, user) to a request context, creating the workspace's
         organisation and the member on first sight. The first member of a new organisation is its
         owner; later ones join as members. `role` forces a role (console and tests only)."""
+        # Known person, no forced role change: one read (one round trip on PostgreSQL).
+        with self.db.read_session() as s:
+            found = orgs.find_identity(
+                s, platform=platform.value, external_id=workspace_id, platform_user_id=user_id
+            )
+        if found is None or (role is not None and found[1].role != role.value):
+            ensure = functools.partial(
+                self._ensure_identity,
+                platform=platform,
+                workspace_id=workspace_id,
+                workspace_name=workspace_name,
+                user_id=user_id,
+                display_name=display_name,
+                role=role,
+            )
+            try:
+                found = ensure()
+            except IntegrityError:
+                # Two first sightings of one workspace or person at once (storage runs on
+                # several threads): the other one created the rows, so read them now.
+                found = ensure()
+        ws, member = found
+        assert ws.id is not None
+        return RequestContext(
+            org_id=ws.org_id,
+            workspace_id=ws.id,
+            member_id=member.id,
+            user_id=user_id,
+            display_name=member.display_name,
+            role=Role(member.role),
+            platform=platform,
+            workspace_name=ws.name,
+            timezone=ws.timezone,
+            channel=channel,
+            thread=thread,
+            idempotency_key=idempotency_key,
+        )
+
+    async def context(self, **kwargs: Any) -> RequestContext:
+        """`context_for` on a storage thread (never on the event loop)."""
+        return await self.db.call(functools.partial(self.context_for, **kwargs))
+
+    def _ensure_identity(
+        self,
+        *,
+        platform: Platform,
+        workspace_id: str,
+        workspace_name: str,
+        user_id: str,
+        display_name: str,
+        role: Role | None,
+    ) -> tuple[Workspace, Member]:
         now = self.clock.now()
         with self.db.session() as s:
             ws = orgs.ensure_workspace(
@@ -183,20 +240,7 @@ class Cockpit:
             elif role is not None and member.role != role.value:
                 member.role = role.value
                 s.add(member)
-            return RequestContext(
-                org_id=ws.org_id,
-                workspace_id=ws.id,
-                member_id=member.id,
-                user_id=user_id,
-                display_name=member.display_name,
-                role=Role(member.role),
-                platform=platform,
-                workspace_name=ws.name,
-                timezone=ws.timezone,
-                channel=channel,
-                thread=thread,
-                idempotency_key=idempotency_key,
-            )
+            return ws, member
 
     # -- requests ---------------------------------------------------------------------------
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict, deque
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
 
 from bot.logs import SECRETS, log_context
 from storage import activity, apikeys, approvals, audit, events, orgs
+from storage.db import DATABASE_DOWN_TEXT, DatabaseUnavailable
 from storage.models import Approval
 from storage.redaction import scrub
 from tools.contract import (
@@ -40,6 +41,8 @@ DEFAULT_APPROVAL_TTL_SECONDS = 600
 DEFAULT_RATE_LIMIT_PER_MINUTE = 30
 RATE_WINDOW_SECONDS = 60.0
 AUDIT_DETAIL_CHARS = 300
+# How stale the kept daily count may get before it is read again from the audit trail.
+DAY_RECOUNT_SECONDS = 60.0
 # What the audit trail and the replay store keep of a reply that carried a secret.
 SECRET_REPLY_SUMMARY = "(a secret was shown once to the requester; it is not stored)"
 SECRET_REPLAY_TEXT = (
@@ -49,7 +52,13 @@ SECRET_REPLAY_TEXT = (
 
 
 class RateLimiter:
-    """Sliding window of calls per (organisation, user); isolated per organisation."""
+    """Sliding window of calls per (organisation, user); isolated per organisation.
+
+    The per-minute window lives in memory. The daily cap's count is kept here too: read from
+    today's audit rows at most once every DAY_RECOUNT_SECONDS per person (on a storage thread,
+    inside the command's unit of work) and counted up as this process writes counted rows, so
+    a command does not recount the day's audit trail. Other processes' commands show up at the
+    next recount."""
 
     def __init__(self, services: Services, per_minute: int, per_day: int = 0) -> None:
         self._services = services
@@ -57,12 +66,23 @@ class RateLimiter:
         self._per_minute = per_minute
         self._per_day = per_day
         self._calls: dict[tuple[int, str], deque[float]] = defaultdict(deque)
+        # (org, actor) -> (UTC midnight, count, monotonic time of the last recount)
+        self._days: dict[tuple[int, str], tuple[datetime, int, float]] = {}
+
+    @property
+    def has_daily_cap(self) -> bool:
+        return self._per_day > 0
 
     def check(self, ctx: RequestContext) -> None:
+        """The per-minute window (counting this call) and the daily cap as last counted; no
+        database work, so it may run on the event loop."""
         if ctx.platform.value == "system":
             return
-        self._check_day(ctx)
-        if self._per_minute <= 0:
+        self._raise_if_over_day(ctx, self._cached_day(ctx, self._clock.monotonic()))
+        self.check_minute(ctx)
+
+    def check_minute(self, ctx: RequestContext) -> None:
+        if ctx.platform.value == "system" or self._per_minute <= 0:
             return
         now = self._clock.now().timestamp()
         window = self._calls[(ctx.org_id, ctx.user_id)]
@@ -84,22 +104,50 @@ class RateLimiter:
         if ctx.platform.value != "system" and self._per_minute > 0:
             self._calls[(ctx.org_id, ctx.user_id)].pop()  # the call `check` just counted
 
-    def _check_day(self, ctx: RequestContext) -> None:
-        """The daily cap per person, counted from today's audit rows (UTC day)."""
+    def check_day(self, s: Any, ctx: RequestContext, *, monotonic: float) -> None:
+        """The daily cap per person (UTC day). Runs on a storage thread with the command's
+        session (`monotonic` is the clock's, read on the loop): recounts from the audit trail
+        only when the kept count is stale."""
+        if self._per_day <= 0 or ctx.platform.value == "system":
+            return
+        used = self._cached_day(ctx, monotonic)
+        if used is None:
+            midnight = _midnight(self._clock.now())
+            used = activity.commands_since(s, org_id=ctx.org_id, actor=ctx.user_id, since=midnight)
+            self._days[(ctx.org_id, ctx.user_id)] = (midnight, used, monotonic)
+        self._raise_if_over_day(ctx, used)
+
+    def counted(self, ctx: RequestContext) -> None:
+        """A row that counts against the daily cap was written for this person."""
+        key = (ctx.org_id, ctx.user_id)
+        kept = self._days.get(key)
+        if kept is not None and kept[0] == _midnight(self._clock.now()):
+            self._days[key] = (kept[0], kept[1] + 1, kept[2])
+
+    def _cached_day(self, ctx: RequestContext, monotonic: float) -> int | None:
         if self._per_day <= 0:
+            return None
+        kept = self._days.get((ctx.org_id, ctx.user_id))
+        if kept is None or kept[0] != _midnight(self._clock.now()):
+            return None
+        if monotonic - kept[2] > DAY_RECOUNT_SECONDS:
+            return None
+        return kept[1]
+
+    def _raise_if_over_day(self, ctx: RequestContext, used: int | None) -> None:
+        if used is None or used < self._per_day:
             return
         now = self._clock.now()
-        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        with self._services.db.session() as s:
-            used = activity.commands_since(s, org_id=ctx.org_id, actor=ctx.user_id, since=midnight)
-        if used >= self._per_day:
-            retry = (midnight + timedelta(days=1) - now).total_seconds()
-            raise RateLimited(
-                f"You have used today's {self._per_day} commands.",
-                retry_after=retry,
-                fix="The count resets at 00:00 UTC; an admin can raise "
-                "COCKPIT_DAILY_LIMIT_PER_USER.",
-            )
+        retry = (_midnight(now) + timedelta(days=1) - now).total_seconds()
+        raise RateLimited(
+            f"You have used today's {self._per_day} commands.",
+            retry_after=retry,
+            fix="The count resets at 00:00 UTC; an admin can raise COCKPIT_DAILY_LIMIT_PER_USER.",
+        )
+
+
+def _midnight(now: datetime) -> datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 class Dispatcher:
@@ -133,34 +181,114 @@ class Dispatcher:
                 f"There is no tool called {tool_name!r}. Type /help for the list.", code="not_found"
             )
         try:
+            return await self._run(ctx, tool, raw_args, progress=progress, stream=stream)
+        except DatabaseUnavailable:
+            return self._finish(Reply.error(DATABASE_DOWN_TEXT, code="database_unavailable"))
+
+    async def _run(
+        self,
+        ctx: RequestContext,
+        tool: Tool,
+        raw_args: dict[str, Any] | BaseModel | None,
+        *,
+        progress: ProgressSink | None,
+        stream: ProgressSink | None,
+    ) -> Reply:
+        try:
             args = raw_args if isinstance(raw_args, BaseModel) else tool.parse_args(raw_args or {})
             self.rate_limiter.check(ctx)
         except RateLimited as exc:
-            self._audit(ctx, tool, {}, "denied", str(exc))
+            await self._audit(ctx, tool, {}, "denied", str(exc))
             return self._finish(Reply.from_error(exc))
         except CockpitError as exc:
             # Bad input changes nothing, not even the audit trail.
             return self._finish(Reply.from_error(exc))
         args_dict = args.model_dump(mode="json")
-        if not ctx.role.allows(tool.role):
-            return self._deny(ctx, tool, args_dict)
-        if ctx.origin is Origin.agent and not tool.offered_to_agent(ctx.role):
-            return self._refuse_agent(ctx, tool, args_dict)
-
-        replay = self._replay(ctx)
-        if replay is not None:
-            return replay
-        if self._needs_approval(ctx, tool, args):
+        refusal = self._refusal(ctx, tool)
+        needs_approval = refusal is None and self._needs_approval(ctx, tool, args)
+        stop = await self._start_unit(ctx, tool, args_dict, refusal, execute=not needs_approval)
+        if stop is not None:
+            return stop
+        if needs_approval:
             reply = await self._request_approval(ctx, tool, args)
-        else:
-            reply = await self._execute(ctx, tool, args, progress=progress, stream=stream)
-            if reply.ok:
-                # Accepted and stored (e.g. a verified `/connect` key): from now on redacted in
-                # this organisation's log lines. A refused value never joins the set.
-                for name in tool.secret_fields:
-                    SECRETS.add(str(args_dict.get(name) or ""), org_id=ctx.org_id)
-        self._remember(ctx, tool, reply)
+            await self._remember(ctx, tool, reply)
+            return reply
+        reply = await self._execute(
+            ctx, tool, args, progress=progress, stream=stream, remember=True
+        )
+        if reply.ok:
+            # Accepted and stored (e.g. a verified `/connect` key): from now on redacted in
+            # this organisation's log lines. A refused value never joins the set.
+            for name in tool.secret_fields:
+                SECRETS.add(str(args_dict.get(name) or ""), org_id=ctx.org_id)
         return reply
+
+    async def _start_unit(
+        self,
+        ctx: RequestContext,
+        tool: Tool,
+        args: dict[str, Any],
+        refusal: tuple[str, str] | None,
+        *,
+        execute: bool,
+    ) -> Reply | None:
+        """One unit of work before a tool runs: the daily cap, the refusal's audit row, the
+        idempotency claim (or the earlier answer) and the "allowed" row. Returns the answer
+        when the command stops here."""
+        redacted = tool.redact(args)
+        monotonic = self.services.clock.monotonic()
+
+        def unit(s: Any) -> tuple[str, Any]:
+            try:
+                self.rate_limiter.check_day(s, ctx, monotonic=monotonic)
+            except RateLimited as exc:
+                self._audit_row(s, ctx, tool.name, "denied", {}, str(exc))
+                return "denied", exc
+            if refusal is not None:
+                self._audit_row(s, ctx, tool.name, "denied", redacted, refusal[0])
+                return "denied", None
+            key = ctx.idempotency_key
+            if key and not events.claim(
+                s, org_id=ctx.org_id, key=key, now=self.services.clock.now()
+            ):
+                ev = events.seen(s, org_id=ctx.org_id, key=key)
+                return "replay", (ev.result_json if ev else "{}")
+            if execute:
+                self._audit_row(s, ctx, tool.name, "allowed", redacted, "")
+                return "allowed", None
+            return "", None
+
+        verdict, data = await self.services.db.run(unit)
+        if verdict:
+            TOOL_CALLS.labels(tool=tool.name, outcome=verdict).inc()
+        if verdict == "denied":
+            if isinstance(data, RateLimited):
+                return self._finish(Reply.from_error(data))
+            assert refusal is not None
+            return self._finish(Reply.error(refusal[1], code="forbidden"))
+        if verdict == "replay":
+            return _replayed(data)
+        return None
+
+    def _refusal(self, ctx: RequestContext, tool: Tool) -> tuple[str, str] | None:
+        """(audit detail, message) when this person, or the agent, may not run `tool`."""
+        name = tool.command or tool.name
+        if not ctx.role.allows(tool.role):
+            msg = (
+                f"/{name} needs the {tool.role.value} role; you are "
+                f"{_article(ctx.role.value)} {ctx.role.value}. Ask an admin of this workspace to "
+                "run it or to change your role."
+            )
+            return msg, msg
+        if ctx.origin is Origin.agent and not tool.offered_to_agent(ctx.role):
+            # The model asked for a tool it was never offered (a slash-only tool, one that
+            # takes or returns a secret): refused here, where it would run, whatever the
+            # prompt said.
+            return "the agent asked for a tool it is not offered", (
+                f"/{name} is not available to the assistant; nothing was done. "
+                f"If you want it, type /{name} yourself."
+            )
+        return None
 
     @staticmethod
     def _needs_approval(ctx: RequestContext, tool: Tool, args: BaseModel) -> bool:
@@ -176,7 +304,8 @@ class Dispatcher:
         """A human clicked Approve. Runs the stored action once, as the requester, with the
         requester's and the approver's roles as they are now and the budget checked again."""
         now = self.services.clock.now()
-        with self.services.db.session() as s:
+
+        def check(s: Any) -> Reply | tuple[Tool | None, RequestContext | None, RequestContext, str]:
             row = approvals.get(s, org_id=ctx.org_id, approval_id=approval_id)
             if row is None:
                 self._audit_row(
@@ -205,26 +334,36 @@ class Dispatcher:
                     )
                 self._audit_row(s, ctx, row.tool, outcome, json.loads(row.args_json), message)
                 return Reply.error(message)
-            args_json = row.args_json
+            assert approver is not None
+            return tool, requester, approver, row.args_json
+
+        try:
+            checked = await self.services.db.run(check)
+        except DatabaseUnavailable:
+            return self._finish(Reply.error(DATABASE_DOWN_TEXT, code="database_unavailable"))
+        if isinstance(checked, Reply):
+            return checked
+        tool, requester, approver, args_json = checked
         assert tool is not None and requester is not None and approver is not None
         args = tool.parse_args(json.loads(args_json))
         over_cap = await self._still_within_budget(requester, approver, tool, args)
         if over_cap:
-            self._audit(ctx, tool, args.model_dump(mode="json"), "denied", over_cap)
+            await self._audit(ctx, tool, args.model_dump(mode="json"), "denied", over_cap)
             return Reply.error(over_cap)
-        with self.services.db.session() as s:
-            claimed = approvals.claim(
+        approved_detail = f"approved by {ctx.user_id} ({approver.role.value})"
+        redacted = tool.redact(args.model_dump(mode="json"))
+
+        def claim(s: Any) -> bool:
+            if not approvals.claim(
                 s, org_id=ctx.org_id, approval_id=approval_id, decided_by=ctx.user_id, now=now
-            )
-        if not claimed:
+            ):
+                return False
+            self._audit_row(s, requester, tool.name, "approved", redacted, approved_detail)
+            return True
+
+        if not await self.services.db.run(claim):
             return Reply.error(f"Approval #{approval_id} is already being handled.")
-        self._audit(
-            requester,
-            tool,
-            args.model_dump(mode="json"),
-            "approved",
-            f"approved by {ctx.user_id} ({approver.role.value})",
-        )
+        TOOL_CALLS.labels(tool=tool.name, outcome="approved").inc()
         reply = await self._execute_claimed(requester, tool, args, approval_id, approver, progress)
         return reply
 
@@ -249,16 +388,15 @@ class Dispatcher:
             result = scrub(reply.as_plain_text())
             return reply
         finally:
-            with self.services.db.session() as s:
-                approvals.finish(
-                    s,
-                    org_id=requester.org_id,
-                    approval_id=approval_id,
-                    status=status,
-                    result_text=result,
-                    reason=reason,
-                    only_if="executing",
-                )
+            await self.services.db.run(
+                approvals.finish,
+                org_id=requester.org_id,
+                approval_id=approval_id,
+                status=status,
+                result_text=result,
+                reason=reason,
+                only_if="executing",
+            )
 
     async def _still_within_budget(
         self, requester: RequestContext, approver: RequestContext, tool: Tool, args: BaseModel
@@ -285,9 +423,11 @@ class Dispatcher:
                 "hard cap); nothing was done."
             )
         return None
+
     async def cancel(self, ctx: RequestContext, approval_id: int) -> Reply:
         now = self.services.clock.now()
-        with self.services.db.session() as s:
+
+        def cancel(s: Any) -> Reply | None:
             row = approvals.get(s, org_id=ctx.org_id, approval_id=approval_id)
             if row is None:
                 return Reply.error(f"Approval #{approval_id} was not found.", code="not_found")
@@ -302,32 +442,22 @@ class Dispatcher:
                 decided_by=ctx.user_id,
                 now=now,
             )
-            tool_name, args = row.tool, json.loads(row.args_json)
-        tool = self.services.registry.get(tool_name)
-        if tool:
-            self._audit(ctx, tool, args, "cancelled", f"cancelled by {ctx.user_id}")
+            tool = self.services.registry.get(row.tool)
+            if tool is not None:
+                args = tool.redact(json.loads(row.args_json))
+                self._audit_row(s, ctx, tool.name, "cancelled", args, f"cancelled by {ctx.user_id}")
+                TOOL_CALLS.labels(tool=tool.name, outcome="cancelled").inc()
+            return None
+
+        try:
+            refused = await self.services.db.run(cancel)
+        except DatabaseUnavailable:
+            return self._finish(Reply.error(DATABASE_DOWN_TEXT, code="database_unavailable"))
+        if refused is not None:
+            return refused
         return Reply(text=f"Cancelled: nothing was done for approval #{approval_id}.")
 
     # -- steps ----------------------------------------------------------------------------
-
-    def _deny(self, ctx: RequestContext, tool: Tool, args: dict[str, Any]) -> Reply:
-        msg = (
-            f"/{tool.command or tool.name} needs the {tool.role.value} role; you are "
-            f"{_article(ctx.role.value)} {ctx.role.value}. Ask an admin of this workspace to run "
-            "it or to change your role."
-        )
-        self._audit(ctx, tool, args, "denied", msg)
-        return self._finish(Reply.error(msg, code="forbidden"))
-
-    def _refuse_agent(self, ctx: RequestContext, tool: Tool, args: dict[str, Any]) -> Reply:
-        """The model asked for a tool it was never offered (a slash-only tool, one that takes
-        or returns a secret): refused here, where it would run, whatever the prompt said."""
-        msg = (
-            f"/{tool.command or tool.name} is not available to the assistant; nothing was done. "
-            f"If you want it, type /{tool.command or tool.name} yourself."
-        )
-        self._audit(ctx, tool, args, "denied", "the agent asked for a tool it is not offered")
-        return self._finish(Reply.error(msg, code="forbidden"))
 
     def _approval_problem(
         self, ctx: RequestContext, row: Approval, now: Any, *, approving: bool
@@ -357,17 +487,20 @@ class Dispatcher:
             try:
                 preview = await tool.preview(tc, args)
             except CockpitError as exc:
-                self._audit(ctx, tool, args.model_dump(mode="json"), "failed", str(exc))
+                await self._audit(ctx, tool, args.model_dump(mode="json"), "failed", str(exc))
                 return self._finish(Reply.from_error(exc))
             except Exception:
                 # The preview path catches what the run path catches (issue 14, finding 5).
                 log.exception("preview of %s failed (request %s)", tool.name, ctx.request_id)
-                self._audit(ctx, tool, args.model_dump(mode="json"), "failed", "internal error")
+                await self._audit(
+                    ctx, tool, args.model_dump(mode="json"), "failed", "internal error"
+                )
                 return self._finish(_internal_error(tool, ctx))
         now = self.services.clock.now()
         expires = now + self.approval_ttl
         redacted = tool.redact(args.model_dump(mode="json"))
-        with self.services.db.session() as s:
+
+        def create(s: Any) -> int:
             row = approvals.create(
                 s,
                 org_id=ctx.org_id,
@@ -382,11 +515,13 @@ class Dispatcher:
                 approver_role=preview.approver_role.value if preview.approver_role else None,
             )
             assert row.id is not None
-            approval_id = row.id
-            TOOL_CALLS.labels(tool=tool.name, outcome="approval_requested").inc()
             self._audit_row(
-                s, ctx, tool.name, "approval_requested", redacted, f"approval #{approval_id}"
+                s, ctx, tool.name, "approval_requested", redacted, f"approval #{row.id}"
             )
+            return row.id
+
+        approval_id = await self.services.db.run(create)
+        TOOL_CALLS.labels(tool=tool.name, outcome="approval_requested").inc()
         minutes = int(self.approval_ttl.total_seconds() // 60)
         preview.title = preview.title or f"Approve /{tool.command or tool.name}?"
         preview.approval_id = approval_id
@@ -412,6 +547,7 @@ class Dispatcher:
         progress: ProgressSink | None,
         approved_by: str | None = None,
         stream: ProgressSink | None = None,
+        remember: bool = False,
     ) -> Reply:
         with log_context(
             org_id=ctx.org_id,
@@ -420,7 +556,13 @@ class Dispatcher:
             platform=ctx.platform.value,
         ):
             return await self._execute_logged(
-                ctx, tool, args, progress=progress, approved_by=approved_by, stream=stream
+                ctx,
+                tool,
+                args,
+                progress=progress,
+                approved_by=approved_by,
+                stream=stream,
+                remember=remember,
             )
 
     async def _execute_logged(
@@ -432,69 +574,79 @@ class Dispatcher:
         progress: ProgressSink | None,
         approved_by: str | None,
         stream: ProgressSink | None,
+        remember: bool,
     ) -> Reply:
+        """Run the tool (its "allowed" row, or the approval's, is already written), then one
+        unit of work: the outcome's audit row and, with `remember`, the answer a retry of this
+        request gets."""
         tc = ToolContext(
             request=ctx, services=self.services, approved_by=approved_by, stream=stream
         )
         if progress is not None:
             tc.progress = progress
         redacted = tool.redact(args.model_dump(mode="json"))
-        if not approved_by:
-            self._audit(ctx, tool, redacted, "allowed", "")
         try:
             reply = await tool.func(tc, args)
+        except DatabaseUnavailable as exc:
+            outcome, detail = "failed", f"database unavailable ({exc.detail})"
+            reply = Reply.error(DATABASE_DOWN_TEXT, code="database_unavailable")
         except CockpitError as exc:
-            self._audit(ctx, tool, redacted, "failed", str(exc))
-            return self._finish(Reply.from_error(exc))
+            outcome, detail = "failed", str(exc)
+            reply = Reply.from_error(exc)
         except Exception:
             log.exception("tool %s failed (request %s)", tool.name, ctx.request_id)
-            self._audit(ctx, tool, redacted, "failed", "internal error")
-            return self._finish(_internal_error(tool, ctx))
-        detail = (
-            SECRET_REPLY_SUMMARY
-            if tool.secret_output and reply.ok
-            else scrub(reply.text)[:AUDIT_DETAIL_CHARS]
-        )
-        self._audit(ctx, tool, redacted, "succeeded" if reply.ok else "failed", detail)
-        return self._finish(reply)
+            outcome, detail = "failed", "internal error"
+            reply = _internal_error(tool, ctx)
+        else:
+            outcome = "succeeded" if reply.ok else "failed"
+            detail = (
+                SECRET_REPLY_SUMMARY
+                if tool.secret_output and reply.ok
+                else scrub(reply.text)[:AUDIT_DETAIL_CHARS]
+            )
+        reply = self._finish(reply)
+        stored = self._replay_json(ctx, tool, reply) if remember else None
+
+        def end(s: Any) -> None:
+            self._audit_row(s, ctx, tool.name, outcome, redacted, detail)
+            if stored is not None and ctx.idempotency_key:
+                events.store_result(
+                    s, org_id=ctx.org_id, key=ctx.idempotency_key, result_json=stored
+                )
+
+        TOOL_CALLS.labels(tool=tool.name, outcome=outcome).inc()
+        await self.services.db.run(end)
+        return reply
 
     def _finish(self, reply: Reply) -> Reply:
         if reply.footer is None and self.services.footer:
             reply.footer = self.services.footer
         return reply
 
-    def _replay(self, ctx: RequestContext) -> Reply | None:
+    @staticmethod
+    def _replay_json(ctx: RequestContext, tool: Tool, reply: Reply) -> str | None:
+        """What a retry of this request is answered with (a secret is never kept)."""
         if not ctx.idempotency_key:
             return None
-        with self.services.db.session() as s:
-            if events.claim(
-                s, org_id=ctx.org_id, key=ctx.idempotency_key, now=self.services.clock.now()
-            ):
-                return None
-            ev = events.seen(s, org_id=ctx.org_id, key=ctx.idempotency_key)
-            stored = ev.result_json if ev else "{}"
-        if stored and stored != "{}":
-            reply = Reply.model_validate_json(stored)
-            reply.footer = "(already handled: this is the earlier answer)"
-            return reply
-        return Reply(text="This request is already being handled.", footer="(duplicate ignored)")
-
-    def _remember(self, ctx: RequestContext, tool: Tool, reply: Reply) -> None:
-        if not ctx.idempotency_key:
-            return
         if tool.secret_output and reply.ok:
             reply = Reply(text=SECRET_REPLAY_TEXT, ephemeral=True)
-        with self.services.db.session() as s:
-            events.store_result(
-                s, org_id=ctx.org_id, key=ctx.idempotency_key, result_json=reply.model_dump_json()
-            )
+        return reply.model_dump_json()
 
-    def _audit(
+    async def _remember(self, ctx: RequestContext, tool: Tool, reply: Reply) -> None:
+        stored = self._replay_json(ctx, tool, reply)
+        if stored is None or not ctx.idempotency_key:
+            return
+        await self.services.db.run(
+            events.store_result, org_id=ctx.org_id, key=ctx.idempotency_key, result_json=stored
+        )
+
+    async def _audit(
         self, ctx: RequestContext, tool: Tool, args: dict[str, Any], outcome: str, detail: str
     ) -> None:
         TOOL_CALLS.labels(tool=tool.name, outcome=outcome).inc()
-        with self.services.db.session() as s:
-            self._audit_row(s, ctx, tool.name, outcome, tool.redact(args), detail)
+        await self.services.db.run(
+            self._audit_row, ctx, tool.name, outcome, tool.redact(args), detail
+        )
 
     def _audit_row(
         self,
@@ -519,6 +671,8 @@ class Dispatcher:
             request_id=ctx.request_id,
             now=self.services.clock.now(),
         )
+        if outcome in activity.COUNTED_OUTCOMES and ctx.platform is not Platform.system:
+            self.rate_limiter.counted(ctx)
 
 
 def current_role(s: Any, ctx: RequestContext, now: Any) -> Role | None:
@@ -569,6 +723,14 @@ def _internal_error(tool: Tool, ctx: RequestContext) -> Reply:
         f"(reference {ctx.request_id}). Nothing else was changed; the details are in "
         "the bot's logs."
     )
+
+
+def _replayed(stored: str) -> Reply:
+    if stored and stored != "{}":
+        reply = Reply.model_validate_json(stored)
+        reply.footer = "(already handled: this is the earlier answer)"
+        return reply
+    return Reply(text="This request is already being handled.", footer="(duplicate ignored)")
 
 
 def _args_text(tool: Tool, args: BaseModel) -> str:

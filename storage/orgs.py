@@ -69,6 +69,24 @@ def timezone_of(s: Session, *, org_id: int) -> str:
     return tz or "UTC"
 
 
+def find_identity(
+    s: Session, *, platform: str, external_id: str, platform_user_id: str
+) -> tuple[Workspace, Member] | None:
+    """The workspace and the member for a platform identity in one query (None when either
+    is new): the per-command look-up of a known person."""
+    row = s.exec(
+        select(Workspace, Member)
+        .join(Member, col(Member.org_id) == col(Workspace.org_id))
+        .where(
+            Workspace.platform == platform,
+            Workspace.external_id == external_id,
+            Member.platform == platform,
+            Member.platform_user_id == platform_user_id,
+        )
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
 def get_member(s: Session, *, org_id: int, platform: str, platform_user_id: str) -> Member | None:
     return s.exec(
         select(Member).where(

@@ -11,7 +11,6 @@ import functools
 import logging
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC
 from typing import Any, TypeVar
 
@@ -73,10 +72,6 @@ class DiscordBase:
         self._role_names: dict[int, tuple[float, dict[int, str]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._deciding: set[tuple[int, int]] = set()  # (org, approval) clicks in progress
-        # Identity and binding look-ups run on one worker thread: off the event loop (the
-        # 3-second interaction deadline and the gateway heartbeat stay safe) and serial, so
-        # two first sightings of one guild or person cannot race each other.
-        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="discord-db")
 
     @property
     def sandbox(self) -> bool:
@@ -114,12 +109,12 @@ class DiscordBase:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        self._db_thread.shutdown(wait=True)
 
     async def blocking(self, func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Run synchronous database work on the adapter's database thread."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._db_thread, functools.partial(func, *args, **kwargs))
+        """Run synchronous database work off the event loop, on the process's storage threads
+        (the one bounded pool every storage call shares; first sightings that race are settled
+        in `Cockpit.context_for`)."""
+        return await self.cockpit.db.call(functools.partial(func, *args, **kwargs))
 
     @staticmethod
     def error_reference() -> str:

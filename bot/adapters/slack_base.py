@@ -9,7 +9,6 @@ import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -19,6 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.adapters.slack_post import SlackConversation, StreamingSupport
 from bot.app import Cockpit
 from storage import approvals, events
+from storage.db import DATABASE_DOWN_TEXT, DatabaseUnavailable
 from tools.clock import Clock
 from tools.contract import Platform, Reply, RequestContext
 
@@ -50,10 +50,6 @@ class SlackBase:
         self._team_names: dict[str, str] = {}
         self._deciding: set[tuple[int, int]] = set()  # (org, approval) clicks in progress
         self.streaming = StreamingSupport()
-        # The adapter's own database work (identity, delivery claims) runs on one worker thread:
-        # off the event loop, so acks stay fast under load, and serial, so two first
-        # sightings of one workspace or person cannot race each other.
-        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slack-db")
 
     @property
     def sandbox(self) -> bool:
@@ -72,6 +68,13 @@ class SlackBase:
                 await coro
             except asyncio.CancelledError:
                 raise
+            except DatabaseUnavailable:
+                log.warning("Slack %s: the database is not answering", what)
+                if on_error is not None:
+                    try:
+                        await on_error(f":warning: {DATABASE_DOWN_TEXT}")
+                    except Exception:
+                        log.warning("could not tell the user the database is down", exc_info=True)
             except Exception:
                 ref = f"slack-{uuid.uuid4().hex[:8]}"
                 log.exception("Slack %s failed (reference %s)", what, ref)
@@ -100,12 +103,12 @@ class SlackBase:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._db_thread.shutdown(wait=True)
 
     async def blocking(self, func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Run synchronous database work on the adapter's database thread."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._db_thread, functools.partial(func, *args, **kwargs))
+        """Run synchronous database work off the event loop, on the process's storage threads
+        (the one bounded pool every storage call shares; first sightings that race are settled
+        in `Cockpit.context_for`)."""
+        return await self.cockpit.db.call(functools.partial(func, *args, **kwargs))
 
     # -- identity -------------------------------------------------------------------------
 
