@@ -53,7 +53,14 @@ def parse(registry: Registry, text: str) -> ToolCall:
     """Parse a slash command. Unknown names suggest the closest command; bad arguments raise
     `InvalidInput` carrying the usage line generated from the tool's schema."""
     name, rest = split_command(text)
-    tool = registry.by_command(name)
+    # A tool may claim a two-word alias (`/bench history` for /benchmarks): it wins over the
+    # first word's own tool.
+    sub, _, after = rest.partition(" ")
+    tool = registry.by_command(f"{name} {sub.lower()}") if sub else None
+    if tool is not None:
+        rest = after.strip()
+    else:
+        tool = registry.by_command(name)
     if tool is None and name in DECISION_COMMANDS:
         # `approval_decision` did not accept the id ("²", "#", 2**63, ...).
         shown = rest if len(rest) <= MAX_SHOWN else rest[: MAX_SHOWN - 1] + "…"
