@@ -1357,11 +1357,13 @@ class RunPodClient:
         messages: Sequence[Mapping[str, Any]],
         model: str,
         max_tokens: int = DEFAULT_MAX_TOKENS,
+        *,
+        extra: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[ChatDelta]:
         """`stream_chat` for a pod running vLLM's OpenAI server, through RunPod's proxy, with
-        the pod's own API key (`VLLM_API_KEY`)."""
+        the pod's own API key (`VLLM_API_KEY`); `extra` adds request fields (ignore_eos)."""
         action = f"chat with the model on pod {pod_id}"
-        body = self._chat_body(messages, model, max_tokens, None, None, stream=True)
+        body = self._chat_body(messages, model, max_tokens, None, extra, stream=True)
         url = f"{self.pod_url(pod_id)}/v1/chat/completions"
         try:
             async for delta in self._stream_chat(url, body, action, bearer=api_key):
