@@ -50,16 +50,18 @@ async def _chat(request: web.Request) -> web.StreamResponse:
     tokens = int(body.get("max_tokens") or DEFAULT_TOKENS)
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
-    base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 0,
-            "model": MODEL}
-    token = _frame({**base, "choices": [{"index": 0, "delta": {"content": " tok"},
-                                         "finish_reason": None}]})
-    await response.write(_frame({**base, "choices": [{"index": 0, "delta": {"role": "assistant",
-                                                                              "content": ""}}]}))
+    base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 0, "model": MODEL}
+    token = _frame(
+        {**base, "choices": [{"index": 0, "delta": {"content": " tok"}, "finish_reason": None}]}
+    )
+    await response.write(
+        _frame({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
+    )
     for _ in range(tokens):
         await response.write(token)
-    await response.write(_frame({**base, "choices": [{"index": 0, "delta": {},
-                                                       "finish_reason": "length"}]}))
+    await response.write(
+        _frame({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]})
+    )
     usage = {"prompt_tokens": 16, "completion_tokens": tokens, "total_tokens": 16 + tokens}
     await response.write(_frame({**base, "choices": [], "usage": usage}))
     await response.write(_frame("[DONE]"))
@@ -88,8 +90,9 @@ async def drive(url: str, *, streams: int, requests: int, tokens: int) -> dict[s
     messages = [{"role": "user", "content": "benchmark " * 16}]
 
     def stream() -> Any:
-        return client.stream_chat("local", messages, model=MODEL, max_tokens=tokens,
-                                  extra={"ignore_eos": True})
+        return client.stream_chat(
+            "local", messages, model=MODEL, max_tokens=tokens, extra={"ignore_eos": True}
+        )
 
     load = LoadRun(clock=Clock())
     try:
@@ -126,7 +129,9 @@ def main() -> int:
         return 0
     cpus = sorted(os.sched_getaffinity(0))
     server = subprocess.Popen(
-        [sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True,
+        [sys.executable, __file__, "--serve"],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         if len(cpus) > 1:  # the server on the other cores, the client alone on the first
@@ -140,14 +145,22 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(timeout=5)
-    print(f"load generator on 1 core (cpu {cpus[0]}), server in a child process "
-          f"(cpus {cpus[1:] or cpus})")
-    print(f"  {args.streams} concurrent streams, {figures['requests']:.0f} requests × "
-          f"{args.tokens} tokens, {figures['succeeded']:.0f} ok")
-    print(f"  throughput: {figures['tokens_per_second']:,.0f} tokens/s "
-          f"({figures['tokens']:,.0f} tokens in {figures['wall_seconds']:.2f} s)")
-    print(f"  client overhead: {figures['cpu_us_per_token']:.1f} µs CPU per token "
-          f"({figures['cpu_share'] * 100:.0f}% of its core)")
+    print(
+        f"load generator on 1 core (cpu {cpus[0]}), server in a child process "
+        f"(cpus {cpus[1:] or cpus})"
+    )
+    print(
+        f"  {args.streams} concurrent streams, {figures['requests']:.0f} requests × "
+        f"{args.tokens} tokens, {figures['succeeded']:.0f} ok"
+    )
+    print(
+        f"  throughput: {figures['tokens_per_second']:,.0f} tokens/s "
+        f"({figures['tokens']:,.0f} tokens in {figures['wall_seconds']:.2f} s)"
+    )
+    print(
+        f"  client overhead: {figures['cpu_us_per_token']:.1f} µs CPU per token "
+        f"({figures['cpu_share'] * 100:.0f}% of its core)"
+    )
     ok = figures["tokens_per_second"] >= args.budget and figures["succeeded"] == args.requests
     verdict = "OK" if ok else "UNDER BUDGET"
     print(f"budget: ≥ {args.budget:,.0f} tokens/s with {args.streams} streams: {verdict}")

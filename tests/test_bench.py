@@ -189,8 +189,15 @@ async def test_hard_cap_refuses_a_bench_that_would_exceed_it(bot: BotHarness) ->
     org = bot.ctx(user="owner").org_id
     now = bot.clock.now()
     with bot.services.db.session() as s:
-        ledger.add(s, org_id=org, kind="agent", start=now - timedelta(hours=1), end=now,
-                   amount=Decimal("4.99"), now=now)
+        ledger.add(
+            s,
+            org_id=org,
+            kind="agent",
+            start=now - timedelta(hours=1),
+            end=now,
+            amount=Decimal("4.99"),
+            now=now,
+        )
     ask = await bot.send("/bench 1 --duration 600", user="mia", role="member")
     card = ask.as_plain_text()
     assert "Over the hard cap" in card and "this benchmark adds" in card
@@ -216,8 +223,9 @@ async def test_limits_and_bad_input_are_clear(bot: BotHarness) -> None:
 
 async def test_throttling_stops_the_run_early_and_says_why(bot: BotHarness) -> None:
     await deploy(bot)
-    emulator(bot).faults.inject("*/openai/v1/chat/completions", FaultKind.RATE_LIMIT,
-                                retry_after=120)
+    emulator(bot).faults.inject(
+        "*/openai/v1/chat/completions", FaultKind.RATE_LIMIT, retry_after=120
+    )
     _, done = await bench(bot, f"1 --concurrency 2,4 --requests 4 {SMALL}")
     text = done.as_plain_text()
     assert "Stopped early: throttled (429) at concurrency 2" in text
@@ -232,8 +240,11 @@ def test_faster_card_streams_faster_in_the_rate_model() -> None:
         gpu_type_id="NVIDIA L4", gpu_count=1, memory_gb=24, model_id="Qwen/Qwen3-8B", quant=None
     )
     fast = throughput.rate_for(
-        gpu_type_id="NVIDIA H100 80GB HBM3", gpu_count=1, memory_gb=80,
-        model_id="Qwen/Qwen3-8B", quant=None,
+        gpu_type_id="NVIDIA H100 80GB HBM3",
+        gpu_count=1,
+        memory_gb=80,
+        model_id="Qwen/Qwen3-8B",
+        quant=None,
     )
     # Single stream: memory-bound, so the ratio is the bandwidth ratio.
     ratio = fast.decode_tokens_per_second() / slow.decode_tokens_per_second()

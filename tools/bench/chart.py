@@ -22,8 +22,14 @@ def bench_png(*, levels: list[dict[str, Any]], title: str, path: Path) -> Path:
     try:
         left.plot(xs, tps, marker="o", color="#4C72B0")
         for x, y in zip(xs, tps, strict=True):
-            left.annotate(f"{y:,.0f}", (x, y), textcoords="offset points", xytext=(0, 5),
-                          ha="center", fontsize=7)
+            left.annotate(
+                f"{y:,.0f}",
+                (x, y),
+                textcoords="offset points",
+                xytext=(0, 5),
+                ha="center",
+                fontsize=7,
+            )
         left.set_xlabel("concurrent requests")
         left.set_ylabel("output tokens/s (all requests)")
         left.set_ylim(bottom=0)

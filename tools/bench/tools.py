@@ -13,6 +13,7 @@ kept busy at that concurrency.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from decimal import Decimal
@@ -73,12 +74,15 @@ class BenchInput(ToolInput):
         DEFAULT_CONCURRENCY, description="Concurrent streams per level", max_length=60
     )
     requests: int | None = arg(None, description="Requests per level", ge=1, le=MAX_REQUESTS)
-    prompt_tokens: int = arg(DEFAULT_PROMPT_TOKENS, description="Prompt size", ge=1,
-                             le=MAX_PROMPT_TOKENS)
-    output_tokens: int = arg(DEFAULT_OUTPUT_TOKENS, description="Tokens per answer", ge=1,
-                             le=MAX_OUTPUT_TOKENS)
-    duration: int = arg(DEFAULT_DURATION_SECONDS, description="Max seconds in all", ge=5,
-                        le=MAX_DURATION_SECONDS)
+    prompt_tokens: int = arg(
+        DEFAULT_PROMPT_TOKENS, description="Prompt size", ge=1, le=MAX_PROMPT_TOKENS
+    )
+    output_tokens: int = arg(
+        DEFAULT_OUTPUT_TOKENS, description="Tokens per answer", ge=1, le=MAX_OUTPUT_TOKENS
+    )
+    duration: int = arg(
+        DEFAULT_DURATION_SECONDS, description="Max seconds in all", ge=5, le=MAX_DURATION_SECONDS
+    )
     compare_price: Decimal | None = arg(
         None, description="Hosted API $ per 1M output tokens", gt=0, le=1000
     )
@@ -213,39 +217,44 @@ async def run_benchmark(tc: ToolContext, args: BenchInput) -> Reply:
     billing = await _billing(tc, dep)
     clock = tc.services.clock
     assert dep.id is not None
-    with tc.services.db.session() as s:
-        row = bench_store.create(
-            s,
-            org_id=tc.org_id,
-            deployment_id=dep.id,
-            deployment_name=dep.name,
-            model_id=dep.model_id,
-            gpu=billing.label,
-            gpu_count=dep.gpu_count,
-            mode=dep.mode,
-            requested_by=tc.request.user_id,
-            simulated=tc.services.sandbox,
-            price_per_hour=billing.per_hour,
-            settings_json=args.model_dump_json(),
-            created_at=clock.now(),
-        )
-        assert row.id is not None
-        run_id = row.id
+    row = await tc.services.db.run(
+        bench_store.create,
+        org_id=tc.org_id,
+        deployment_id=dep.id,
+        deployment_name=dep.name,
+        model_id=dep.model_id,
+        gpu=billing.label,
+        gpu_count=dep.gpu_count,
+        mode=dep.mode,
+        requested_by=tc.request.user_id,
+        simulated=tc.services.sandbox,
+        price_per_hour=billing.per_hour,
+        settings_json=args.model_dump_json(),
+        created_at=clock.now(),
+    )
+    assert row.id is not None
+    run_id = row.id
     load = LoadRun(clock=clock)
     active: dict[tuple[int, int], ActiveRun] = tc.services.extras.setdefault(RUNS_KEY, {})
     active[(tc.org_id, run_id)] = ActiveRun(load=load, requester=tc.request.user_id)
     try:
         outcome = await _measure(tc, dep, args, levels, load, run_id)
     except BaseException:
-        with tc.services.db.session() as s:
-            bench_store.finish(
-                s, org_id=tc.org_id, run_id=run_id, now=clock.now(), status="failed",
+        # On a storage thread, so the row is marked even when this task is being cancelled.
+        await asyncio.shield(
+            tc.services.db.run(
+                bench_store.finish,
+                org_id=tc.org_id,
+                run_id=run_id,
+                now=clock.now(),
+                status="failed",
                 stop_reason="interrupted",
             )
+        )
         raise
     finally:
         active.pop((tc.org_id, run_id), None)
-    return _finish(tc, dep, args, billing, run_id, outcome)
+    return await _finish(tc, dep, args, billing, run_id, outcome)
 
 
 @dataclass
@@ -353,7 +362,9 @@ async def _measure(
     if await _scaled_to_zero(tc, dep):
         await tc.progress("The endpoint is scaled to zero: waking a worker (cold start)…")
         warm = await load.level(
-            _stream_factory(tc, dep, args, WARMUP_OUTPUT_TOKENS), concurrency=1, requests=1,
+            _stream_factory(tc, dep, args, WARMUP_OUTPUT_TOKENS),
+            concurrency=1,
+            requests=1,
             deadline=deadline,
         )
         first = warm.requests[0] if warm.requests else None
@@ -430,7 +441,7 @@ def _usd(value: float | None) -> str:
     return f"${value:,.4f}" if value < 0.1 else f"${value:,.2f}"
 
 
-def _finish(
+async def _finish(
     tc: ToolContext,
     dep: Deployment,
     args: BenchInput,
@@ -460,23 +471,22 @@ def _finish(
         "price_source": billing.source,
         "cold_start_seconds": outcome.cold_start,
     }
-    with tc.services.db.session() as s:
-        bench_store.finish(
-            s,
-            org_id=tc.org_id,
-            run_id=run_id,
-            now=tc.services.clock.now(),
-            status=status,
-            gpu=gpu,
-            results_json=json.dumps(results),
-            best_tokens_per_second=best["output_tokens_per_second"] if best else None,
-            best_concurrency=best["concurrency"] if best else None,
-            ttft_p50_seconds=levels[0]["ttft_p50"] if levels else None,
-            cost_per_million_output=best["cost_per_million_output"] if best else None,
-            cost_per_million_input=best["cost_per_million_input"] if best else None,
-            cold_start_seconds=outcome.cold_start,
-            stop_reason=outcome.stop_reason,
-        )
+    await tc.services.db.run(
+        bench_store.finish,
+        org_id=tc.org_id,
+        run_id=run_id,
+        now=tc.services.clock.now(),
+        status=status,
+        gpu=gpu,
+        results_json=json.dumps(results),
+        best_tokens_per_second=best["output_tokens_per_second"] if best else None,
+        best_concurrency=best["concurrency"] if best else None,
+        ttft_p50_seconds=levels[0]["ttft_p50"] if levels else None,
+        cost_per_million_output=best["cost_per_million_output"] if best else None,
+        cost_per_million_input=best["cost_per_million_input"] if best else None,
+        cold_start_seconds=outcome.cold_start,
+        stop_reason=outcome.stop_reason,
+    )
     title = f"Benchmark #{run_id}: #{dep.id} {dep.name} on {gpu}"
     if outcome.cancelled:
         text = "Cancelled: the load stopped; the figures cover what ran before."
@@ -484,16 +494,24 @@ def _finish(
         text = f"Stopped early: {outcome.stop_reason}"
     else:
         text = (
-            f"{dep.model_id}: {args.prompt_tokens}-token prompts, {args.output_tokens} "
-            "tokens out."
+            f"{dep.model_id}: {args.prompt_tokens}-token prompts, {args.output_tokens} tokens out."
         )
     reply = Reply(title=title, text=text, ok=bool(levels) or outcome.cancelled)
     if not levels:
         reply.error_code = None if outcome.cancelled else "error"
         return reply
     reply.table = Table(
-        columns=["streams", "tok/s all", "tok/s each", "TTFT p50", "TTFT p95", "ITL",
-                 "ok", "$/1M out", "$/1M in"],
+        columns=[
+            "streams",
+            "tok/s all",
+            "tok/s each",
+            "TTFT p50",
+            "TTFT p95",
+            "ITL",
+            "ok",
+            "$/1M out",
+            "$/1M in",
+        ],
         rows=[
             [
                 str(lv["concurrency"]),
@@ -647,8 +665,7 @@ async def cancel_benchmark(tc: ToolContext, args: CancelInput) -> Reply:
 
 def cancel_button(run_id: int) -> Button:
     """The Cancel button of a running benchmark (a command button: it runs /bench-cancel)."""
-    return Button(label="Cancel", action="command", value=f"/bench-cancel {run_id}",
-                  style="danger")
+    return Button(label="Cancel", action="command", value=f"/bench-cancel {run_id}", style="danger")
 
 
 # --- /bench history --------------------------------------------------------------------------
@@ -669,13 +686,21 @@ class HistoryInput(ToolInput):
     examples=("/bench history", "/benchmarks qwen --compare-price 0.60"),
 )
 async def bench_history(tc: ToolContext, args: HistoryInput) -> Reply:
-    with tc.services.db.session() as s:
-        runs = bench_store.history(s, org_id=tc.org_id, ref=args.ref)
+    runs = await tc.services.db.read(bench_store.history, org_id=tc.org_id, ref=args.ref)
     if not runs:
         what = f" matching {args.ref!r}" if args.ref else ""
         return Reply(text=f"No benchmark runs{what} yet. Run one with `/bench <deployment>`.")
-    columns = ["run", "date", "deployment", "model", "GPU", "best tok/s", "TTFT p50 (1st level)",
-               "$/1M out", "$/1M in"]
+    columns = [
+        "run",
+        "date",
+        "deployment",
+        "model",
+        "GPU",
+        "best tok/s",
+        "TTFT p50 (1st level)",
+        "$/1M out",
+        "$/1M in",
+    ]
     if args.compare_price is not None:
         columns.append(f"vs ${args.compare_price}")
     rows = []
@@ -694,8 +719,13 @@ async def bench_history(tc: ToolContext, args: HistoryInput) -> Reply:
         if args.compare_price is not None:
             own = run.cost_per_million_output
             hosted = float(args.compare_price)
-            row.append(f"{hosted / own:.1f}× cheaper" if own and hosted >= own else
-                       f"{own / hosted:.1f}× dearer" if own else "—")
+            row.append(
+                f"{hosted / own:.1f}× cheaper"
+                if own and hosted >= own
+                else f"{own / hosted:.1f}× dearer"
+                if own
+                else "—"
+            )
         rows.append(row)
     reply = Reply(title="Benchmarks", table=Table(columns=columns, rows=rows))
     if any(r.simulated for r in runs):

@@ -148,7 +148,7 @@ class RateModel:
     def step_seconds(self, *, batch: int, context_tokens: int, prefill_tokens: int = 0) -> float:
         """One decode step for `batch` sequences holding `context_tokens` in all, with
         `prefill_tokens` of newly admitted prompts computed in the same step."""
-        memory = (self.model.weights_bytes + self.model.kv_bytes_per_token * context_tokens)
+        memory = self.model.weights_bytes + self.model.kv_bytes_per_token * context_tokens
         compute = 2.0 * self.model.active_params * (batch + prefill_tokens)
         return max(memory / self.bandwidth, compute / self.flops)
 
@@ -249,7 +249,8 @@ class Lane:
             batch = list(self._running)
             prefill = sum(s.prompt_tokens for s in batch if not s.started)
             step = self.rate.step_seconds(
-                batch=len(batch), context_tokens=sum(s.context for s in batch),
+                batch=len(batch),
+                context_tokens=sum(s.context for s in batch),
                 prefill_tokens=prefill,
             )
             start = self.clock.monotonic()
@@ -289,8 +290,11 @@ class Throughput:
         model_id = str(env.get("MODEL_NAME") or "")
         quant = env.get("QUANTIZATION") or None
         rate = rate_for(
-            gpu_type_id=gpu_type_id, gpu_count=gpu_count, memory_gb=memory_gb,
-            model_id=model_id, quant=str(quant) if quant else None,
+            gpu_type_id=gpu_type_id,
+            gpu_count=gpu_count,
+            memory_gb=memory_gb,
+            model_id=model_id,
+            quant=str(quant) if quant else None,
         )
         raw = str(env.get("MAX_CONCURRENCY") or "")
         max_sequences = int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_MAX_SEQUENCES
@@ -312,4 +316,3 @@ def apply_ignore_eos(reply: ChatReply, body: dict[str, Any]) -> ChatReply:
         return reply
     tokens = reply.tokens + [FILLER_TOKEN] * (limit - len(reply.tokens))
     return replace(reply, tokens=tokens, finish_reason="length")
-
