@@ -270,3 +270,22 @@ async def test_unknown_gpu_and_model_fall_back_labelled(tmp_path: Path) -> None:
         gpu_type_id="NVIDIA Imaginary", gpu_count=1, memory_gb=0, model_id=MODEL, quant=None
     )
     assert rate.card is throughput.FALLBACK_CARD and rate.kv_capacity_tokens is None
+
+
+async def test_progress_carries_a_cancel_button_slack_and_discord_render(bot: BotHarness) -> None:
+    from bot.adapters.discord_approvals import reply_view
+    from bot.adapters.slack_blocks import COMMAND_ACTION_ID, progress_line
+    from tools.contract import ProgressNote, Reply
+
+    await deploy(bot)
+    await bench(bot, f"1 --concurrency 1 --requests 2 {SMALL}")
+    (note,) = [p for p in bot.progress if isinstance(p, ProgressNote)]
+    (button,) = note.buttons
+    assert button.label == "Cancel" and button.value == "/bench-cancel 1"
+    # Slack: a command button (its value runs as the clicker's command); Discord the same.
+    actions = progress_line(note).blocks[-1]
+    assert actions["type"] == "actions"
+    assert actions["elements"][0]["action_id"] == COMMAND_ACTION_ID
+    assert actions["elements"][0]["value"] == "/bench-cancel 1"
+    view = reply_view(Reply(buttons=[button]))
+    assert view is not None and view.children[0].custom_id.endswith("bench-cancel 1")

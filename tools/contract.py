@@ -216,6 +216,18 @@ def _render_table(table: Table) -> str:
 ProgressSink = Callable[[str], Awaitable[None]]
 
 
+class ProgressNote(str):
+    """A progress line that offers buttons too (a running benchmark's Cancel). It is a `str`,
+    so every progress sink takes it; surfaces that render buttons read `buttons`."""
+
+    buttons: tuple[Button, ...]
+
+    def __new__(cls, text: str, buttons: tuple[Button, ...] = ()) -> ProgressNote:
+        note = super().__new__(cls, text)
+        note.buttons = tuple(buttons)
+        return note
+
+
 async def _no_progress(_: str) -> None:
     return None
 

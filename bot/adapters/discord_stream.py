@@ -191,10 +191,18 @@ class ThreadProgress:
         try:
             self.count += 1
             channel = await self.target()
-            await channel.send(
-                truncate(PROGRESS_PREFIX + text, MAX_PROGRESS_LINE),
-                allowed_mentions=discord.AllowedMentions.none(),
-            )
+            content = truncate(PROGRESS_PREFIX + text, MAX_PROGRESS_LINE)
+            mentions = discord.AllowedMentions.none()
+            buttons = list(getattr(text, "buttons", ()))  # a ProgressNote (Cancel on /bench)
+            if buttons:
+                from bot.adapters.discord_approvals import reply_view
+                from tools.contract import Reply
+
+                view = reply_view(Reply(buttons=buttons))
+                if view is not None:
+                    await channel.send(content, allowed_mentions=mentions, view=view)
+                    return
+            await channel.send(content, allowed_mentions=mentions)
         except Exception:
             log.warning("could not post a progress line to Discord", exc_info=True)
 

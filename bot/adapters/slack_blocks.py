@@ -347,9 +347,11 @@ def note(text: str) -> SlackMessage:
 
 def progress_line(text: str) -> SlackMessage:
     line = truncate(mrkdwn(text), MAX_SECTION_TEXT - 2)
-    return SlackMessage(
-        text=truncate(escape(text), MAX_FALLBACK_TEXT), blocks=[_context(f"… {line}")]
-    )
+    blocks = [_context(f"… {line}")]
+    buttons = list(getattr(text, "buttons", ()))  # a ProgressNote (e.g. Cancel on /bench)
+    if buttons:
+        blocks.append(actions_block(buttons))
+    return SlackMessage(text=truncate(escape(text), MAX_FALLBACK_TEXT), blocks=blocks)
 
 
 # --- App Home and modals -------------------------------------------------------------------

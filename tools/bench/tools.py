@@ -27,6 +27,7 @@ from tools.catalog.gpus import offers_from_catalog, serverless_pools
 from tools.chat import CHATTABLE
 from tools.contract import (
     Button,
+    ProgressNote,
     Reply,
     Role,
     SideEffect,
@@ -353,10 +354,13 @@ async def _measure(
     deadline = start + args.duration
     total = sum(_requests_for(args, c) for c in levels)
     await tc.progress(
-        f"Benchmark #{run_id} of #{dep.id} {dep.name}: {len(levels)} levels "
-        f"({', '.join(map(str, levels))} streams), {total} requests of {args.prompt_tokens} "
-        f"prompt + {args.output_tokens} output tokens, at most {args.duration}s. "
-        f"Stop it with `/bench-cancel {run_id}`."
+        ProgressNote(
+            f"Benchmark #{run_id} of #{dep.id} {dep.name}: {len(levels)} levels "
+            f"({', '.join(map(str, levels))} streams), {total} requests of {args.prompt_tokens} "
+            f"prompt + {args.output_tokens} output tokens, at most {args.duration}s. "
+            f"Stop it with `/bench-cancel {run_id}`.",
+            (cancel_button(run_id),),
+        )
     )
     cold_start = None
     if await _scaled_to_zero(tc, dep):
