@@ -16,10 +16,10 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != CHECKOUT]
 sys.path.insert(0, str(CHECKOUT / "tests"))
 
-import bot  # noqa: E402
-import skills  # noqa: E402
 from fakes.fake_anthropic import running_fake_anthropic, text_turn  # noqa: E402
 
+import bot  # noqa: E402
+import skills  # noqa: E402
 from bot.testing import running_bot  # noqa: E402
 
 SHIPPED = {"cost-optimization", "incident-triage", "model-selection", "runpod-deployment"}

@@ -39,6 +39,9 @@ from tools.deploy.saga import delete_provider_resources, run_deploy
 from tools.errors import Conflict, InvalidInput, NotFound, ProviderError
 from tools.services import Services
 
+# How a tool argument names a deployment (storage.deployments.find): never a fragment.
+DEPLOYMENT_REF = "Number, name or full model id of the deployment"
+
 
 class DeployInput(PlanInput):
     name: str | None = arg(None, description="A short name for this deployment", max_length=40)
@@ -227,7 +230,7 @@ def _gpu(d: Deployment) -> str:
 
 
 class RefInput(ToolInput):
-    deployment: str = arg(description="Number, name or full model id of the deployment", positional=True)
+    deployment: str = arg(description=DEPLOYMENT_REF, positional=True)
 
 
 @tool(
@@ -283,7 +286,7 @@ def _health_sentence(dep: Deployment, ready: int, unhealthy: int, failed: int) -
 
 
 class ScaleInput(ToolInput):
-    deployment: str = arg(description="Number, name or full model id of the deployment", positional=True)
+    deployment: str = arg(description=DEPLOYMENT_REF, positional=True)
     max: int = arg(description="Most workers (0 stops it)", ge=0, le=MAX_WORKERS)
     min: int = arg(0, description="Always-on workers", ge=0, le=MAX_WORKERS)
 
@@ -407,7 +410,7 @@ async def preview_delete(tc: ToolContext, args: RefInput) -> Reply:
 
 
 class UpdateInput(ToolInput):
-    deployment: str = arg(description="Number, name or full model id of the deployment", positional=True)
+    deployment: str = arg(description=DEPLOYMENT_REF, positional=True)
     model: str | None = arg(None, description="A new model (alias or Hugging Face id)")
     context: int | None = arg(None, description="New max context length", ge=256, le=1_048_576)
     idle_timeout: int | None = arg(None, description="New idle timeout in seconds", ge=5, le=3600)
@@ -459,7 +462,7 @@ async def _update_plan(tc: ToolContext, dep: Deployment, args: UpdateInput) -> D
 
 
 class RollbackInput(ToolInput):
-    deployment: str = arg(description="Number, name or full model id of the deployment", positional=True)
+    deployment: str = arg(description=DEPLOYMENT_REF, positional=True)
 
 
 @tool(
@@ -606,7 +609,7 @@ async def stop_idle_deployments(tc: ToolContext, args: StopIdleInput) -> Reply:
 
 
 class ProtectInput(ToolInput):
-    deployment: str = arg(description="Number, name or full model id of the deployment", positional=True)
+    deployment: str = arg(description=DEPLOYMENT_REF, positional=True)
     off: bool = arg(False, description="Remove the protection")
 
 
