@@ -289,3 +289,17 @@ async def test_progress_carries_a_cancel_button_slack_and_discord_render(bot: Bo
     assert actions["elements"][0]["value"] == "/bench-cancel 1"
     view = reply_view(Reply(buttons=[button]))
     assert view is not None and view.children[0].custom_id.endswith("bench-cancel 1")
+
+
+async def test_pod_deployment_benches_through_the_pod_proxy(bot: BotHarness) -> None:
+    await deploy(bot, "--mode pod")
+    bot.clock.advance(600)  # the pod's vLLM has loaded
+    _, done = await bench(bot, f"1 --concurrency 1,4 --requests 4 {SMALL}")
+    assert done.ok, done.as_plain_text()
+    assert "whether busy or not" in (await bot.send("/bench 1", user="alice")).as_plain_text()
+    (run,) = runs(bot)
+    assert run.mode == "pod"
+    single, four = levels(run)
+    assert single["output_tokens"] == 4 * 32
+    # Paced by the pod's simulated card too: 4 streams beat 1.
+    assert four["output_tokens_per_second"] > 2 * single["output_tokens_per_second"]

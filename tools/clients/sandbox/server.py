@@ -679,7 +679,13 @@ class RunPodEmulator:
 
     # --- simulated hardware rate (throughput.py) ---------------------------------------------
     def _use_lane(
-        self, body: dict[str, Any], key: str, gpu_type_id: str, gpu_count: int, env: dict[str, Any]
+        self,
+        body: dict[str, Any],
+        key: str,
+        gpu_type_id: str,
+        gpu_count: int,
+        env: dict[str, Any],
+        model: str,
     ) -> None:
         """Serve this request through the worker's simulated batch when it is paced."""
         if not throughput.wants_pacing(body, always=self.hardware_rate):
@@ -688,7 +694,7 @@ class RunPodEmulator:
         _LANE.set(
             self.throughput.lane(
                 key, gpu_type_id=gpu_type_id, gpu_count=gpu_count,
-                memory_gb=spec.memory if spec else 0, env=env,
+                memory_gb=spec.memory if spec else 0, env=env, model_id=model,
             )
         )
 
@@ -768,8 +774,10 @@ class RunPodEmulator:
         ep = self._endpoint(request)
         body = _chat_request(_BODY.get(), ep.served_model())
         async with self._worker_for(ep) as worker:
+            env = ep.config.get("env") or {}
+            model = str(env.get("MODEL_NAME") or ep.served_model())
             self._use_lane(body, f"worker:{worker.id}", worker.gpu_type_id, worker.gpu_count,
-                           ep.config.get("env") or {})
+                           env, model)
             return await self._answer(request, ep.served_model(), body)
 
     def _pod_server(self, request: web.Request) -> tuple[Any, str]:
@@ -795,8 +803,11 @@ class RunPodEmulator:
         return web.json_response(chat.models_json(served, created=int(pod.created_at.timestamp())))
 
     async def _pod_chat(self, request: web.Request) -> web.StreamResponse:
-        _, served = self._pod_server(request)
-        return await self._answer(request, served, _chat_request(_BODY.get(), served))
+        pod, served = self._pod_server(request)
+        body = _chat_request(_BODY.get(), served)
+        env = pod.config.get("env") or {}
+        self._use_lane(body, f"pod:{pod.id}", pod.gpu.id, pod.gpu_count, env, served)
+        return await self._answer(request, served, body)
 
     async def _answer(
         self, request: web.Request, served: str, body: dict[str, Any]

@@ -283,11 +283,13 @@ class Throughput:
         gpu_count: int,
         memory_gb: int,
         env: dict[str, Any],
+        model_id: str,
     ) -> Lane:
+        """The lane of worker/pod `key` serving `model_id` (its vLLM env: QUANTIZATION,
+        MAX_CONCURRENCY)."""
         found = self._lanes.get(key)
         if found is not None:
             return found
-        model_id = str(env.get("MODEL_NAME") or "")
         quant = env.get("QUANTIZATION") or None
         rate = rate_for(
             gpu_type_id=gpu_type_id,
