@@ -63,7 +63,7 @@ async def test_preview_then_figures_are_consistent(bot: BotHarness) -> None:
     card = ask.as_plain_text()
     # The card says what it sends, for how long and what it bills, before anything runs.
     assert "16 in all" in card and "64 prompt + 32 output tokens" in card
-    assert "at most 120s" in card and "per busy worker on AMPERE_16" in card
+    assert "at most 120s of load" in card and "per busy worker on AMPERE_16" in card
     assert "live price" in card and "simulated" in card
     assert done.ok, done.as_plain_text()
     assert "Benchmark #1" in (done.title or "") and done.table is not None

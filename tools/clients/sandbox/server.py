@@ -863,6 +863,10 @@ class RunPodEmulator:
                     await hold[1].wait()
                 if self.token_delay and seq is None:
                     await self.clock.sleep(self.token_delay)
+        except ConnectionResetError:
+            if seq is None:
+                raise
+            return response  # a load-test client went away (cut off, cancelled): not an error
         finally:
             if seq is not None:
                 seq.close()
