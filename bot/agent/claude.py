@@ -514,9 +514,10 @@ def _block_param(block: Any) -> dict[str, Any] | None:
 
 
 def compact_tool_schema(definition: dict[str, Any]) -> dict[str, Any]:
-    """A tool definition with pydantic's verbose optionals folded (`anyOf: [X, null]` with
-    `default: null` becomes X, left out of `required`) and `additionalProperties: false`
-    dropped: the dispatcher validates arguments anyway, and every token here is paid per call."""
+    """A tool definition with pydantic's verbose optionals folded (`anyOf: [X, null]` becomes X,
+    left out of `required`), defaults, bounds and `additionalProperties: false` dropped: the
+    tool contract validates arguments where the call runs, and every token here is paid per
+    call."""
     out = copy.deepcopy(definition)
     schema = out.get("input_schema")
     if isinstance(schema, dict):
@@ -533,14 +534,35 @@ def _compact_node(node: Any) -> Any:
         return node
     node = {k: _compact_node(v) for k, v in node.items()}
     options = node.get("anyOf")
-    if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
-        kept = next(o for o in options if o != {"type": "null"})
-        if isinstance(kept, dict):
-            del node["anyOf"]
-            node = {**kept, **node}
-    if "default" in node and (node["default"] is None or node["default"] is False):
-        del node["default"]  # an absent flag is off; saying so costs tokens on every call
+    if isinstance(options, list) and {"type": "null"} in options:
+        options = [o for o in options if o != {"type": "null"}]
+        node["anyOf"] = options
+    if isinstance(options, list) and {"type": "number"} in options and _STRING in options:
+        # pydantic's Decimal (a number, or a string of one): a number says it.
+        options = [o for o in options if o != _STRING]
+        node["anyOf"] = options
+    if isinstance(options, list) and len(options) == 1 and isinstance(options[0], dict):
+        del node["anyOf"]
+        node = {**options[0], **node}
+    # Defaults apply when an argument is left out, and the approval card or the answer shows
+    # what was used; stating them costs tokens on every call.
+    node.pop("default", None)
+    for bound in _SCHEMA_BOUNDS:
+        # Ranges and lengths are enforced where the call runs (the tool contract); an
+        # argument out of range comes back as a clear is_error result the model can correct.
+        node.pop(bound, None)
     return node
+
+
+_STRING = {"type": "string"}
+_SCHEMA_BOUNDS = (
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minLength",
+    "maxLength",
+)
 
 
 def _with_cache_breakpoint(messages: list[memory.MessageParam]) -> list[memory.MessageParam]:

@@ -207,10 +207,6 @@ def _at_most(dep: Deployment, billing: Billing, args: BenchInput) -> Decimal:
     side_effect=SideEffect.spend,
     needs_approval=True,
     group="deploy",
-    # Slash-only: its schema (~240 tokens) would take admins' prompt past the 4k budget
-    # (benchmarks/prompt_size.py); the agent reads results with bench_history and points
-    # people to `/bench <deployment>`.
-    agent=False,
     description="Load-test a deployment: tokens/s, time to first token and $ per 1M tokens.",
     examples=("/bench 1", "/bench qwen --concurrency 1,8,32 --compare-price 0.60"),
 )
