@@ -28,6 +28,7 @@ import functools
 import logging
 import os
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -82,6 +83,39 @@ DB_UNIT_SECONDS = Histogram(
     ["kind"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+
+
+DB_ON_LOOP = Counter(
+    "cockpit_db_statements_on_event_loop_total",
+    "SQL statements run on the event loop's thread (code not yet moved to Database.run/read)",
+)
+_ON_LOOP_SITES: set[str] = set()
+_PROJECT = Path(__file__).resolve().parents[1]
+_PROJECT_PREFIX = f"{_PROJECT}/"
+
+
+def _on_loop_check(*_: Any) -> None:
+    """Counts (and logs once per call site) a statement run on the event loop's thread: each
+    one stalls Slack, Discord, the HTTP API and the scheduler for a database round trip."""
+    if asyncio._get_running_loop() is None:
+        return
+    DB_ON_LOOP.inc()
+    frames = [
+        f"{Path(f.filename).relative_to(_PROJECT)}:{f.lineno}"
+        for f in traceback.extract_stack(limit=40)
+        if f.filename.startswith(_PROJECT_PREFIX)
+        and "/.venv/" not in f.filename
+        and not f.filename.endswith("storage/db.py")
+    ]
+    site = " < ".join(reversed(frames[-4:]))
+    if site not in _ON_LOOP_SITES:
+        _ON_LOOP_SITES.add(site)
+        log.info("database statement on the event loop: %s", site)
+
+
+def on_loop_sites() -> list[str]:
+    """Call sites that ran SQL on the event loop so far in this process (benchmarks)."""
+    return sorted(_ON_LOOP_SITES)
 
 
 class DatabaseUnavailable(Exception):
@@ -146,8 +180,12 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             self._read_engine = self.engine
         else:
-            # Reads need no transaction: no BEGIN/COMMIT round trips.
-            self._read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            # Reads need no transaction: no BEGIN/COMMIT round trips. Their own pool, so a
+            # connection never switches between autocommit and transactions (switching back
+            # costs a round trip on the next BEGIN).
+            self._read_engine = create_engine(self.url, isolation_level="AUTOCOMMIT", **kwargs)
+        for engine in {self.engine, self._read_engine}:
+            event.listen(engine, "before_cursor_execute", _on_loop_check)
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
 
@@ -276,6 +314,8 @@ class Database:
                 self._executor.shutdown(wait=True)
                 self._executor = None
         self.engine.dispose()
+        if self._read_engine is not self.engine:
+            self._read_engine.dispose()
 
 
 def _once(bind: Engine, commit: bool, fn: Callable[..., T], args: Any, kwargs: Any) -> T:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 from storage import deployments
 from storage.models import Deployment
@@ -167,12 +168,28 @@ MAX_REF_SHOWN = 60
 
 def find_deployment(tc: ToolContext, ref: str, *, include_deleted: bool = False) -> Deployment:
     with tc.services.db.session() as s:
-        found = deployments.find(s, org_id=tc.org_id, ref=ref, include_deleted=include_deleted)
-        close = (
-            []
-            if found
-            else deployments.suggest(s, org_id=tc.org_id, ref=ref, include_deleted=include_deleted)
-        )
+        found, close = _find_or_suggest(s, tc.org_id, ref, include_deleted)
+    return _one_deployment(ref, found, close)
+
+
+async def load_deployment(
+    tc: ToolContext, ref: str, *, include_deleted: bool = False
+) -> Deployment:
+    """`find_deployment` off the event loop, as one read (one round trip for an id)."""
+    found, close = await tc.services.db.read(_find_or_suggest, tc.org_id, ref, include_deleted)
+    return _one_deployment(ref, found, close)
+
+
+def _find_or_suggest(
+    s: Any, org_id: int, ref: str, include_deleted: bool
+) -> tuple[list[Deployment], list[Deployment]]:
+    found = deployments.find(s, org_id=org_id, ref=ref, include_deleted=include_deleted)
+    if found:
+        return found, []
+    return [], deployments.suggest(s, org_id=org_id, ref=ref, include_deleted=include_deleted)
+
+
+def _one_deployment(ref: str, found: list[Deployment], close: list[Deployment]) -> Deployment:
     if not found:
         shown = ref if len(ref) <= MAX_REF_SHOWN else ref[: MAX_REF_SHOWN - 1] + "…"
         hint = ", ".join(f"#{d.id} {d.name}" for d in close)
@@ -202,8 +219,7 @@ class ListInput(ToolInput):
 )
 async def list_deployments(tc: ToolContext, args: ListInput) -> Reply:
     statuses = None if args.all else (*deployments.ACTIVE_STATUSES, "stopped")
-    with tc.services.db.session() as s:
-        rows = deployments.list_for(s, org_id=tc.org_id, statuses=statuses)
+    rows = await tc.services.db.read(deployments.list_for, org_id=tc.org_id, statuses=statuses)
     if not rows:
         return Reply(text="No deployments yet. Try `/deploy qwen`.")
     table = Table(
@@ -242,7 +258,7 @@ class RefInput(ToolInput):
     examples=("/status 3", "/status prod-chat"),
 )
 async def deployment_status(tc: ToolContext, args: RefInput) -> Reply:
-    dep = find_deployment(tc, args.deployment, include_deleted=True)
+    dep = await load_deployment(tc, args.deployment, include_deleted=True)
     reply = Reply(title=f"#{dep.id} {dep.name}: {dep.status}")
     reply.add_field("Model", dep.model_id)
     reply.add_field("GPU", f"{_gpu(dep)} at {rate(dep.price_per_hour)}/h")
