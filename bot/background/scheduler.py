@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from bot.dispatcher import Dispatcher
-from storage.db import Database
+from storage.db import Database, DatabaseUnavailable
 from storage.models import Deployment, SchedulerLease
 from tools import monitor
 from tools.alerts import AlertRouter
@@ -172,7 +172,13 @@ class BackgroundJobs:
 
     async def run_job(self, name: str, *, scheduled_at: Any = None) -> monitor.SweepReport | None:
         """Run one sweep if this process holds the lease; record metrics; never raise."""
-        if not self.lease.try_acquire():
+        try:
+            held = await self.services.db.call(self.lease.try_acquire)
+        except DatabaseUnavailable:
+            log.warning("scheduler job %s skipped: the database is not answering", name)
+            SCHEDULER_RUNS.labels(job=name, outcome="database_unavailable").inc()
+            return None
+        if not held:
             return None
         if scheduled_at is not None:
             SCHEDULER_LAG.labels(job=name).set(
@@ -198,7 +204,11 @@ class BackgroundJobs:
 
     def start(self) -> None:
         """Start inside the running loop (AsyncIOScheduler needs it). Misfires coalesce into one
-        run and a run never overlaps itself: a sweep that is late or slow is simply skipped."""
+        run and a run never overlaps itself; a sweep that overran its interval (the next run
+        found it still running) or started too late is logged and counted in
+        `cockpit_scheduler_job_runs_total{outcome="overrun"|"missed"}`, never skipped in
+        silence."""
+        from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
         scheduler = AsyncIOScheduler(
@@ -230,6 +240,7 @@ class BackgroundJobs:
                     id=spec.name,
                     misfire_grace_time=spec.seconds,
                 )
+        scheduler.add_listener(self.on_skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         scheduler.start()
         self._scheduler = scheduler
         log.info(
@@ -238,6 +249,21 @@ class BackgroundJobs:
                 f"{s.name} every {s.seconds}s" if s.seconds else f"{s.name} daily {s.hour}:00 UTC"
                 for s in self.specs
             ),
+        )
+
+    @staticmethod
+    def on_skipped(event: Any) -> None:
+        """APScheduler skipped a run: the previous one was still going (overrun) or the
+        loop was too busy to start it within its grace time (missed)."""
+        from apscheduler.events import EVENT_JOB_MAX_INSTANCES
+
+        outcome = "overrun" if event.code == EVENT_JOB_MAX_INSTANCES else "missed"
+        SCHEDULER_RUNS.labels(job=event.job_id, outcome=outcome).inc()
+        log.warning(
+            "scheduler job %s %s: the run due at %s was skipped",
+            event.job_id,
+            "overran its interval (still running)" if outcome == "overrun" else "missed its start",
+            getattr(event, "scheduled_run_time", None),
         )
 
     async def shutdown(self) -> None:

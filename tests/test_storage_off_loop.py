@@ -1,0 +1,119 @@
+"""Storage off the event loop (issue 17): the storage threads, a database that does not answer,
+round trips of a command's units of work, and scheduler runs that are skipped."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import event
+
+from bot.background.scheduler import BackgroundJobs
+from bot.testing import BotHarness
+from storage.db import DATABASE_DOWN_TEXT, Database, DatabaseUnavailable
+from storage.models import AuditEvent
+from tools.metrics import SCHEDULER_RUNS
+
+
+async def test_units_run_on_storage_threads_and_commit(database: Database) -> None:
+    loop_thread = threading.get_ident()
+
+    def where(s: Any) -> int:
+        return threading.get_ident()
+
+    assert await database.run(where) != loop_thread
+    assert await database.read(where) != loop_thread
+    assert await database.call(threading.get_ident) != loop_thread
+    await database.ping()
+
+
+async def test_a_database_that_does_not_answer_says_so(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'slow.db'}", answer_seconds=0.05)
+    gate = threading.Event()
+    try:
+        try:
+            await db.call(gate.wait, 5)
+        except DatabaseUnavailable as exc:
+            assert str(exc) == DATABASE_DOWN_TEXT
+        else:
+            raise AssertionError("expected DatabaseUnavailable")
+    finally:
+        gate.set()
+        db.dispose()
+
+
+async def test_a_command_while_the_database_is_down_gets_the_clear_message(
+    cockpit: BotHarness, monkeypatch: Any
+) -> None:
+    await cockpit.send("/whoami", user="owner1")
+    ctx = cockpit.ctx(user="owner1")
+
+    async def down(*_: Any, **__: Any) -> Any:
+        raise DatabaseUnavailable("test")
+
+    monkeypatch.setattr(cockpit.cockpit.db, "run", down)
+    reply = await cockpit.cockpit.handle(ctx, "/whoami")
+    assert not reply.ok and "The database is not answering" in reply.text
+
+
+async def test_one_command_is_few_statements_and_one_outcome_row(cockpit: BotHarness) -> None:
+    await cockpit.send("/deployments", user="owner1")
+    ctx = cockpit.ctx(user="owner1").model_copy(update={"idempotency_key": "slack:t-1"})
+    statements: list[str] = []
+
+    def record(_c: Any, _cur: Any, sql: str, *_: Any) -> None:
+        statements.append(sql.split()[0].upper())
+
+    engines = {cockpit.cockpit.db.engine, cockpit.cockpit.db._read_engine}
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        reply = await cockpit.cockpit.handle(ctx, "/deployments")
+        again = await cockpit.cockpit.handle(ctx, "/deployments")
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
+    assert reply.ok and again.footer and "already handled" in again.footer
+    # claim + allowed row, the read, outcome row + stored answer; the replay: claim + read back
+    assert statements.count("INSERT") == 4 and statements.count("SAVEPOINT") == 0, statements
+    with cockpit.services.db.session() as s:
+        rows = s.query(AuditEvent).filter(AuditEvent.tool == "list_deployments").all()
+    assert [r.outcome for r in rows][-2:] == ["allowed", "succeeded"]
+
+
+async def test_skipped_scheduler_runs_are_counted_and_logged(caplog: Any) -> None:
+    from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+
+    def count(outcome: str) -> float:
+        return SCHEDULER_RUNS.labels(job="health", outcome=outcome)._value.get()
+
+    overrun, missed = count("overrun"), count("missed")
+    BackgroundJobs.on_skipped(
+        SimpleNamespace(code=EVENT_JOB_MAX_INSTANCES, job_id="health", scheduled_run_time=None)
+    )
+    BackgroundJobs.on_skipped(
+        SimpleNamespace(code=EVENT_JOB_MISSED, job_id="health", scheduled_run_time=None)
+    )
+    assert count("overrun") == overrun + 1 and count("missed") == missed + 1
+    assert "overran its interval" in caplog.text
+
+
+async def test_first_sightings_at_once_make_one_member(cockpit: BotHarness) -> None:
+    from tools.contract import Platform
+
+    ctxs = await asyncio.gather(
+        *(
+            cockpit.cockpit.context(
+                platform=Platform.slack,
+                workspace_id="TNEW",
+                workspace_name="new",
+                user_id="UNEW",
+                display_name="new",
+            )
+            for _ in range(5)
+        )
+    )
+    assert len({c.member_id for c in ctxs}) == 1 and len({c.org_id for c in ctxs}) == 1
