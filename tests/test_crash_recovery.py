@@ -65,7 +65,7 @@ STEPS = [
     Step("serverless", "create_endpoint", "before", left=1),  # template id recorded
     Step("serverless", "create_endpoint", "after", left=2),  # endpoint (bound) not recorded
     Step("serverless", "run", "before", left=2),  # endpoint id written to the database
-    Step("serverless", "health", "before", nth=2, left=2),  # waiting for a healthy worker
+    Step("serverless", "list_workers", "before", nth=2, left=2),  # waiting for a healthy worker
     Step("pod", "create_pod", "before"),
     Step("pod", "create_pod", "after", left=1),  # pod exists, its id not recorded
     Step("pod", "get_pod", "before", left=1),  # pod id written to the database
@@ -350,7 +350,7 @@ async def test_cancel_during_an_approved_deploy_ends_the_approval(tmp_path: Path
 
     async with running_bot(tmp_path) as bot:
         ask = await bot.send(f"/deploy {MODEL}", user="alice")
-        original = RunPodClient.health
+        original = RunPodClient.list_workers  # what the saga polls while it waits
 
         async def cancelled(self: RunPodClient, *args: Any, **kwargs: Any) -> Any:
             task = asyncio.current_task()
@@ -360,7 +360,7 @@ async def test_cancel_during_an_approved_deploy_ends_the_approval(tmp_path: Path
             return await original(self, *args, **kwargs)
 
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(RunPodClient, "health", cancelled)
+            mp.setattr(RunPodClient, "list_workers", cancelled)
             with pytest.raises(asyncio.CancelledError):
                 await bot.approve(ask.approval_id, user="alice")
         found = leftovers(bot)

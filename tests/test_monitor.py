@@ -191,7 +191,12 @@ async def test_stopped_pod_starts_again_and_turns_healthy_without_alerts(
     for _ in range(4):
         await jobs(bot).run_job("health")
     assert dep(bot, pod_id).status == "starting" and hooks.titles() == []
-    bot.clock.advance(30)  # the emulator's pod is RUNNING after its start delay
+    bot.clock.advance(12)  # the pod's container is RUNNING, but vLLM is still downloading
+    client = bot.services.runpod_for(dep(bot, pod_id).org_id)
+    assert (await client.get_pod(dep(bot, pod_id).provider_pod_id)).status == "RUNNING"
+    await jobs(bot).run_job("health")
+    assert dep(bot, pod_id).status == "starting" and hooks.titles() == []
+    bot.clock.advance(60)  # weights downloaded again (a stop wipes the container disk), loaded
     await jobs(bot).run_job("health")
     assert dep(bot, pod_id).status == "healthy" and hooks.titles() == []
     chat = await bot.send("/chat box hi", user="owner")

@@ -24,6 +24,8 @@ from tools.cost.accrual import BudgetStatus, accrue_all, budget_period, new_thre
 from tools.cost.estimate import money
 from tools.cost.periods import resolve_period
 from tools.cost.tools import compute_spend
+from tools.deploy import diagnose
+from tools.deploy.plan import pod_api_key
 from tools.deploy.tools import find_orphans
 from tools.errors import CockpitError
 from tools.metrics import DEPLOYMENT_HEALTH
@@ -93,14 +95,19 @@ async def _observe(services: Services, dep: Deployment, probe: bool) -> tuple[bo
     """(ok, what we saw, jobs seen) for one deployment."""
     client = services.runpod_for(dep.org_id)
     if dep.provider_pod_id:
-        pod = await client.get_pod(dep.provider_pod_id)
-        return pod.status == "RUNNING", f"pod {pod.status.lower()}", dep.jobs_seen
+        # RUNNING is only the container: healthy is vLLM answering through the proxy.
+        pod = await diagnose.pod_server(client, dep.provider_pod_id, pod_api_key(services, dep))
+        return pod.serving, pod.describe(), dep.jobs_seen
     assert dep.provider_endpoint_id
     health = await client.health(dep.provider_endpoint_id)
-    w, j = health.workers, health.jobs
+    j = health.jobs
     jobs = j.completed + j.in_progress + j.in_queue + j.failed
-    if w.unhealthy and not health.ready_workers:
-        return False, f"{w.unhealthy} unhealthy worker(s), none ready", jobs
+    if not health.ready_workers:
+        # /health documents only idle/running: unhealthy workers are seen through /workers.
+        view = await diagnose.serverless_workers(client, dep.provider_endpoint_id)
+        if view.unhealthy and not view.ready:
+            why = f": {view.detail}" if view.detail else ""
+            return False, f"{view.unhealthy} unhealthy worker(s), none ready{why}", jobs
     if probe and health.ready_workers:
         started = time.monotonic()
         await client.chat_completion(

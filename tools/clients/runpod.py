@@ -81,6 +81,8 @@ COLD_START_READ_TIMEOUT = 600.0
 SECONDS_PER_HOUR = Decimal(3600)
 USER_AGENT = "ai-dev-cockpit/0.1 (runpod-client)"
 DETAIL_LIMIT = 300
+DEFAULT_LOG_TAIL = 50
+LOG_IDLE_SECONDS = 2.0  # a log stream with no event for this long has sent its backfill
 
 KEY_FIX = "Set a new one with `/connect runpod` or the RUNPOD_API_KEY environment variable."
 STATUS_PAGE = "https://uptime.runpod.io"
@@ -320,6 +322,25 @@ class EndpointHealth(_Wire):
         return self.ready_workers + sum(
             n or 0 for n in (w.initializing, w.throttled, w.unhealthy)
         )
+
+
+class LogLine(BaseModel):
+    """One line of a worker's or pod's log (`{"ts", "source", "line"}` of the SSE stream)."""
+
+    ts: datetime | None = None
+    source: str = "container"
+    line: str = ""
+
+
+class PodServerCheck(BaseModel):
+    """What a pod's own server answered through RunPod's proxy (`GET /v1/models`)."""
+
+    status: int  # HTTP status; 0 when nothing answered at all
+    models: list[str] = Field(default_factory=list)
+
+    @property
+    def serving(self) -> bool:
+        return self.status == 200
 
 
 class JobStatus(_Wire):
@@ -1110,7 +1131,67 @@ class RunPodClient:
         )
         return self._parse(ReleaseHistory, data, action)
 
+    async def worker_logs(
+        self, endpoint_id: str, worker_id: str, *, tail: int = DEFAULT_LOG_TAIL
+    ) -> list[LogLine]:
+        """The last `tail` lines of a serverless worker's log (only live workers have logs)."""
+        url = self._rest(f"serverless/{endpoint_id}/workers/{worker_id}/logs")
+        return await self._logs(url, f"read the logs of worker {worker_id}", tail)
+
+    async def _logs(self, url: str, action: str, tail: int) -> list[LogLine]:
+        """Read the backfill of a log stream (SSE). RunPod keeps the stream open for live
+        lines, so reading stops after `tail` events or when no event came for a moment."""
+        response = await self._send(
+            "GET", url, action=action, params={"tail": str(tail)}, stream=True
+        )
+        lines: list[LogLine] = []
+        try:
+            if response.is_error:
+                await response.aread()
+                raise self._error(response, action)
+            events = _sse_data(response).__aiter__()
+            while len(lines) < tail:
+                try:
+                    data = await asyncio.wait_for(events.__anext__(), LOG_IDLE_SECONDS)
+                except (StopAsyncIteration, TimeoutError):
+                    break
+                try:
+                    lines.append(LogLine.model_validate(json.loads(data)))
+                except ValueError:
+                    continue
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc, url, action) from exc
+        finally:
+            await response.aclose()
+        return lines
+
     # --- pods ----------------------------------------------------------------------------
+    async def pod_logs(self, pod_id: str, *, tail: int = DEFAULT_LOG_TAIL) -> list[LogLine]:
+        """The last `tail` lines of a pod's log (container and system)."""
+        url = self._rest(f"pods/{pod_id}/logs")
+        return await self._logs(url, f"read the logs of pod {pod_id}", tail)
+
+    async def check_pod_server(self, pod_id: str, api_key: str) -> PodServerCheck:
+        """One `GET /v1/models` to the pod's vLLM through RunPod's proxy, with the pod's own
+        key and no retries: 200 = serving; 502 = nothing listening yet (loading, or crashed);
+        401 = it refused the key. A pod is RUNNING long before this answers 200."""
+        url = f"{self.pod_url(pod_id)}/v1/models"
+        request = self._http.build_request(
+            "GET", url, headers=self._headers(api_key), timeout=self._timeout
+        )
+        try:
+            response = await self._http.send(request)
+        except httpx.TransportError:
+            return PodServerCheck(status=0)
+        if response.status_code != 200:
+            return PodServerCheck(status=response.status_code)
+        try:
+            data = response.json()
+            ids = [str(m.get("id")) for m in data.get("data", []) if isinstance(m, dict)]
+        except (ValueError, AttributeError):
+            return PodServerCheck(status=response.status_code)
+        return PodServerCheck(status=200, models=ids)
+
     async def create_pod(self, body: CreatePodRequest | Body) -> Pod:
         payload = _body_json(body)
         action = f"create the pod '{payload.get('name')}'"

@@ -6,6 +6,7 @@ person approves is the price of what gets created."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import asdict, dataclass
 from decimal import Decimal
@@ -14,11 +15,16 @@ from typing import TYPE_CHECKING, Any
 from tools.catalog import ModelInfo
 from tools.catalog.fit import FitReport
 from tools.catalog.gpus import fallback_offers
-from tools.catalog.sizing import GPU_MEMORY_UTILIZATION
+from tools.catalog.sizing import (
+    GPU_MEMORY_UTILIZATION,
+    normalise_quant,
+    normalise_quant_or_none,
+    weights_bytes,
+)
 from tools.catalog.tools import Mode, Quant, plan_fit, resolve_model
 from tools.contract import ToolContext, ToolInput, arg
 from tools.cost.estimate import CostEstimate, pod_estimate, serverless_estimate
-from tools.errors import InvalidInput
+from tools.errors import CockpitError, InvalidInput
 
 if TYPE_CHECKING:
     from storage.models import Deployment
@@ -34,6 +40,26 @@ DEFAULT_WORKERS_MAX = 1
 MIN_DISK_GB = 40
 DISK_HEADROOM = Decimal("1.5")
 WORKER_MAX_CONCURRENCY = 30
+# RunPod marks a serverless worker unhealthy when its cold start exceeds 7 minutes unless
+# RUNPOD_INIT_TIMEOUT (seconds) is raised (docs.runpod.io/serverless/development/optimization);
+# worker-vllm starts its job loop only once vLLM serves, so the weights download counts.
+INIT_TIMEOUT_ENV = "RUNPOD_INIT_TIMEOUT"
+DEFAULT_INIT_TIMEOUT_SECONDS = 7 * 60
+# Planning figures for the timeout (deliberately slower than typical, so a slow host is not
+# killed): image pull + load + engine start, plus the download at a slow Hugging Face rate.
+COLD_START_ALLOWANCE_SECONDS = 300
+PLANNING_DOWNLOAD_BYTES_PER_SECOND = 100e6
+# worker-vllm (src/args_builder.py) turns any env var named like a `vllm serve` flag into that
+# flag, so HF_TOKEN becomes `--hf-token <token>`, and src/main.py logs the whole command line:
+# the token would be in the worker logs. HUGGING_FACE_HUB_TOKEN matches no flag; the vLLM child
+# inherits it and huggingface_hub still reads it (kept "for backward compatibility").
+SERVERLESS_TOKEN_ENV = "HUGGING_FACE_HUB_TOKEN"
+POD_TOKEN_ENV = "HF_TOKEN"  # a pod runs `vllm serve` itself; the env is not echoed
+QUANTISED_SIBLING_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "awq": ("-AWQ",),
+    "gptq": ("-GPTQ-Int4", "-GPTQ-Int8"),
+    "fp8": ("-FP8",),
+}
 
 
 @dataclass
@@ -54,6 +80,9 @@ class DeployPlan:
     price_note: str | None
     model_note: str
     estimate: CostEstimate
+    init_timeout: int = DEFAULT_INIT_TIMEOUT_SECONDS
+    download_gb: float = 0.0
+    gated: bool = False
 
     def settings_json(self) -> str:
         data = asdict(self)
@@ -67,14 +96,49 @@ class DeployPlan:
             context=self.context,
             gpu_count=self.gpu_count,
             quant=self.quant,
-            hf_token=hf_token,
+            hf_token=hf_token if self.gated else None,
+            init_timeout=self.init_timeout,
+        )
+
+    @property
+    def cold_start_note(self) -> str:
+        """For the card: how long a cold start may take and what the bot allows for it."""
+        minutes = self.init_timeout // 60
+        if self.mode == "pod":
+            return (
+                f"vLLM downloads {self.download_gb:.0f} GB and loads it before it serves; the "
+                f"pod bills from when it runs, and the bot waits up to {minutes} min."
+            )
+        raised = (
+            "the 7-min default"
+            if self.init_timeout <= DEFAULT_INIT_TIMEOUT_SECONDS
+            else f"raised from 7 min for a {self.download_gb:.0f} GB download"
+        )
+        return (
+            f"up to {minutes} min allowed ({INIT_TIMEOUT_ENV}={self.init_timeout}, {raised}); "
+            "starting workers are not billed"
         )
 
 
+def init_timeout_for(download_bytes: float) -> int:
+    """RUNPOD_INIT_TIMEOUT for a checkpoint of `download_bytes`: never below RunPod's 7-minute
+    default, whole minutes, with room for a slow download."""
+    seconds = COLD_START_ALLOWANCE_SECONDS + download_bytes / PLANNING_DOWNLOAD_BYTES_PER_SECOND
+    return max(DEFAULT_INIT_TIMEOUT_SECONDS, math.ceil(seconds / 60) * 60)
+
+
 def worker_env(
-    *, model_id: str, context: int, gpu_count: int, quant: str | None, hf_token: str | None
+    *,
+    model_id: str,
+    context: int,
+    gpu_count: int,
+    quant: str | None,
+    hf_token: str | None,
+    init_timeout: int | None = None,
 ) -> dict[str, str]:
-    """The vLLM worker's configuration (worker-vllm maps these onto `vllm serve` flags)."""
+    """The vLLM worker's configuration (worker-vllm maps these onto `vllm serve` flags).
+    `hf_token` only for gated models: public ones need none, and a token never goes where
+    it is not needed. It travels as HUGGING_FACE_HUB_TOKEN, which worker-vllm does not echo."""
     env = {
         "MODEL_NAME": model_id,
         "MAX_MODEL_LEN": str(context),
@@ -84,9 +148,55 @@ def worker_env(
     }
     if quant in ("awq", "gptq", "fp8"):
         env["QUANTIZATION"] = quant
+    if init_timeout:
+        env[INIT_TIMEOUT_ENV] = str(init_timeout)
     if hf_token:
-        env["HF_TOKEN"] = hf_token
+        env[SERVERLESS_TOKEN_ENV] = hf_token
     return env
+
+
+async def check_quantisation(tc: ToolContext, info: ModelInfo, quant: str | None) -> str | None:
+    """The `--quant` vLLM can honour for this checkpoint, or a refusal before any approval.
+
+    awq/gptq read the checkpoint's `quantization_config`: vLLM exits with "Cannot find the
+    config file for awq" on a bf16 repo. For those the quantised sibling repo is offered when
+    one exists (Qwen/Qwen2.5-7B-Instruct → Qwen/Qwen2.5-7B-Instruct-AWQ), else fp8, which vLLM
+    applies on the fly to an unquantised checkpoint."""
+    q = normalise_quant(quant)
+    stored = normalise_quant_or_none(info.quantization)
+    if q not in ("awq", "gptq") or stored == q:
+        return q
+    if stored:
+        raise InvalidInput(
+            f"{info.id} is an {stored} checkpoint; vLLM cannot serve it as {q}.",
+            fix=f"Deploy it without --quant (it is served as {stored}).",
+        )
+    sibling = await quantised_sibling(tc, info, q)
+    what = f"{info.name} is an unquantised ({info.torch_dtype or 'bf16'}) checkpoint"
+    reason = (
+        f"{what} with no {q.upper()} quantization config, so vLLM would exit at start "
+        f'("Cannot find the config file for {q}"). Nothing was created.'
+    )
+    if sibling:
+        fix = f"Deploy the {q.upper()} checkpoint instead: `/deploy {sibling}`; or use --quant fp8."
+    else:
+        fix = "Use --quant fp8 (vLLM quantises on the fly), or pick an AWQ/GPTQ checkpoint."
+    raise InvalidInput(reason, fix=fix)
+
+
+async def quantised_sibling(tc: ToolContext, info: ModelInfo, quant: str) -> str | None:
+    """The `<repo>-AWQ` / `-GPTQ-Int4` repo of the same model, if the Hub (or the bundled
+    catalog) has one quantised that way."""
+    hub = tc.services.hub_for(tc.org_id)
+    for suffix in QUANTISED_SIBLING_SUFFIXES.get(quant, ()):
+        candidate = f"{info.id}{suffix}"
+        try:
+            found: ModelInfo = await hub.model_info(candidate)
+        except CockpitError:
+            continue
+        if normalise_quant_or_none(found.quantization) == quant:
+            return found.id
+    return None
 
 
 def pod_api_key(services: Services, dep: Deployment) -> str:
@@ -118,6 +228,7 @@ async def build_plan(
     if workers_min > workers_max:
         raise InvalidInput("--workers-min cannot be more than --workers-max.")
     info = await resolve_model(tc, model, check_access=check_access)
+    quant = await check_quantisation(tc, info, quant)
     report, note = await plan_fit(tc, info, context=context, quant=quant, mode=mode)
     choice = _pick_option(report, gpu)
     price = choice.price_per_hour or Decimal(0)
@@ -141,6 +252,7 @@ async def build_plan(
         )
     weights_gb = Decimal(str(report.estimate.weights_gib))
     disk = max(MIN_DISK_GB, int(weights_gb * DISK_HEADROOM) + 20)
+    download, _ = weights_bytes(info, None)
     plan = DeployPlan(
         model_id=info.id,
         mode=mode,
@@ -160,6 +272,9 @@ async def build_plan(
         price_note=note,
         model_note=info.source_label,
         estimate=est,
+        init_timeout=init_timeout_for(download),
+        download_gb=round(download / 1e9, 1),
+        gated=info.gated,
     )
     return plan, info
 
@@ -215,8 +330,8 @@ def _pick_option(report: FitReport, gpu: str | None) -> Any:
         if wanted in {option.offer_id.lower(), option.name.lower(), (option.pool or "").lower()}:
             raise InvalidInput(
                 f"{report.model_id} does not fit on {option.label} at {report.context} tokens.",
-                fix=f"Use {report.choice.label} (the cheapest that fits), a shorter --context, or "
-                "--quant awq/fp8.",
+                fix=f"Use {report.choice.label} (the cheapest that fits), a shorter --context, "
+                "--quant fp8, or an AWQ/GPTQ checkpoint of the model.",
             )
     known = ", ".join(sorted({o.offer_id for o in report.options}))
     raise InvalidInput(f"Unknown GPU {gpu!r}.", fix=f"Choose one of: {known}.")

@@ -28,7 +28,9 @@ from tools.clients.runpod import (
     WorkersRequest,
 )
 from tools.contract import ToolContext
+from tools.deploy import diagnose
 from tools.deploy.plan import (
+    POD_TOKEN_ENV,
     VLLM_POD_IMAGE,
     VLLM_WORKER_IMAGE,
     DeployPlan,
@@ -43,6 +45,8 @@ log = logging.getLogger(__name__)
 
 HEALTH_POLL_SECONDS = 5.0
 HEALTHY_TIMEOUT_SECONDS = 20 * 60  # vLLM may download tens of GB before it serves
+# Past the plan's init timeout RunPod has marked the worker unhealthy; wait that much longer.
+HEALTHY_TIMEOUT_MARGIN_SECONDS = 5 * 60
 PROGRESS_EVERY_SECONDS = 60.0
 # A job that makes a scaled-to-zero endpoint start a worker; worker-vllm answers it with a GET
 # of /v1/models, which is cheap.
@@ -148,23 +152,25 @@ class _Saga:
     async def create_pod(self, name: str, hf_token: str | None) -> None:
         await self.say(f"creating pod on {self.plan.gpu_label}")
         env = self.plan.worker_env(hf_token)
+        # The vllm/vllm-openai image runs `vllm serve`: the model is its first positional
+        # argument (`--model` is deprecated there).
         args = (
-            f"--model {self.plan.model_id} --max-model-len {self.plan.context} "
+            f"{self.plan.model_id} --max-model-len {self.plan.context} "
             f"--tensor-parallel-size {self.plan.gpu_count} "
             f"--gpu-memory-utilization {GPU_MEMORY_UTILIZATION}"
         )
         if "QUANTIZATION" in env:
             args += f" --quantization {env['QUANTIZATION']}"
+        pod_env = {"VLLM_API_KEY": pod_api_key(self.services, self.dep)}
+        if hf_token and self.plan.gated:  # public models need no token
+            pod_env[POD_TOKEN_ENV] = hf_token
         pod = await self.client.create_pod(
             CreatePodRequest(
                 name=name,
                 image=VLLM_POD_IMAGE,
                 args=args,
                 gpu=PodGpuRequest(id=self.plan.gpu, count=self.plan.gpu_count),
-                env={
-                    **{k: v for k, v in env.items() if k == "HF_TOKEN"},
-                    "VLLM_API_KEY": pod_api_key(self.services, self.dep),
-                },
+                env=pod_env,
                 disk=self.plan.disk_gb,
                 ports=["8000/http"],
             )
@@ -172,12 +178,16 @@ class _Saga:
         self.record(provider_pod_id=pod.id, status="waiting")
         self.phase("create_pod")
 
+    def healthy_timeout(self) -> float:
+        return max(HEALTHY_TIMEOUT_SECONDS, self.plan.init_timeout + HEALTHY_TIMEOUT_MARGIN_SECONDS)
+
     async def wait_healthy(self) -> None:
         await self.say("waiting for workers (the first start downloads the model)")
         if self.plan.mode == "serverless":
             assert self.dep.provider_endpoint_id
             await self.client.run(self.dep.provider_endpoint_id, WARMUP_INPUT)
-        deadline = self.clock.monotonic() + HEALTHY_TIMEOUT_SECONDS
+        limit = self.healthy_timeout()
+        deadline = self.clock.monotonic() + limit
         last_note = self.clock.monotonic()
         last_state = ""
         while True:
@@ -190,7 +200,7 @@ class _Saga:
                 last_state, last_note = state, now
             if now >= deadline:
                 raise ProviderError(
-                    f"No healthy worker after {HEALTHY_TIMEOUT_SECONDS // 60} minutes ({state}).",
+                    f"No healthy worker after {limit / 60:.0f} minutes ({state}).",
                     service="runpod",
                     fix="Check the model fits the GPU and that RunPod has capacity in that pool; "
                     "try `/fit` or another --gpu.",
@@ -207,21 +217,43 @@ class _Saga:
         await self.say(f"healthy after {self.elapsed()}")
 
     async def probe(self) -> tuple[str, bool]:
+        """(what the workers are doing, ready?). Raises when they crashed, quoting the log
+        lines that say why: "still downloading" is waited for, "crashed" is not."""
         if self.plan.mode == "pod":
             assert self.dep.provider_pod_id
-            pod = await self.client.get_pod(self.dep.provider_pod_id)
-            return f"pod {pod.status.lower()}", pod.status == "RUNNING"
+            key = pod_api_key(self.services, self.dep)
+            view = await diagnose.pod_server(self.client, self.dep.provider_pod_id, key)
+            if view.crashed:
+                raise ProviderError(
+                    f"vLLM crashed while starting on the pod: {view.detail}",
+                    service="runpod",
+                    fix="The model may not fit the GPU at this context; see `/fit`, try a "
+                    "shorter --context or a bigger --gpu.",
+                )
+            if view.http_status == 401:
+                raise ProviderError(
+                    "The pod's vLLM refused the bot's key (401).",
+                    service="runpod",
+                    fix="Deploy it again; if it persists, COCKPIT_SECRET_KEY changed mid-deploy.",
+                )
+            return view.describe(), view.serving
         assert self.dep.provider_endpoint_id
-        health = await self.client.health(self.dep.provider_endpoint_id)
-        w = health.workers
-        if w.unhealthy and not health.ready_workers:
+        workers = await diagnose.serverless_workers(self.client, self.dep.provider_endpoint_id)
+        if workers.crashed:
+            why = f": {workers.detail}" if workers.detail else ""
             raise ProviderError(
-                f"Workers crashed while starting ({w.unhealthy} unhealthy).",
+                f"Workers crashed while starting ({workers.unhealthy} unhealthy){why}",
                 service="runpod",
-                fix="The model may not fit or may need a Hugging Face token; see `/fit`.",
+                fix="The model may not fit the GPU at this context or may need a Hugging Face "
+                "token; see `/fit`.",
             )
-        state = f"workers: {w.initializing} initializing, {health.ready_workers} ready"
-        return state, health.ready_workers > 0
+        if workers.ready:
+            return f"workers: {workers.ready} ready", True
+        if workers.throttled and not workers.starting:
+            pool = self.plan.gpu
+            return f"waiting for GPU capacity in {pool} ({workers.throttled} throttled)", False
+        what = workers.detail or "starting"
+        return f"workers: {workers.starting} initializing ({what})", False
 
     async def compensate(self, reason: str) -> None:
         self.dep = await compensate(self.services, self.dep, self.client, reason)

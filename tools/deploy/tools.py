@@ -24,6 +24,7 @@ from tools.contract import (
 )
 from tools.cost.estimate import money, per_second, rate
 from tools.cost.guard import hard_cap_breach
+from tools.deploy import diagnose
 from tools.deploy.plan import (
     DEFAULT_IDLE_TIMEOUT_SECONDS,
     DEFAULT_WORKERS_MAX,
@@ -34,6 +35,7 @@ from tools.deploy.plan import (
     build_plan,
     plan_for,
     plan_from_settings,
+    pod_api_key,
     worker_env,
 )
 from tools.deploy.saga import delete_provider_resources, run_deploy
@@ -68,6 +70,19 @@ def _plan_reply(plan: DeployPlan, *, title: str) -> Reply:
             "Workers",
             f"{plan.workers_min}–{plan.workers_max}, stop after "
             f"{plan.idle_timeout}s idle; context {plan.context} tokens",
+        )
+    reply.add_field("Cold start", plan.cold_start_note)
+    if plan.gated:
+        reply.add_field(
+            "Hugging Face token",
+            "needed (gated model). "
+            + (
+                "Sent as HUGGING_FACE_HUB_TOKEN: worker-vllm echoes HF_TOKEN in its logs as "
+                "--hf-token, this name it does not; it is still readable in the endpoint's env."
+                if plan.mode == "serverless"
+                else "Sent as the pod's HF_TOKEN env (not in its command line); readable in the "
+                "pod's env."
+            ),
         )
     if plan.price_note:
         reply.add_field("Prices", plan.price_note)
@@ -270,21 +285,28 @@ async def deployment_status(tc: ToolContext, args: RefInput) -> Reply:
     client = tc.services.runpod_for(tc.org_id)
     if dep.provider_endpoint_id:
         health = await client.health(dep.provider_endpoint_id)
-        w, j = health.workers, health.jobs
+        # /health documents only idle/running: per-status counts come from /workers.
+        view = await diagnose.serverless_workers(client, dep.provider_endpoint_id)
+        j = health.jobs
         reply.add_field("Endpoint", dep.provider_endpoint_id)
         reply.add_field(
             "Workers",
-            f"{health.ready_workers} ready, {w.initializing} starting, {w.unhealthy} unhealthy",
+            f"{view.ready} ready, {view.starting} starting, {view.unhealthy} unhealthy"
+            + (f", {view.throttled} waiting for capacity" if view.throttled else ""),
         )
         reply.add_field(
             "Jobs",
             f"{j.in_queue} queued, {j.in_progress} running, {j.completed} done, {j.failed} failed",
         )
-        reply.text = _health_sentence(dep, health.ready_workers, w.unhealthy, j.failed)
+        if view.detail:
+            reply.add_field("Worker log" if view.unhealthy else "Starting", view.detail)
+        reply.text = _health_sentence(dep, view.ready, view.unhealthy, j.failed)
     elif dep.provider_pod_id:
-        pod = await client.get_pod(dep.provider_pod_id)
-        reply.add_field("Pod", f"{pod.id} {pod.status}")
-        reply.text = "Running." if pod.status == "RUNNING" else f"Pod is {pod.status.lower()}."
+        pod_view = await diagnose.pod_server(
+            client, dep.provider_pod_id, pod_api_key(tc.services, dep)
+        )
+        reply.add_field("Pod", f"{dep.provider_pod_id} {pod_view.status}")
+        reply.text = pod_view.describe().capitalize() + "."
     return reply
 
 
@@ -292,7 +314,7 @@ def _health_sentence(dep: Deployment, ready: int, unhealthy: int, failed: int) -
     if dep.status == "stopped":
         return "Stopped: no workers will start until you `/scale` it up."
     if unhealthy and not ready:
-        return "Unhealthy: workers are crashing. See the RunPod worker logs or try `/rollback`."
+        return "Unhealthy: workers are crashing (see the worker log line). Try `/rollback`."
     if ready:
         return "Healthy: a worker is ready."
     return "Healthy and scaled to zero: the next request starts a worker (cold start)."
@@ -528,7 +550,10 @@ async def _apply_revision(
         context=settings.get("context", DEFAULT_CONTEXT),
         gpu_count=settings.get("gpu_count", dep.gpu_count),
         quant=settings.get("quant"),
-        hf_token=tc.services.extras.get("hf_token_for", lambda _org: None)(tc.org_id),
+        hf_token=tc.services.extras.get("hf_token_for", lambda _org: None)(tc.org_id)
+        if settings.get("gated")  # public models need no token
+        else None,
+        init_timeout=settings.get("init_timeout"),
     )
     client = tc.services.runpod_for(tc.org_id)
     await client.update_endpoint(
