@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam
+from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, or_, select
 
@@ -192,3 +194,39 @@ def known_provider_ids(s: Session) -> set[str]:
             if x
         )
     return ids
+
+
+def active_page(
+    s: Session, *, statuses: Sequence[str], after_id: int, limit: int
+) -> list[Deployment]:
+    """One page (by id) of `list_all_active`, for sweeps that must not load every deployment
+    at once. Across organisations — only for the system sweeps."""
+    return list(
+        s.exec(
+            select(Deployment)
+            .where(col(Deployment.status).in_(list(statuses)), col(Deployment.id) > after_id)
+            .order_by(col(Deployment.id))
+            .limit(limit)
+        )
+    )
+
+
+def update_many(
+    s: Session, *, changes: Sequence[tuple[int, int, dict[str, Any]]], now: datetime
+) -> None:
+    """Apply (org_id, deployment_id, fields) changes in one transaction, batched: rows with
+    the same set of fields go in one executemany (pipelined by psycopg), not one round trip
+    each. The org id stays in every WHERE, as for `update`."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for org_id, dep_id, fields in changes:
+        key = tuple(sorted(fields))
+        groups.setdefault(key, []).append(
+            {"b_org": org_id, "b_id": dep_id, "updated_at": now, **fields}
+        )
+    table = Deployment.__table__  # type: ignore[attr-defined]
+    stmt = sa_update(table).where(
+        table.c.org_id == bindparam("b_org"), table.c.id == bindparam("b_id")
+    )
+    for rows in groups.values():
+        # The SET clause comes from the rows' keys (the b_ ones are the WHERE's).
+        s.connection().execute(stmt, rows)

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 UNHEALTHY_AFTER_FAILURES = 3
 SWEEP_CONCURRENCY = 50
+SWEEP_PAGE = 500  # deployments read (and their changes written) per unit of work
 PROBE_SLOW_SECONDS = 10.0
 IDLE_GRACE = timedelta(minutes=15)
 # "starting": a stopped pod started again with /scale; it becomes healthy once RUNNING.
@@ -77,18 +78,32 @@ async def health_sweep(
     probe: bool = False,
     auto_rollback: bool = False,
 ) -> SweepReport:
-    """Check every live deployment (bounded concurrency, one shared HTTP pool)."""
-    with services.db.session() as s:
-        deps = deployments.list_all_active(s, statuses=MONITORED)
-    report = SweepReport(checked=len(deps))
-    results = await gather_bounded(
-        [_check(services, router, d, act, probe, auto_rollback, report) for d in deps],
-        SWEEP_CONCURRENCY,
-    )
-    for r in results:
-        if isinstance(r, BaseException):
-            log.error("health check crashed: %r", r)
-    return report
+    """Check every live deployment (bounded concurrency, one shared HTTP pool). Deployments
+    are read in pages of SWEEP_PAGE off the event loop, and each page's state changes are
+    written in one batched unit of work."""
+    report = SweepReport()
+    after = 0
+    while True:
+        page = await services.db.read(
+            deployments.active_page, statuses=MONITORED, after_id=after, limit=SWEEP_PAGE
+        )
+        if not page:
+            return report
+        assert page[-1].id is not None
+        after = page[-1].id
+        report.checked += len(page)
+        changes: list[tuple[int, int, dict[str, Any]]] = []
+        results = await gather_bounded(
+            [_check(services, router, d, act, probe, auto_rollback, report, changes) for d in page],
+            SWEEP_CONCURRENCY,
+        )
+        for r in results:
+            if isinstance(r, BaseException):
+                log.error("health check crashed: %r", r)
+        if changes:
+            await services.db.run(
+                deployments.update_many, changes=changes, now=services.clock.now()
+            )
 
 
 async def _observe(services: Services, dep: Deployment, probe: bool) -> tuple[bool, str, int]:
@@ -130,6 +145,7 @@ async def _check(
     probe: bool,
     auto_rollback: bool,
     report: SweepReport,
+    changes: list[tuple[int, int, dict[str, Any]]],
 ) -> None:
     try:
         ok, seen, jobs = await _observe(services, dep, probe)
@@ -152,8 +168,7 @@ async def _check(
     if jobs > dep.jobs_seen:
         fields["last_request_at"] = now  # traffic we did not relay ourselves counts as use
     assert dep.id is not None
-    with services.db.session() as s:
-        deployments.update(s, org_id=dep.org_id, deployment_id=dep.id, now=now, **fields)
+    changes.append((dep.org_id, dep.id, fields))  # written with the page, in one batch
     DEPLOYMENT_HEALTH.labels(deployment=str(dep.id)).set(1 if ok else 0)
     if not ok:
         report.failures += 1
