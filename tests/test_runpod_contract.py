@@ -65,6 +65,8 @@ CLIENT_OPERATIONS = {
     "deleteEndpoint",
     "listEndpointWorkers",
     "listEndpointReleases",
+    "getWorkerLogs",
+    "getPodLogs",
     "createPod",
     "getPod",
     "listPods",
@@ -309,6 +311,12 @@ def _rest_problems(ex: Exchange) -> Iterator[str]:
         ref.lstrip("#") if ref else _pointer("paths", template, ex.method.lower(), "responses", key)
     )
     pointer = f"{base}/content/{ex.content_type.replace('/', '~1')}/schema"
+    if ex.content_type == "text/event-stream":  # the log routes: a string of SSE events
+        yield from (f"{where}: response {e}" for e in _oas_errors(pointer, ex.response_text))
+        for line in ex.response_text.splitlines():
+            if line.startswith("data: ") and set(json.loads(line[6:])) != {"ts", "source", "line"}:
+                yield f"{where}: log event {line!r} is not {{ts, source, line}}"
+        return
     yield from (f"{where}: response {e}" for e in _oas_errors(pointer, ex.response_json))
 
 
@@ -420,7 +428,8 @@ async def _exercise(sb: Sandbox) -> None:
     await c.list_models(ep.id)
     await c.chat_completion(ep.id, chat_messages(), MODEL, max_tokens=64)
     assert [d async for d in c.stream_chat(ep.id, chat_messages("stream it"), MODEL)]
-    await c.list_workers(ep.id)
+    workers = await c.list_workers(ep.id)
+    await c.worker_logs(ep.id, workers.workers[0].id, tail=20)
     await c.list_releases(ep.id)
 
     pod = await c.create_pod(
@@ -435,6 +444,7 @@ async def _exercise(sb: Sandbox) -> None:
         )
     )
     await c.get_pod(pod.id)
+    await c.pod_logs(pod.id)
     await c.list_pods(name_prefix="cockpit-")
     sb.clock.advance(3600)
     await c.pod_action(pod.id, "stop")

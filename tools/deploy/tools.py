@@ -306,7 +306,8 @@ async def deployment_status(tc: ToolContext, args: RefInput) -> Reply:
             client, dep.provider_pod_id, pod_api_key(tc.services, dep)
         )
         reply.add_field("Pod", f"{dep.provider_pod_id} {pod_view.status}")
-        reply.text = pod_view.describe().capitalize() + "."
+        said = pod_view.describe()
+        reply.text = said[:1].upper() + said[1:] + ("" if said.endswith(".") else ".")
     return reply
 
 
