@@ -285,3 +285,18 @@ def _endpoint(
         workers=WorkersRequest(min=0, max=1, idle_timeout=60),
         scaling=Scaling(queue_delay=4),
     )
+
+
+async def test_no_capacity_on_demand_throttles_workers_and_refuses_pods() -> None:
+    async with sandbox(simulate_vllm=True) as sb:
+        sb.emulator.set_capacity("AMPERE_24", available=False)
+        ep = await sb.client.create_endpoint(_endpoint(SMALL))
+        await sb.client.run(ep.id, {"openai_route": "/v1/models"})
+        sb.clock.advance(600)
+        listing = await sb.client.list_workers(ep.id)
+        assert listing.summary.throttled == 1 and listing.workers[0].gpu_type_id is None
+        sb.emulator.set_capacity("NVIDIA L4", available=False)
+        with pytest.raises(Exception, match="no longer any instances available"):
+            await sb.client.create_pod(
+                {"name": "cockpit-x", "image": "vllm/vllm-openai:v0.27.1", "gpu": {"id": "NVIDIA L4"}}
+            )
