@@ -91,8 +91,9 @@ GPUS: tuple[GpuSpec, ...] = (
     _gpu("NVIDIA A100 80GB PCIe", "A100 PCIe", 80, "AMPERE_80"),
     _gpu("NVIDIA A100-SXM4-80GB", "A100 SXM", 80, "AMPERE_80"),
     _gpu("NVIDIA H100 80GB HBM3", "H100 SXM", 80, "ADA_80_PRO"),
-    _gpu("NVIDIA H100 PCIe", "H100 PCIe", 80, "ADA_80_PRO"),
-    _gpu("NVIDIA H100 NVL", "H100 NVL", 94, "ADA_80_PRO"),
+    # Pod-only: RunPod's ADA_80_PRO serverless pool is the H100 SXM (issue 15).
+    _gpu("NVIDIA H100 PCIe", "H100 PCIe", 80, None),
+    _gpu("NVIDIA H100 NVL", "H100 NVL", 94, None),
     _gpu("NVIDIA H200", "H200 SXM", 141, "HOPPER_141", community=False),
     _gpu("NVIDIA H200 NVL", "H200 NVL", 143, None, community=False),
     _gpu(
