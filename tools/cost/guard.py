@@ -40,8 +40,7 @@ async def hard_cap_breach(
 ) -> CapBreach | None:
     """The breach, if `monthly_estimate` (prorated to the rest of the period) or a `one_off`
     amount spent now (a benchmark) would take the period's spend past a hard-cap budget."""
-    with tc.services.db.session() as s:
-        budget = ledger.get_budget(s, org_id=tc.org_id)
+    budget = await tc.services.db.read(ledger.get_budget, org_id=tc.org_id)
     if budget is None or not budget.hard_cap:
         return None
     period = budget_period(budget, now=tc.services.clock.now(), tz=tc.request.timezone)
