@@ -54,6 +54,12 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+def _not_answering() -> web.Response:
+    return _not_ready(
+        f"the database is not answering (no answer within {READY_CHECK_TIMEOUT_SECONDS:.0f} s)"
+    )
+
+
 async def readyz(request: web.Request) -> web.Response:
     cockpit = request.app[COCKPIT_KEY]
 
@@ -66,10 +72,13 @@ async def readyz(request: web.Request) -> web.Response:
         current, head = await asyncio.wait_for(
             cockpit.db.call(check), timeout=READY_CHECK_TIMEOUT_SECONDS
         )
-    except (TimeoutError, DatabaseUnavailable):
-        return _not_ready(
-            f"the database is not answering (no answer within {READY_CHECK_TIMEOUT_SECONDS:.0f} s)"
-        )
+    except DatabaseUnavailable as exc:
+        if exc.__cause__ is not None:  # refused, or a driver error: reachable it is not
+            log.warning("readiness check failed", exc_info=True)
+            return _not_ready(f"the database is unreachable ({type(exc.__cause__).__name__})")
+        return _not_answering()
+    except TimeoutError:
+        return _not_answering()
     except Exception as exc:  # any driver error means "not ready"; the details go to the log
         log.warning("readiness check failed", exc_info=True)
         return _not_ready(f"the database is unreachable ({type(exc).__name__})")
