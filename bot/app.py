@@ -1,5 +1,7 @@
 """Wiring: settings → database, secrets, clients, registry, dispatcher. One `Cockpit` per process;
-every surface (console, Slack, Discord, HTTP API) talks to it through `handle`/`approve`."""
+every surface (console, Slack, Discord, HTTP API) talks to it: `on_message` for a chat message,
+`handle` for a command line, `decide` for an Approve/Cancel click (outcomes in
+`bot.conversation`), never to storage directly."""
 
 from __future__ import annotations
 
@@ -7,7 +9,10 @@ import functools
 import gc
 import importlib
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from sqlalchemy.exc import IntegrityError
 
@@ -16,15 +21,33 @@ from bot.agent import offline
 from bot.agent.claude import ClaudeAgent
 from bot.background.scheduler import BackgroundJobs
 from bot.clients import wire_alerts, wire_clients
+from bot.conversation import (
+    Answered,
+    Decision,
+    DecisionOutcome,
+    Ignored,
+    MessageOutcome,
+    SecretRefused,
+    decision_outcome,
+)
 from bot.dispatcher import Dispatcher
-from bot.logs import SECRETS, install_record_redaction
+from bot.logs import SECRETS, install_record_redaction, secret_provider
 from bot.settings import Settings
-from storage import conversations, orgs
+from storage import approvals, conversations, deployments, events, orgs
 from storage.crypto import load_secret_box
 from storage.db import Database
 from storage.models import Member, Workspace
 from tools.clock import Clock
-from tools.contract import REGISTRY, Platform, ProgressSink, Registry, Reply, RequestContext, Role
+from tools.contract import (
+    REGISTRY,
+    Platform,
+    ProgressSink,
+    Registry,
+    Reply,
+    RequestContext,
+    Role,
+    parse_id,
+)
 from tools.deploy.saga import recover_interrupted
 from tools.errors import CockpitError, InvalidInput, RateLimited
 from tools.metrics import COMMANDS
@@ -56,6 +79,16 @@ MAX_MESSAGE_CHARS = 4_000
 # gets by default (the other half for history and the answer), and a bound on what one message
 # can make us send and store.
 MAX_MODEL_CHAT_CHARS = 16_000
+# Deployments offered when a surface completes a deployment reference.
+CHOICE_STATUSES = (*deployments.ACTIVE_STATUSES, "stopped")
+
+
+@dataclass(frozen=True)
+class DeploymentChoice:
+    id: int
+    name: str
+    model_id: str
+    status: str
 
 
 def load_tool_modules(modules: tuple[str, ...] = BUILTIN_TOOL_MODULES) -> None:
@@ -102,6 +135,7 @@ class Cockpit:
             settings=settings, services=self.services, dispatcher=self.dispatcher
         )
         self._closers.append(self.agent.aclose)
+        self._deciding: set[tuple[int, int]] = set()  # (org, approval) clicks in progress
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -252,7 +286,20 @@ class Cockpit:
         progress: ProgressSink | None = None,
         stream: ProgressSink | None = None,
     ) -> Reply:
-        """One message from a person: a slash command, or plain words for the agent."""
+        """One message from a person: a slash command, or plain words for the agent. A reply
+        that asks for an approval carries when it expires (`Reply.expires_at`)."""
+        return await self._with_expiry(
+            ctx, await self._handle(ctx, text, progress=progress, stream=stream)
+        )
+
+    async def _handle(
+        self,
+        ctx: RequestContext,
+        text: str,
+        *,
+        progress: ProgressSink | None = None,
+        stream: ProgressSink | None = None,
+    ) -> Reply:
         text = text.strip()
         if not text:
             return Reply(text="Type /help to see what I can do.")
@@ -276,7 +323,7 @@ class Cockpit:
             return await self.dispatcher.run(
                 ctx, call.tool.name, call.args, progress=progress, stream=stream
             )
-        return await self.converse(ctx, text, progress=progress, on_text=stream)
+        return await self._converse(ctx, text, progress=progress, on_text=stream)
 
     async def converse(
         self,
@@ -293,6 +340,18 @@ class Cockpit:
         An over-long message, or one from someone over the rate limit, is refused before any
         matching or model call. The limit is only looked at here: the tool a message leads to
         counts it (in the dispatcher), so one message that runs one tool still counts once."""
+        return await self._with_expiry(
+            ctx, await self._converse(ctx, text, progress=progress, on_text=on_text)
+        )
+
+    async def _converse(
+        self,
+        ctx: RequestContext,
+        text: str,
+        *,
+        progress: ProgressSink | None = None,
+        on_text: ProgressSink | None = None,
+    ) -> Reply:
         refused = self._too_long(text, MAX_MESSAGE_CHARS, "Messages")
         if refused is None:
             refused = self._over_rate_limit(ctx)
@@ -302,15 +361,75 @@ class Cockpit:
             return await self.agent.respond(ctx, text, progress=progress, on_text=on_text)
         return await offline.respond(self.dispatcher, ctx, text, progress=progress)
 
-    def thread_deployment(self, ctx: RequestContext) -> int | None:
+    async def on_message(
+        self,
+        ctx: RequestContext,
+        text: str,
+        *,
+        addressed: bool = True,
+        model_chat: bool = True,
+        deployment: int | Literal["look up"] | None = "look up",
+        before_answer: Callable[[RequestContext], Awaitable[RequestContext]] | None = None,
+        progress: ProgressSink | None = None,
+        stream: ProgressSink | None = None,
+    ) -> MessageOutcome:
+        """One chat message, the same flow on every surface: a pasted secret key is refused
+        (never stored, answered or forwarded); in a thread bound to a deployed model
+        (`/chat <deployment>`) plain text goes on to that model; otherwise a message meant
+        for the bot (`addressed`: a DM or a mention) is a command or words for the agent.
+
+        `model_chat=False` keeps the message from a bound thread's model; `deployment` is the
+        thread's binding when the surface already looked it up (`thread_binding`).
+        `before_answer(ctx)` runs just before a command or the agent answers and may move the
+        answer (a new thread: return the context for it)."""
+        provider = secret_provider(text)
+        if provider:
+            return SecretRefused(provider=provider)
+        if model_chat and text and not router.is_command(text):
+            if deployment == "look up":
+                deployment = await self.thread_deployment(ctx)
+            if isinstance(deployment, int):
+                reply = await self.chat_with_deployment(
+                    ctx, deployment, text, progress=progress, stream=stream
+                )
+                return Answered(reply=reply, route="model")
+        if not addressed:
+            return Ignored()
+        if before_answer is not None:
+            ctx = await before_answer(ctx)
+        if router.is_command(text):
+            reply = await self.handle(ctx, text, progress=progress, stream=stream)
+            return Answered(reply=reply, route="command")
+        reply = await self.converse(ctx, text, progress=progress, on_text=stream)
+        return Answered(reply=reply, route="agent")
+
+    async def thread_deployment(self, ctx: RequestContext) -> int | None:
         """The deployment this thread chats with (bound by `/chat <deployment>`), or None."""
         if not ctx.thread:
             return None
-        with self.db.session() as s:
+        return await self.db.read(
+            conversations.bound_deployment,
+            org_id=ctx.org_id,
+            platform=ctx.platform.value,
+            channel=ctx.channel,
+            thread=ctx.thread,
+        )
+
+    async def thread_binding(
+        self, *, platform: Platform, workspace_id: str, channel: str, thread: str
+    ) -> int | None:
+        """`thread_deployment` for a surface workspace id, before anyone has a context: a read
+        only (nobody becomes a member by merely talking in a thread)."""
+
+        def look_up(s: Any) -> int | None:
+            ws = orgs.find_workspace(s, platform=platform.value, external_id=workspace_id)
+            if ws is None:
+                return None
             return conversations.bound_deployment(
-                s, org_id=ctx.org_id, platform=ctx.platform.value, channel=ctx.channel,
-                thread=ctx.thread,
+                s, org_id=ws.org_id, platform=platform.value, channel=channel, thread=thread
             )
+
+        return await self.db.read(look_up)
 
     async def chat_with_deployment(
         self,
@@ -331,6 +450,33 @@ class Cockpit:
             progress=progress, stream=stream,
         )
 
+    async def run_tool(self, ctx: RequestContext, tool: str, args: dict[str, Any]) -> Reply:
+        """One registry tool by name, through the dispatcher (roles, approvals, audit)."""
+        return await self._with_expiry(ctx, await self.dispatcher.run(ctx, tool, args))
+
+    async def first_delivery(self, ctx: RequestContext, key: str) -> bool:
+        """True the first time a surface delivers the payload named `key` (an event id, a
+        trigger id); a retry or a replay, in this process or another, says False."""
+        return await self.db.run(events.claim, org_id=ctx.org_id, key=key, now=self.clock.now())
+
+    async def deployments_like(self, ctx: RequestContext, text: str) -> list[DeploymentChoice]:
+        """The organisation's live (and stopped) deployments whose id, name or model contains
+        `text` (autocomplete)."""
+        needle = text.strip().lstrip("#").lower()
+
+        def rows(s: Any) -> list[DeploymentChoice]:
+            found = deployments.list_for(s, org_id=ctx.org_id, statuses=CHOICE_STATUSES)
+            return [
+                DeploymentChoice(id=d.id, name=d.name, model_id=d.model_id, status=d.status)
+                for d in found
+                if d.id is not None
+                and (not needle or needle in f"{d.id} {d.name} {d.model_id}".lower())
+            ]
+
+        return await self.db.read(rows)
+
+    # -- approvals --------------------------------------------------------------------------
+
     async def approve(
         self, ctx: RequestContext, approval_id: int, *, progress: ProgressSink | None = None
     ) -> Reply:
@@ -338,6 +484,68 @@ class Cockpit:
 
     async def cancel(self, ctx: RequestContext, approval_id: int) -> Reply:
         return await self.dispatcher.cancel(ctx, approval_id)
+
+    async def decide(
+        self,
+        ctx: RequestContext,
+        approval: int | str | None,
+        *,
+        approve: bool,
+        progress: ProgressSink | None = None,
+    ) -> Decision:
+        """An Approve or Cancel click on a card. `approval` is the button's value (client-
+        controlled text: only ASCII digits within the id column count). The dispatcher decides
+        who may click and runs the action once; the `Decision` says what happened, by whom and
+        when, for every surface to word the same way."""
+        approval_id = parse_id(str(approval) if approval is not None else None)
+        now = self.clock.now()
+
+        def decision(outcome: DecisionOutcome, reply: Reply, **statuses: Any) -> Decision:
+            return Decision(
+                outcome=outcome, approval_id=approval_id, reply=reply, approve=approve,
+                who=ctx.user_id, when=now, **statuses,
+            )
+
+        if approval_id is None:
+            return decision(DecisionOutcome.invalid, Reply())
+        key = (ctx.org_id, approval_id)
+        if key in self._deciding:
+            return decision(DecisionOutcome.busy, Reply())
+        self._deciding.add(key)
+        try:
+            before = await self._approval_status(ctx, approval_id)
+            if approve:
+                reply = await self.approve(ctx, approval_id, progress=progress)
+            else:
+                reply = await self.cancel(ctx, approval_id)
+            after = await self._approval_status(ctx, approval_id)
+        finally:
+            self._deciding.discard(key)
+        return decision(
+            decision_outcome(before, after), reply, status_before=before, status=after
+        )
+
+    async def _approval_status(self, ctx: RequestContext, approval_id: int) -> str | None:
+        def status(s: Any) -> str | None:
+            row = approvals.get(s, org_id=ctx.org_id, approval_id=approval_id)
+            return row.status if row is not None else None
+
+        return await self.db.read(status)
+
+    async def _with_expiry(self, ctx: RequestContext, reply: Reply) -> Reply:
+        approval_id = reply.approval_id
+        if approval_id is None or reply.expires_at is not None:
+            return reply
+
+        def expires(s: Any) -> datetime | None:
+            row = approvals.get(s, org_id=ctx.org_id, approval_id=approval_id)
+            return row.expires_at if row is not None else None
+
+        when = await self.db.read(expires)
+        if when is not None and when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)  # SQLite keeps no zone; stored times are UTC
+        reply.expires_at = when
+        return reply
 
     # -- entry checks -----------------------------------------------------------------------
 

@@ -44,6 +44,15 @@ def ensure_workspace(
     return ws
 
 
+def find_workspace(s: Session, *, platform: str, external_id: str) -> Workspace | None:
+    """The workspace for a platform id, or None (a read: nothing is created)."""
+    return s.exec(
+        select(Workspace).where(
+            Workspace.platform == platform, Workspace.external_id == external_id
+        )
+    ).first()
+
+
 def get_workspace(s: Session, *, org_id: int, workspace_id: int) -> Workspace | None:
     return s.exec(
         select(Workspace).where(Workspace.id == workspace_id, Workspace.org_id == org_id)

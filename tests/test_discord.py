@@ -768,7 +768,13 @@ async def test_chat_command_inside_a_thread_binds_that_thread(env: Env) -> None:
     assert "in this thread" in embed_text(env.fake.followups(chat["token"])[0].embeds)
     shown = [c for c in env.fake.calls if c.path.startswith(f"/channels/{thread_id}/messages")]
     assert "you said 'hi'" in shown[-1].content
-    assert await env.adapter.bound_deployment(guild_id=p.GUILD_ID, thread_id=thread_id) == dep_id
+    bound = await env.bot.cockpit.thread_binding(
+        platform=Platform.discord,
+        workspace_id=str(p.GUILD_ID),
+        channel=str(thread_id),
+        thread=str(thread_id),
+    )
+    assert bound == dep_id
 
 
 async def test_expired_approval_is_reported_and_card_closed(env: Env) -> None:

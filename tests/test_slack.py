@@ -1007,24 +1007,6 @@ async def test_a_failure_after_the_ack_is_reported_without_details(slack: SlackE
     assert "invalid_blocks" not in _texts(note) and "Traceback" not in _texts(note)
 
 
-async def test_thread_relay_hook_can_answer_instead_of_the_agent(slack: SlackEnv) -> None:
-    seen: list[tuple[str, str | None]] = []
-
-    async def relay(ctx: Any, text: str, conversation: Any) -> bool:
-        seen.append((text, conversation.thread_ts))
-        await conversation.post(
-            slack_blocks.SlackMessage(text="the model says hi"), thread_ts=conversation.thread_ts
-        )
-        return True
-
-    slack.adapter.thread_relay = relay
-    await slack.event(slack.mention("hello model", ts="1699999999.000700"))
-    answer = await slack.fake.wait_for("chat.postMessage")
-    assert answer.body["text"] == "the model says hi"
-    assert answer.body["thread_ts"] == "1699999999.000700"
-    assert seen == [("hello model", "1699999999.000700")]
-
-
 async def test_cockpit_run_connects_socket_mode_and_handles_events(
     tmp_path: Path, fake: FakeSlack
 ) -> None:
@@ -1122,7 +1104,7 @@ def test_manifest_matches_the_code() -> None:
     import yaml
 
     from bot.adapters.slack_commands import SHORTCUT_COMMANDS, SLACK_BUILTIN_COMMANDS
-    from bot.adapters.slack_oauth import BOT_SCOPES
+    from bot.slack_oauth import BOT_SCOPES
 
     manifest = yaml.safe_load((ROOT / "slack-manifest.yml").read_text())
     commands = [c["command"].lstrip("/") for c in manifest["features"]["slash_commands"]]

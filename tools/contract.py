@@ -12,6 +12,7 @@ import shlex
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, get_args, get_origin
@@ -158,6 +159,8 @@ class Reply(BaseModel):
     approval_id: int | None = None
     # Set by a preview when only this role (or higher) may approve, e.g. "admin" past a cap.
     approver_role: Role | None = None
+    # When the approval this reply asks for expires (set by `Cockpit`; shown on the card).
+    expires_at: datetime | None = None
     ephemeral: bool = False
 
     # On errors: the CockpitError code ("forbidden", "not_found", "rate_limited"...) and, for

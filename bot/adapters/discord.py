@@ -30,15 +30,12 @@ import discord
 from discord import app_commands
 
 from bot.adapters.discord_approvals import DYNAMIC_ITEMS, ApprovalHandlers
-from bot.adapters.discord_base import (
-    DRAIN_TIMEOUT_SECONDS,
-    DiscordConfigError,
-    parse_role_map,
-)
+from bot.adapters.discord_base import DiscordConfigError, DiscordSurface, parse_role_map
 from bot.adapters.discord_commands import CommandHandlers, build_commands
 from bot.adapters.discord_events import EventHandlers
 from bot.adapters.discord_render import alert_embed, note_embed, send_alert_embed
 from bot.app import Cockpit
+from bot.conversation import DRAIN_TIMEOUT_SECONDS
 from bot.settings import Settings
 from tools.contract import Registry
 
@@ -89,14 +86,15 @@ class CockpitClient(discord.Client):
             await self.cockpit_adapter.on_message(message)
 
 
-class DiscordAdapter(CommandHandlers, ApprovalHandlers, EventHandlers):
-    """One Discord bot bound to one `Cockpit`."""
+class DiscordAdapter:
+    """One Discord bot bound to one `Cockpit`: the discord.py client, its command tree, and
+    the handlers (components sharing one `DiscordSurface`)."""
 
     def __init__(self, cockpit: Cockpit, *, intents: discord.Intents | None = None) -> None:
-        super().__init__(cockpit)
         settings = cockpit.settings
         if not settings.discord_bot_token:
             raise DiscordConfigError(MISSING_TOKEN)
+        self.cockpit = cockpit
         self.token = settings.discord_bot_token
         apply_api_url(settings.discord_api_url)
         self.client = CockpitClient(
@@ -104,13 +102,28 @@ class DiscordAdapter(CommandHandlers, ApprovalHandlers, EventHandlers):
             intents=intents or default_intents(),
             allowed_mentions=discord.AllowedMentions.none(),
         )
+        self.surface = DiscordSurface(cockpit, self.client)
+        self.work = self.surface.work
+        self.commands = CommandHandlers(self.surface)
+        self.approvals = ApprovalHandlers(self.surface)
+        self.events = EventHandlers(self.surface)
+        # What the client and the persistent buttons call (`interaction.client.cockpit_adapter`).
+        self.on_message = self.events.on_message
+        self.on_decision = self.approvals.on_decision
+        self.on_command_button = self.approvals.on_command_button
         self.tree: app_commands.CommandTree[CockpitClient] = app_commands.CommandTree(self.client)
         self.tree.on_error = self.on_tree_error  # type: ignore[method-assign]
         for command in build_commands(
-            cockpit.services.registry, invoke=self.on_command, complete=self.on_autocomplete
+            cockpit.services.registry,
+            invoke=self.commands.on_command,
+            complete=self.commands.on_autocomplete,
         ):
             self.tree.add_command(command)
         self._gateway: asyncio.Task[None] | None = None
+
+    async def drain(self, timeout: float = DRAIN_TIMEOUT_SECONDS) -> None:
+        """Wait until the work started so far is done (bounded by `timeout`)."""
+        await self.work.drain(timeout)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -142,8 +155,7 @@ class DiscordAdapter(CommandHandlers, ApprovalHandlers, EventHandlers):
 
     async def close(self) -> None:
         """Let running work finish (bounded), then disconnect."""
-        await self.drain(timeout=DRAIN_TIMEOUT_SECONDS)
-        await self.cancel_tasks()
+        await self.work.close(DRAIN_TIMEOUT_SECONDS)
         await self.client.close()
         if self._gateway is not None:
             self._gateway.cancel()
@@ -158,7 +170,7 @@ class DiscordAdapter(CommandHandlers, ApprovalHandlers, EventHandlers):
     async def on_tree_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
-        ref = self.error_reference()
+        ref = self.work.reference()
         log.error("Discord command error (reference %s)", ref, exc_info=error)
         text = f"⚠️ That did not work (reference {ref}). Nothing was changed."
         if isinstance(error, app_commands.CommandNotFound):

@@ -2,10 +2,10 @@
 
 The buttons are `discord.ui.DynamicItem`s whose custom_id carries the approval id
 (`cockpit:approve:<id>`, `cockpit:cancel:<id>`): registered once on the client, they work on
-any card, also after a restart. The dispatcher decides who may click (the requester or an admin)
-and runs the action once; this module only reports: a refusal is an ephemeral followup to the
-clicker (the card stays), a decision edits the card, and progress and the result go into a
-thread started from the card.
+any card, also after a restart. `Cockpit.decide` decides (who may click, what happened); this
+module only reports: an undecided click is an ephemeral followup to the clicker (the card
+stays), a decision edits the card, and progress and the result go into a thread started from
+the card.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, Protocol, cast
 
 import discord
 
-from bot.adapters.discord_base import INTERNAL_ERROR_TEXT, DiscordBase, log
+from bot.adapters.discord_base import DiscordSurface, log
 from bot.adapters.discord_render import (
     COLOUR_NEUTRAL,
     COLOUR_OK,
@@ -24,6 +24,7 @@ from bot.adapters.discord_render import (
     note_embed,
 )
 from bot.adapters.discord_stream import ThreadProgress, is_dm, is_thread
+from bot.conversation import DecisionOutcome, OnError
 from tools.contract import Reply, parse_id
 
 CUSTOM_ID_PREFIX = "cockpit"
@@ -192,94 +193,95 @@ def decided_embeds(message: discord.Message | None, decision: str, *, colour: in
     return [*embeds, note]
 
 
-class ApprovalHandlers(DiscordBase):
+DECISION_COLOURS = {
+    DecisionOutcome.approved: COLOUR_OK,
+    DecisionOutcome.failed: COLOUR_OK,
+    DecisionOutcome.cancelled: COLOUR_NEUTRAL,
+    DecisionOutcome.expired: COLOUR_NEUTRAL,
+}
+DECISION_ICONS = {
+    DecisionOutcome.approved: "✅",
+    DecisionOutcome.failed: "✅",
+    DecisionOutcome.cancelled: "🚫",
+    DecisionOutcome.expired: "⌛",
+}
+
+
+def tell_clicker(interaction: discord.Interaction) -> OnError:
+    """`on_error` for a click: an ephemeral followup to the clicker alone."""
+
+    async def tell(text: str) -> None:
+        await interaction.followup.send(embed=note_embed(text), ephemeral=True)
+
+    return tell
+
+
+class ApprovalHandlers:
+    def __init__(self, surface: DiscordSurface) -> None:
+        self.surface = surface
+
     async def on_decision(
         self, interaction: discord.Interaction, approval_id: int, *, approve: bool
     ) -> None:
-        """Approve/Cancel clicked: acknowledge at once, then let the dispatcher decide."""
-        self.track()
+        """Approve/Cancel clicked: acknowledge at once, then let `Cockpit.decide` decide."""
+        self.surface.work.track()
         await interaction.response.defer()  # DEFERRED_UPDATE_MESSAGE: the card stays as is
-        try:
-            await self.decide(interaction, approval_id, approve=approve)
-        except Exception:
-            ref = self.error_reference()
-            log.exception("Discord approval click failed (reference %s)", ref)
-            try:
-                await interaction.followup.send(
-                    embed=note_embed(INTERNAL_ERROR_TEXT.format(ref=ref)), ephemeral=True
-                )
-            except Exception:
-                log.warning("could not tell the user about %s", ref, exc_info=True)
+        await self.surface.work.guard(
+            self.decide(interaction, approval_id, approve=approve),
+            what="approval click",
+            on_error=tell_clicker(interaction),
+        )
 
     async def decide(
         self, interaction: discord.Interaction, approval_id: int, *, approve: bool
     ) -> None:
-        if parse_id(str(approval_id)) is None:
-            # A custom_id is client-controlled: 2**63 matches the template's digits, no row.
-            await self.tell(interaction, "That button does not carry an approval id.")
-            return
+        surface = self.surface
         channel = interaction.channel
         card = interaction.message
         in_thread = is_thread(channel)
-        ctx = await self.context(
+        ctx = await surface.context(
             user=interaction.user,
             guild_id=interaction.guild_id,
             channel=str(interaction.channel_id) if interaction.channel_id else None,
             thread=str(interaction.channel_id) if in_thread else None,
         )
-        key = (ctx.org_id, approval_id)
-        if key in self._deciding:  # a double click while the first one still runs
-            await self.tell(interaction, f"Approval #{approval_id} is already being handled.")
-            return
 
         async def anchor() -> int | None:
             return card.id if card is not None else None
 
         progress = ThreadProgress(
-            self.client,
+            surface.client,
             channel_id=interaction.channel_id or 0,
             guild_id=interaction.guild_id,
             in_place=in_thread or is_dm(channel) or interaction.guild_id is None,
             anchor=anchor,
             name=_card_title(card) or f"approval #{approval_id}",
         )
-        self._deciding.add(key)
-        try:
-            before = await self.approval_status(ctx, approval_id)
-            if approve:
-                reply = await self.cockpit.approve(ctx, approval_id, progress=progress.post)
-            else:
-                reply = await self.cockpit.cancel(ctx, approval_id)
-            after = await self.approval_status(ctx, approval_id)
-        finally:
-            self._deciding.discard(key)
-        if before != "pending" or after in (None, "pending"):
-            # Refused (neither the requester nor an admin), already decided, or unknown: the
-            # card stays as it is and only the clicker hears why.
-            await self.tell(interaction, reply.text or "Nothing was done.")
+        # A custom_id is client-controlled: 2**63 matches the template's digits; decide
+        # checks the id again.
+        decision = await surface.cockpit.decide(
+            ctx, str(approval_id), approve=approve, progress=progress.post
+        )
+        if not decision.decided:
+            await self.tell(interaction, decision.note)
             return
-        who = f"<@{interaction.user.id}>"
-        when = discord.utils.format_dt(self.clock.now(), style="t")
-        if after == "cancelled":
-            decision, colour = f"🚫 Cancelled by {who} at {when}; nothing was done.", COLOUR_NEUTRAL
-        elif after == "expired":
-            decision = "⌛ Expired; nothing was done. Run the command again for a new one."
-            colour = COLOUR_NEUTRAL
-        else:
-            outcome = "done" if after == "executed" else "it failed, see the thread"
-            decision, colour = f"✅ Approved by {who} at {when}; {outcome}.", COLOUR_OK
+        summary = decision.summary(
+            who=f"<@{interaction.user.id}>",
+            when=discord.utils.format_dt(decision.when, style="t"),
+            icons=DECISION_ICONS,
+        )
         try:
             await interaction.edit_original_response(
-                embeds=decided_embeds(card, decision, colour=colour),
+                embeds=decided_embeds(card, summary, colour=DECISION_COLOURS[decision.outcome]),
                 view=remaining_view(card, approval_id),
                 allowed_mentions=discord.AllowedMentions.none(),
             )
         except discord.HTTPException:
             log.warning("could not update the approval card", exc_info=True)
-        if after == "expired":
-            await self.tell(interaction, reply.text)
-        elif approve:
-            await progress.send(self.render(reply))
+        if decision.outcome is DecisionOutcome.expired:
+            await self.tell(interaction, decision.note)
+        elif decision.posts_result:
+            await progress.send(surface.render(decision.reply))
 
     async def tell(self, interaction: discord.Interaction, text: str) -> None:
         """An ephemeral note to the clicker alone."""
@@ -289,31 +291,31 @@ class ApprovalHandlers(DiscordBase):
         """A command button: runs `/command` as the person who clicked, answered in a new
         message (like typing the command); a private reply (`Reply.ephemeral`) or a refusal
         goes to the clicker alone."""
-        self.track()
+        self.surface.work.track()
         # DEFERRED_UPDATE_MESSAGE: nothing is shown yet, so the answer can still be private.
         await interaction.response.defer()
-        try:
-            ctx = await self.context(
-                user=interaction.user,
-                guild_id=interaction.guild_id,
-                channel=str(interaction.channel_id) if interaction.channel_id else None,
-                thread=str(interaction.channel_id) if is_thread(interaction.channel) else None,
-                idempotency_key=f"discord:{interaction.id}",
-            )
-            reply = await self.cockpit.handle(ctx, "/" + command)
-            message = self.render(reply)
-            kwargs = message.send_kwargs()
-            view = reply_view(reply)
-            if view is not None:
-                kwargs["view"] = view
-            private = reply.ephemeral or not reply.ok
-            await interaction.followup.send(wait=True, ephemeral=private, **kwargs)
-        except Exception:
-            ref = self.error_reference()
-            log.exception("Discord command button failed (reference %s)", ref)
-            await interaction.followup.send(
-                embed=note_embed(INTERNAL_ERROR_TEXT.format(ref=ref)), ephemeral=True
-            )
+        await self.surface.work.guard(
+            self.run_command_button(interaction, command),
+            what="command button",
+            on_error=tell_clicker(interaction),
+        )
+
+    async def run_command_button(self, interaction: discord.Interaction, command: str) -> None:
+        surface = self.surface
+        ctx = await surface.context(
+            user=interaction.user,
+            guild_id=interaction.guild_id,
+            channel=str(interaction.channel_id) if interaction.channel_id else None,
+            thread=str(interaction.channel_id) if is_thread(interaction.channel) else None,
+            idempotency_key=f"discord:{interaction.id}",
+        )
+        reply = await surface.cockpit.handle(ctx, "/" + command)
+        kwargs = surface.render(reply).send_kwargs()
+        view = reply_view(reply)
+        if view is not None:
+            kwargs["view"] = view
+        private = reply.ephemeral or not reply.ok
+        await interaction.followup.send(wait=True, ephemeral=private, **kwargs)
 
 
 def _card_title(card: discord.Message | None) -> str | None:

@@ -1,40 +1,24 @@
-"""What every Discord handler shares: the request context built from a Discord user (a guild is
-a workspace, a DM a per-user workspace, optional Discord-role → bot-role mapping), tracking of
-running work for shutdown and tests, and the adapter's database thread. The handlers live in
-`discord_commands`, `discord_approvals` and `discord_events`; `discord.DiscordAdapter`
-assembles them."""
+"""What every Discord handler shares (`DiscordSurface`): the cockpit, the tracked work, and the
+request context built from a Discord user (a guild is a workspace, a DM a per-user workspace,
+optional Discord-role → bot-role mapping). The handlers live in `discord_commands`,
+`discord_approvals` and `discord_events`, each a component holding this surface;
+`discord.DiscordAdapter` wires them to the discord.py client."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
-import uuid
-from collections.abc import Callable
-from datetime import UTC
-from typing import Any, TypeVar
 
 import discord
-from sqlmodel import select
 
 from bot.adapters.discord_render import DiscordMessage, render_reply
 from bot.app import Cockpit
-from storage import approvals, conversations
-from storage.models import Workspace
-from tools.clock import Clock
+from bot.conversation import SurfaceWork
 from tools.contract import Platform, Reply, ReplyField, RequestContext, Role
 
 log = logging.getLogger("bot.adapters.discord")
 
-DRAIN_TIMEOUT_SECONDS = 10.0
 ROLE_CACHE_SECONDS = 300.0  # guild role names fetched over HTTP are reused this long
 DM_WORKSPACE_PREFIX = "dm-"
-INTERNAL_ERROR_TEXT = (
-    "⚠️ Something went wrong while handling that (reference {ref}). Nothing else was changed; "
-    "the details are in the bot's logs."
-)
-
-T = TypeVar("T")
 
 
 class DiscordConfigError(Exception):
@@ -60,65 +44,28 @@ def parse_role_map(raw: str | None) -> dict[str, Role]:
     return mapping
 
 
-class DiscordBase:
-    cockpit: Cockpit
-    clock: Clock
-    client: discord.Client
-
-    def __init__(self, cockpit: Cockpit) -> None:
+class DiscordSurface:
+    def __init__(self, cockpit: Cockpit, client: discord.Client) -> None:
         self.cockpit = cockpit
         self.clock = cockpit.clock
+        self.client = client
+        self.work = SurfaceWork("discord", icon="⚠️", log=log)
         self.role_map = parse_role_map(cockpit.settings.discord_role_map)
         self._role_names: dict[int, tuple[float, dict[int, str]]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._deciding: set[tuple[int, int]] = set()  # (org, approval) clicks in progress
 
     @property
     def sandbox(self) -> bool:
         return bool(self.cockpit.services.sandbox)
 
     def render(self, reply: Reply) -> DiscordMessage:
+        """The reply as a Discord message; an approval card shows when it expires (a Discord
+        timestamp: local time, relative)."""
+        if reply.approval_id is not None and reply.expires_at is not None:
+            when = discord.utils.format_dt(reply.expires_at, style="R")
+            reply = reply.model_copy(
+                update={"fields": [*reply.fields, ReplyField(label="Expires", value=when)]}
+            )
         return render_reply(reply, sandbox=self.sandbox)
-
-    # -- running work ---------------------------------------------------------------------
-
-    def track(self) -> None:
-        """Count the current task (one interaction or message) as running work, so shutdown
-        and tests can wait for it (`drain`)."""
-        task = asyncio.current_task()
-        if task is not None and task not in self._tasks:
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def drain(self, timeout: float = DRAIN_TIMEOUT_SECONDS) -> None:
-        """Wait until the work started so far is done (bounded by `timeout`)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        current = asyncio.current_task()
-        while True:
-            pending = [t for t in self._tasks if t is not current and not t.done()]
-            remaining = deadline - loop.time()
-            if not pending or remaining <= 0:
-                return
-            await asyncio.wait(pending, timeout=remaining)
-
-    async def cancel_tasks(self) -> None:
-        current = asyncio.current_task()
-        tasks = [t for t in self._tasks if t is not current]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def blocking(self, func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Run synchronous database work off the event loop, on the process's storage threads
-        (the one bounded pool every storage call shares; first sightings that race are settled
-        in `Cockpit.context_for`)."""
-        return await self.cockpit.db.call(functools.partial(func, *args, **kwargs))
-
-    @staticmethod
-    def error_reference() -> str:
-        return f"discord-{uuid.uuid4().hex[:8]}"
 
     # -- identity -------------------------------------------------------------------------
 
@@ -142,8 +89,7 @@ class DiscordBase:
         else:
             workspace_id = f"{DM_WORKSPACE_PREFIX}{user.id}"
             workspace_name = f"{user.display_name} (Discord DM)"
-        return await self.blocking(
-            self.cockpit.context_for,
+        return await self.cockpit.context(
             platform=Platform.discord,
             workspace_id=workspace_id,
             workspace_name=workspace_name,
@@ -196,58 +142,3 @@ class DiscordBase:
             cached = (now, {int(r["id"]): str(r["name"]) for r in data})
             self._role_names[guild_id] = cached
         return {**cached[1], **names}
-
-    # -- approvals ------------------------------------------------------------------------
-
-    async def approval_status(self, ctx: RequestContext, approval_id: int) -> str | None:
-        row = await self._approval(ctx.org_id, approval_id)
-        return row.status if row is not None else None
-
-    async def with_expiry(self, ctx: RequestContext, reply: Reply) -> Reply:
-        """An approval card shows when it expires (a Discord timestamp: local time, relative)."""
-        if reply.approval_id is None:
-            return reply
-        row = await self._approval(ctx.org_id, reply.approval_id)
-        if row is None or row.expires_at is None:
-            return reply
-        expires = row.expires_at
-        if expires.tzinfo is None:
-            expires = expires.replace(tzinfo=UTC)
-        when = discord.utils.format_dt(expires, style="R")
-        return reply.model_copy(
-            update={"fields": [*reply.fields, ReplyField(label="Expires", value=when)]}
-        )
-
-    async def _approval(self, org_id: int, approval_id: int) -> Any:
-        def get() -> Any:
-            with self.cockpit.db.session() as s:
-                return approvals.get(s, org_id=org_id, approval_id=approval_id)
-
-        return await self.blocking(get)
-
-    # -- model-chat threads ---------------------------------------------------------------
-
-    async def bound_deployment(self, *, guild_id: int, thread_id: int) -> int | None:
-        """The deployment a guild thread chats with (`/chat <deployment>` bound it), or None.
-        Read-only: nobody becomes a member by merely talking in a channel."""
-
-        def look_up() -> int | None:
-            with self.cockpit.db.session() as s:
-                # The workspace is only looked up here (orgs.ensure_workspace would create it).
-                ws = s.exec(
-                    select(Workspace).where(
-                        Workspace.platform == Platform.discord.value,
-                        Workspace.external_id == str(guild_id),
-                    )
-                ).first()
-                if ws is None:
-                    return None
-                return conversations.bound_deployment(
-                    s,
-                    org_id=ws.org_id,
-                    platform=Platform.discord.value,
-                    channel=str(thread_id),
-                    thread=str(thread_id),
-                )
-
-        return await self.blocking(look_up)

@@ -29,8 +29,8 @@ import discord
 from discord import app_commands
 from pydantic_core import PydanticUndefined
 
-from bot.adapters.discord_approvals import reply_view
-from bot.adapters.discord_base import INTERNAL_ERROR_TEXT, DiscordBase, log
+from bot.adapters.discord_approvals import reply_view, tell_clicker
+from bot.adapters.discord_base import DiscordSurface, log
 from bot.adapters.discord_render import DiscordMessage, note_embed, truncate
 from bot.adapters.discord_stream import (
     StreamedMessage,
@@ -39,7 +39,6 @@ from bot.adapters.discord_stream import (
     is_thread,
     start_thread,
 )
-from storage import deployments
 from tools.catalog.aliases import ALIASES
 from tools.contract import Registry, Reply, RequestContext, Tool
 
@@ -53,7 +52,6 @@ COMMAND_NAME = re.compile(r"^[-_a-z0-9]{1,32}$")
 DEPLOYMENT_OPTIONS = frozenset({"deployment"})
 MODEL_OPTIONS = frozenset({"model"})
 CHAT_TOOL = "chat_with_model"
-AUTOCOMPLETE_STATUSES = (*deployments.ACTIVE_STATUSES, "stopped")
 
 gen_log = logging.getLogger(__name__)
 
@@ -287,21 +285,23 @@ def model_choices(current: str) -> list[app_commands.Choice[str]]:
 # --- handlers ------------------------------------------------------------------------------
 
 
-class CommandHandlers(DiscordBase):
+class CommandHandlers:
+    def __init__(self, surface: DiscordSurface) -> None:
+        self.surface = surface
+
     async def on_command(
         self, interaction: discord.Interaction, tool: Tool, values: dict[str, Any]
     ) -> None:
         """A slash command: defer within Discord's 3 s, run it, follow up with the answer."""
-        self.track()
+        self.surface.work.track()
         # A tool that takes a secret answers privately, so the invocation stays private too.
         private = bool(tool.secret_fields)
         await interaction.response.defer(thinking=True, ephemeral=private)
-        try:
-            await self.run_command(interaction, tool, values, private=private)
-        except Exception:
-            ref = self.error_reference()
-            log.exception("Discord /%s failed (reference %s)", command_name(tool), ref)
-            await self._tell_error(interaction, ref)
+        await self.surface.work.guard(
+            self.run_command(interaction, tool, values, private=private),
+            what=f"/{command_name(tool)}",
+            on_error=tell_clicker(interaction),
+        )
 
     async def run_command(
         self,
@@ -321,8 +321,7 @@ class CommandHandlers(DiscordBase):
             await self.run_chat(interaction, ctx, line, values)
             return
         progress = self.progress_for(interaction, name=line)
-        reply = await self.cockpit.handle(ctx, line, progress=progress.post)
-        reply = await self.with_expiry(ctx, reply)
+        reply = await self.surface.cockpit.handle(ctx, line, progress=progress.post)
         shared = progress.thread_id is not None
         await self.answer(interaction, reply, private=private, shared=shared)
 
@@ -335,7 +334,7 @@ class CommandHandlers(DiscordBase):
         idempotency_key: str | None = None,
     ) -> RequestContext:
         guild = interaction.guild
-        return await self.context(
+        return await self.surface.context(
             user=interaction.user,
             guild_id=interaction.guild_id,
             guild_name=guild.name if guild is not None and guild.name else None,
@@ -353,7 +352,7 @@ class CommandHandlers(DiscordBase):
 
         channel = interaction.channel
         return ThreadProgress(
-            self.client,
+            self.surface.client,
             channel_id=interaction.channel_id or 0,
             guild_id=interaction.guild_id,
             in_place=is_thread(channel) or is_dm(channel) or interaction.guild_id is None,
@@ -371,7 +370,7 @@ class CommandHandlers(DiscordBase):
     ) -> None:
         """Follow up with the reply. An error (or an ephemeral reply) that nobody else has seen
         yet goes to the requester alone: the public "thinking…" message is removed first."""
-        message = self.render(reply)
+        message = self.surface.render(reply)
         view = reply_view(reply)
         if (reply.ephemeral or not reply.ok) and not private and not shared:
             try:
@@ -394,14 +393,6 @@ class CommandHandlers(DiscordBase):
             kwargs["view"] = view
         return await interaction.followup.send(wait=True, ephemeral=ephemeral, **kwargs)
 
-    async def _tell_error(self, interaction: discord.Interaction, ref: str) -> None:
-        try:
-            await interaction.followup.send(
-                embed=note_embed(INTERNAL_ERROR_TEXT.format(ref=ref)), ephemeral=True
-            )
-        except Exception:
-            log.warning("could not tell the user about %s", ref, exc_info=True)
-
     # -- /chat: a thread bound to a deployment, the answer streamed -----------------------
 
     async def run_chat(
@@ -411,6 +402,7 @@ class CommandHandlers(DiscordBase):
         line: str,
         values: dict[str, Any],
     ) -> None:
+        surface = self.surface
         channel = interaction.channel
         ref = str(values.get("deployment") or "").replace("`", "'")
         opener: discord.WebhookMessage | None = None
@@ -431,14 +423,14 @@ class CommandHandlers(DiscordBase):
             )
             try:
                 thread_id = await start_thread(
-                    self.client, interaction.channel_id or 0, opener.id, name=f"chat · {ref}"
+                    surface.client, interaction.channel_id or 0, opener.id, name=f"chat · {ref}"
                 )
                 created = True
             except discord.HTTPException:
                 log.warning("could not open a chat thread; answering in place", exc_info=True)
         if thread_id is not None:
             ctx = ctx.model_copy(update={"channel": str(thread_id), "thread": str(thread_id)})
-        target = self.client.get_partial_messageable(
+        target = surface.client.get_partial_messageable(
             thread_id or interaction.channel_id or 0,
             guild_id=interaction.guild_id,
             type=discord.ChannelType.public_thread if thread_id else None,
@@ -448,18 +440,18 @@ class CommandHandlers(DiscordBase):
             opener = await self.followup(
                 interaction, DiscordMessage(embeds=[note_embed(f"💬 Chat with `{ref}`.")])
             )
-        stream = StreamedMessage(target, clock=self.clock)
-        reply = await self.cockpit.handle(ctx, line, stream=stream.feed)
+        stream = StreamedMessage(target, clock=surface.clock)
+        reply = await surface.cockpit.handle(ctx, line, stream=stream.feed)
         if not reply.ok and not stream.started:
             if created and thread_id is not None:
                 try:
-                    await self.client.http.delete_channel(thread_id)
+                    await surface.client.http.delete_channel(thread_id)
                 except discord.HTTPException:
                     log.info("could not delete the unused chat thread %s", thread_id)
             if opener is not None:
-                await opener.edit(**_edit_kwargs(self.render(reply)))
+                await opener.edit(**_edit_kwargs(surface.render(reply)))
             return
-        await deliver(self, target, reply, stream, ctx=ctx)
+        await deliver(surface, target, reply, stream)
 
     # -- autocomplete ---------------------------------------------------------------------
 
@@ -473,24 +465,14 @@ class CommandHandlers(DiscordBase):
         except Exception:
             log.warning("autocomplete: no context", exc_info=True)
             return []
-        return await self.blocking(deployment_choices, self, ctx, current)
-
-
-def deployment_choices(
-    adapter: DiscordBase, ctx: RequestContext, current: str
-) -> list[app_commands.Choice[str]]:
-    """The organisation's deployments matching what was typed: "#3 qwen (healthy)" → "3"."""
-    with adapter.cockpit.db.session() as s:
-        rows = deployments.list_for(s, org_id=ctx.org_id, statuses=AUTOCOMPLETE_STATUSES)
-    needle = current.strip().lstrip("#").lower()
-    out: list[app_commands.Choice[str]] = []
-    for d in rows:
-        hay = f"{d.id} {d.name} {d.model_id}".lower()
-        if needle and needle not in hay:
-            continue
-        label = f"#{d.id} {d.name} · {d.model_id} ({d.status})"
-        out.append(app_commands.Choice(name=truncate(label, MAX_CHOICE_NAME), value=str(d.id)))
-    return out[:MAX_CHOICES]
+        found = await self.surface.cockpit.deployments_like(ctx, current)
+        return [
+            app_commands.Choice(
+                name=truncate(f"#{d.id} {d.name} · {d.model_id} ({d.status})", MAX_CHOICE_NAME),
+                value=str(d.id),
+            )
+            for d in found[:MAX_CHOICES]
+        ]
 
 
 def _edit_kwargs(message: DiscordMessage) -> dict[str, Any]:
@@ -503,27 +485,23 @@ def _edit_kwargs(message: DiscordMessage) -> dict[str, Any]:
 
 
 async def deliver(
-    adapter: DiscordBase,
+    surface: DiscordSurface,
     target: discord.abc.Messageable,
     reply: Reply,
     stream: StreamedMessage | None = None,
-    *,
-    ctx: RequestContext | None = None,
 ) -> None:
     """Post a reply into `target`. After a streamed answer, the final edit carries the full
     text (footer as a small line) and only the other parts (fields, table, buttons) follow as
     an embed; an error after a partial stream keeps the partial text and adds the error."""
     if stream is not None and stream.started:
         footer = reply.footer
-        if adapter.sandbox and "sandbox" not in (footer or "").lower():
+        if surface.sandbox and "sandbox" not in (footer or "").lower():
             footer = f"{footer} · sandbox" if footer else "sandbox"
         await stream.finish(reply.text if reply.ok and reply.text else None, footer=footer)
         reply = reply.model_copy(update={"text": "" if reply.ok else reply.text, "footer": None})
         if not (reply.text or reply.title or reply.fields or reply.table or reply.buttons):
             return
-    if ctx is not None:
-        reply = await adapter.with_expiry(ctx, reply)
-    kwargs = adapter.render(reply).send_kwargs()
+    kwargs = surface.render(reply).send_kwargs()
     view = reply_view(reply)
     if view is not None:
         kwargs["view"] = view

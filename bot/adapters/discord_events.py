@@ -1,7 +1,7 @@
-"""Messages: mentions and DMs go to the agent (`Cockpit.converse`), answered in a thread; every
-message in a thread bound to a deployment (`/chat <deployment>`) goes to that model, the answer
-streamed by editing one message. Bots (this one included) are ignored; a pasted secret key is
-never stored, echoed or given to the agent."""
+"""Messages: mentions and DMs go through `Cockpit.on_message` (the agent or a command),
+answered in a thread; every message in a thread bound to a deployment (`/chat <deployment>`)
+goes to that model, the answer streamed by editing one message. Bots (this one included) are
+ignored; a pasted secret key is never stored, echoed or given to the agent."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import re
 
 import discord
 
-from bot import router
-from bot.adapters.discord_base import INTERNAL_ERROR_TEXT, DiscordBase, log
+from bot.adapters.discord_base import DiscordSurface, log
 from bot.adapters.discord_commands import deliver
 from bot.adapters.discord_render import note_embed, thread_name
 from bot.adapters.discord_stream import (
@@ -21,8 +20,9 @@ from bot.adapters.discord_stream import (
     is_thread,
     start_thread,
 )
+from bot.conversation import Answered, SecretRefused
 from bot.logs import secret_provider
-from tools.contract import RequestContext
+from tools.contract import Platform, RequestContext
 
 KEY_WARNING = (
     "🔒 That message looks like it contains a secret key. I did not store, repeat or use it. "
@@ -48,137 +48,135 @@ def message_guild_id(message: discord.Message) -> int | None:
     return getattr(message.channel, "guild_id", None)
 
 
-class EventHandlers(DiscordBase):
+class EventHandlers:
+    def __init__(self, surface: DiscordSurface) -> None:
+        self.surface = surface
+
     async def on_message(self, message: discord.Message) -> None:
         """Gateway MESSAGE_CREATE (discord.py runs each in its own task)."""
         if message.author.bot or message.webhook_id is not None:
             return
         if message.type not in (discord.MessageType.default, discord.MessageType.reply):
             return
-        self.track()
-        try:
-            await self.handle_message(message)
-        except Exception:
-            ref = self.error_reference()
-            log.exception("Discord message handling failed (reference %s)", ref)
-            try:
-                await message.channel.send(
-                    embed=note_embed(INTERNAL_ERROR_TEXT.format(ref=ref)),
-                    allowed_mentions=discord.AllowedMentions.none(),
-                )
-            except Exception:
-                log.warning("could not tell the user about %s", ref, exc_info=True)
+        self.surface.work.track()
+
+        async def tell(text: str) -> None:
+            await message.channel.send(
+                embed=note_embed(text), allowed_mentions=discord.AllowedMentions.none()
+            )
+
+        await self.surface.work.guard(self.handle_message(message), what="message", on_error=tell)
 
     async def handle_message(self, message: discord.Message) -> None:
-        me = self.client.user
+        """One message through `Cockpit.on_message`. A guild channel that is not a thread
+        gets a new thread for the answer (`before_answer`)."""
+        surface, cockpit = self.surface, self.surface.cockpit
+        me = surface.client.user
         channel = message.channel
         guild_id = message_guild_id(message)
         dm = guild_id is None or is_dm(channel)
         in_thread = is_thread(channel)
         mentioned = me is not None and any(u.id == me.id for u in message.mentions)
         text = strip_bot_mention(message.content or "", me.id if me else None)
-
-        # A thread bound to a deployment (the channel type is unknown when the gateway cache
-        # lacks it: look the binding up anyway).
+        if not text:
+            return
+        # A thread bound to a deployment takes every message (the channel type is unknown
+        # when the gateway cache lacks it: look the binding up anyway). Looked up before
+        # anyone gets a context: nobody becomes a member by merely talking in a thread.
+        deployment: int | None = None
         if guild_id is not None and not dm and (in_thread or channel_type(channel) is None):
-            deployment_id = await self.bound_deployment(guild_id=guild_id, thread_id=channel.id)
-            if deployment_id is not None:
-                if text and not await self.refused_secret(message, text):
-                    ctx = await self.context(
-                        user=message.author,
-                        guild_id=guild_id,
-                        channel=str(channel.id),
-                        thread=str(channel.id),
-                    )
-                    await self.relay_to_model(ctx, channel, deployment_id, text)
-                return
-        if not (dm or mentioned) or not text:
-            return
-        if await self.refused_secret(message, text):
-            return
-        if dm:
-            ctx = await self.context(user=message.author, guild_id=None, channel=str(channel.id))
-            target: discord.abc.Messageable = channel
-        elif in_thread:
-            ctx = await self.context(
-                user=message.author,
-                guild_id=guild_id,
+            deployment = await cockpit.thread_binding(
+                platform=Platform.discord,
+                workspace_id=str(guild_id),
                 channel=str(channel.id),
                 thread=str(channel.id),
             )
-            target = channel
-        else:
-            try:
-                thread_id = await start_thread(
-                    self.client, channel.id, message.id, name=thread_name(text)
-                )
-            except discord.HTTPException:
-                # No thread here (no permission, or the channel is itself a thread the cache
-                # did not know): answer in place.
-                log.info("could not start a thread in %s; answering in place", channel.id)
-                thread_id = channel.id
-            ctx = await self.context(
-                user=message.author,
-                guild_id=guild_id,
-                channel=str(thread_id),
-                thread=str(thread_id),
-            )
-            target = self.client.get_partial_messageable(
-                thread_id, guild_id=guild_id, type=discord.ChannelType.public_thread
-            )
-        await self.answer_message(ctx, target, text, guild_id=guild_id)
+        if deployment is None and not (dm or mentioned):
+            return
+        answer = DiscordAnswer(surface, channel, guild_id=guild_id, name=text)
+        threaded = deployment is not None or in_thread
+        ctx = await surface.context(
+            user=message.author,
+            guild_id=None if dm else guild_id,
+            channel=str(channel.id),
+            thread=str(channel.id) if threaded and not dm else None,
+        )
 
-    async def answer_message(
+        async def into_a_thread(ctx: RequestContext) -> RequestContext:
+            thread_id = await answer.open_thread(message.id)
+            return ctx.model_copy(update={"channel": str(thread_id), "thread": str(thread_id)})
+
+        outcome = await cockpit.on_message(
+            ctx,
+            text,
+            addressed=dm or mentioned,
+            deployment=deployment,
+            before_answer=None if dm or threaded else into_a_thread,
+            progress=answer.progress,
+            stream=answer.stream,
+        )
+        if isinstance(outcome, SecretRefused):
+            log.warning("a secret key was pasted in Discord channel %s; warned", channel.id)
+            await channel.send(
+                embed=note_embed(KEY_WARNING), allowed_mentions=discord.AllowedMentions.none()
+            )
+        elif isinstance(outcome, Answered):
+            await deliver(surface, answer.target, outcome.reply, answer.streamed)
+
+
+class DiscordAnswer:
+    """Where one message's answer goes: the message's channel (a DM, a thread), or a thread
+    opened under the message (`open_thread`); progress lines go there too, the agent's text
+    streams into one message that grows."""
+
+    def __init__(
         self,
-        ctx: RequestContext,
-        target: discord.abc.Messageable,
-        text: str,
+        surface: DiscordSurface,
+        channel: discord.abc.Messageable,
         *,
         guild_id: int | None,
+        name: str,
     ) -> None:
-        """A command or plain words, answered in `target` (the thread or the DM); the agent's
-        text streams into one message when it arrives in pieces."""
-        progress = ThreadProgress(
-            self.client,
-            channel_id=int(ctx.channel or 0),
-            guild_id=guild_id,
-            in_place=True,
-            anchor=_no_anchor,
-            name=text,
-        )
-        stream = StreamedMessage(target, clock=self.clock)
-        if router.is_command(text):
-            # `/chat 3 hello` here binds this thread to deployment #3 and streams the answer.
-            reply = await self.cockpit.handle(ctx, text, progress=progress.post, stream=stream.feed)
-        else:
-            reply = await self.cockpit.converse(
-                ctx, text, progress=progress.post, on_text=stream.feed
+        self.surface = surface
+        self.target = channel
+        self.guild_id = guild_id
+        self.name = name
+        self.channel_id = int(getattr(channel, "id", 0) or 0)
+        self.streamed = StreamedMessage(channel, clock=surface.clock)
+        self._progress: ThreadProgress | None = None
+
+    async def open_thread(self, message_id: int) -> int:
+        client = self.surface.client
+        try:
+            thread_id = await start_thread(
+                client, self.channel_id, message_id, name=thread_name(self.name)
             )
-        await deliver(self, target, reply, stream, ctx=ctx)
-
-    async def relay_to_model(
-        self,
-        ctx: RequestContext,
-        channel: discord.abc.Messageable,
-        deployment_id: int,
-        text: str,
-    ) -> None:
-        """A message in a thread bound to a deployment: `/chat <deployment> <text>`, streamed."""
-        stream = StreamedMessage(channel, clock=self.clock)
-        reply = await self.cockpit.chat_with_deployment(
-            ctx, deployment_id, text, stream=stream.feed
+        except discord.HTTPException:
+            # No thread here (no permission, or the channel is itself a thread the cache did
+            # not know): answer in place.
+            log.info("could not start a thread in %s; answering in place", self.channel_id)
+            return self.channel_id
+        self.channel_id = thread_id
+        self.target = client.get_partial_messageable(
+            thread_id, guild_id=self.guild_id, type=discord.ChannelType.public_thread
         )
-        await deliver(self, channel, reply, stream, ctx=ctx)
+        self.streamed = StreamedMessage(self.target, clock=self.surface.clock)
+        return thread_id
 
-    async def refused_secret(self, message: discord.Message, text: str) -> bool:
-        """A secret pasted into chat: warn, never store, echo or forward it."""
-        if not looks_like_secret(text):
-            return False
-        log.warning("a secret key was pasted in Discord channel %s; warned", message.channel.id)
-        await message.channel.send(
-            embed=note_embed(KEY_WARNING), allowed_mentions=discord.AllowedMentions.none()
-        )
-        return True
+    async def progress(self, text: str) -> None:
+        if self._progress is None:
+            self._progress = ThreadProgress(
+                self.surface.client,
+                channel_id=self.channel_id,
+                guild_id=self.guild_id,
+                in_place=True,
+                anchor=_no_anchor,
+                name=self.name,
+            )
+        await self._progress.post(text)
+
+    async def stream(self, delta: str) -> None:
+        await self.streamed.feed(delta)
 
 
 async def _no_anchor() -> int | None:

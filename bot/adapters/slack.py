@@ -1,8 +1,9 @@
 """Slack surface: a slack-bolt `AsyncApp` that turns Slack payloads into cockpit requests.
 
 Thin by design: every listener acknowledges at once (Slack's 3-second rule), then the work runs
-in a tracked background task that builds the request context and calls `Cockpit.handle`,
-`converse`, `approve` or `cancel`. Permissions, approvals and idempotency are the dispatcher's.
+in a tracked background task that builds the request context and calls `Cockpit.on_message`,
+`handle` or `decide`, then renders the outcome. Permissions, approvals and idempotency are the
+dispatcher's.
 
     adapter = SlackAdapter(cockpit, mode="socket")      # SLACK_BOT_TOKEN + SLACK_APP_TOKEN
     await adapter.start_socket_mode()
@@ -10,17 +11,13 @@ in a tracked background task that builds the request context and calls `Cockpit.
     adapter = SlackAdapter(cockpit, mode="http")        # SLACK_SIGNING_SECRET + (SLACK_BOT_TOKEN
     app = bot.web.build_web_app(cockpit, slack=adapter) #   or SLACK_CLIENT_ID/SECRET for OAuth)
 
-Listeners live in `slack_commands` (slash commands, /connect modal), `slack_approvals`
+Composition, not inheritance: `SlackSurface` (slack_base) holds what the listeners share (the
+cockpit, the tracked work, contexts, conversations); the listeners are components holding it:
+`slack_commands` (slash commands, command buttons, /connect modal), `slack_approvals`
 (Approve/Cancel buttons), `slack_events` (mentions, DMs, pasted keys, App Home) and
-`slack_assistant` (AI assistant threads: status, suggested prompts); rendering
-in `slack_blocks`; where answers go in `slack_post`; OAuth storage in `slack_oauth`.
+`slack_assistant` (AI assistant threads: status, suggested prompts). Rendering is in
+`slack_blocks`, where answers go in `slack_post`, OAuth storage in `bot.slack_oauth`.
 `SLACK_API_URL` points the Web API client at a fake in tests.
-
-Hook for streamed model chat (the chat tool): set `adapter.thread_relay` to an async callable
-`(ctx, text, conversation) -> bool`. Every mention and DM is offered to it first, with the
-`SlackConversation` that owns the thread (`conversation.client`, `.channel`, `.thread_ts`); when
-it returns True it has answered (e.g. streamed a deployed model's reply into the thread with
-`client.chat_stream(...)` or batched `chat.update`s) and the agent is not called.
 """
 
 from __future__ import annotations
@@ -42,16 +39,17 @@ from slack_sdk.oauth.installation_store.models.installation import Installation
 from bot.adapters import slack_blocks as blocks
 from bot.adapters.slack_approvals import ApprovalHandlers
 from bot.adapters.slack_assistant import AssistantHandlers
-from bot.adapters.slack_base import DRAIN_TIMEOUT_SECONDS, ThreadRelay, person_name
+from bot.adapters.slack_base import SlackSurface, person_name
 from bot.adapters.slack_commands import SHORTCUT_COMMANDS, UMBRELLA_COMMAND, CommandHandlers
 from bot.adapters.slack_events import EventHandlers, key_provider
-from bot.adapters.slack_oauth import BOT_SCOPES, CockpitInstallationStore, CockpitOAuthStateStore
 from bot.adapters.slack_transport import (
     ClockedRequestVerification,
     clocked_verifier,
     new_client,
 )
 from bot.app import Cockpit
+from bot.conversation import DRAIN_TIMEOUT_SECONDS
+from bot.slack_oauth import BOT_SCOPES, CockpitInstallationStore, CockpitOAuthStateStore
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +60,18 @@ class SlackConfigError(Exception):
     """Slack is not configured for the requested mode; the message says what to set."""
 
 
-class SlackAdapter(CommandHandlers, ApprovalHandlers, AssistantHandlers, EventHandlers):
+class SlackAdapter:
     """One Bolt app bound to one `Cockpit`, in Socket Mode or HTTP mode."""
 
     def __init__(self, cockpit: Cockpit, *, mode: Mode) -> None:
-        super().__init__(cockpit)
+        self.cockpit = cockpit
+        self.clock = cockpit.clock
+        self.surface = SlackSurface(cockpit)
+        self.work = self.surface.work
+        self.commands = CommandHandlers(self.surface)
+        self.approvals = ApprovalHandlers(self.surface)
+        self.events = EventHandlers(self.surface)
+        self.assistant = AssistantHandlers(self.surface, self.events)
         settings = cockpit.settings
         self.mode = mode
         self.oauth = mode == "http" and bool(
@@ -123,7 +128,7 @@ class SlackAdapter(CommandHandlers, ApprovalHandlers, AssistantHandlers, EventHa
             client_id=settings.slack_client_id,
             clock=self.clock,
             installer_name=self._installer_name,
-            run_blocking=self.blocking,
+            run_blocking=self.cockpit.db.call,
         )
         kwargs["installation_store"] = store
         kwargs["oauth_settings"] = AsyncOAuthSettings(
@@ -133,7 +138,7 @@ class SlackAdapter(CommandHandlers, ApprovalHandlers, AssistantHandlers, EventHa
             installation_store=store,
             installation_store_bot_only=True,
             state_store=CockpitOAuthStateStore(
-                db=self.cockpit.db, clock=self.clock, run_blocking=self.blocking
+                db=self.cockpit.db, clock=self.clock, run_blocking=self.cockpit.db.call
             ),
         )
         kwargs["authorize"] = AsyncInstallationStoreAuthorize(
@@ -148,16 +153,16 @@ class SlackAdapter(CommandHandlers, ApprovalHandlers, AssistantHandlers, EventHa
         return kwargs
 
     def _register(self) -> None:
-        app = self.app
-        app.command(re.compile(r"^/.+"))(self.on_command)
-        app.action(blocks.APPROVE_ACTION_ID)(self.on_approve)
-        app.action(blocks.CANCEL_ACTION_ID)(self.on_cancel)
-        app.action(re.compile(rf"^{blocks.ACTION_ID_PREFIX}"))(self.on_other_action)
-        app.view(blocks.CONNECT_CALLBACK_ID)(self.on_connect_submit)
-        app.event("app_mention")(self.on_mention)
-        app.event("message")(self.on_message)
-        app.event("app_home_opened")(self.on_home_opened)
-        self.register_assistant(app)  # assistant threads; takes their messages before `message`
+        app, commands, events = self.app, self.commands, self.events
+        app.command(re.compile(r"^/.+"))(commands.on_command)
+        app.action(blocks.APPROVE_ACTION_ID)(self.approvals.on_approve)
+        app.action(blocks.CANCEL_ACTION_ID)(self.approvals.on_cancel)
+        app.action(re.compile(rf"^{blocks.ACTION_ID_PREFIX}"))(commands.on_other_action)
+        app.view(blocks.CONNECT_CALLBACK_ID)(commands.on_connect_submit)
+        app.event("app_mention")(events.on_mention)
+        app.event("message")(events.on_message)
+        app.event("app_home_opened")(events.on_home_opened)
+        self.assistant.register(app)  # assistant threads; takes their messages before `message`
         if self.oauth:
             app.enable_token_revocation_listeners()
 
@@ -168,7 +173,7 @@ class SlackAdapter(CommandHandlers, ApprovalHandlers, AssistantHandlers, EventHa
                 self._auth = AuthorizeResult.from_auth_test_response(
                     auth_test_response=resp, bot_token=self.token
                 )
-                self.remember_team(self._auth.team_id, self._auth.team)
+                self.surface.remember_team(self._auth.team_id, self._auth.team)
             return self._auth
 
     async def _installer_name(self, installation: Installation) -> str | None:
@@ -178,6 +183,10 @@ class SlackAdapter(CommandHandlers, ApprovalHandlers, AssistantHandlers, EventHa
         return person_name(resp.get("user") or {})
 
     # -- lifecycle ------------------------------------------------------------------------
+
+    async def drain(self, timeout: float = DRAIN_TIMEOUT_SECONDS) -> None:
+        """Wait until the work started so far (and any it started) is done."""
+        await self.work.drain(timeout)
 
     async def start(self) -> None:
         """Check the token once (single-workspace modes) so requests need no Slack call."""
@@ -203,8 +212,7 @@ class SlackAdapter(CommandHandlers, ApprovalHandlers, AssistantHandlers, EventHa
             with contextlib.suppress(Exception):
                 await self._socket_handler.close_async()
             self._socket_handler = None
-        await self.drain(timeout=DRAIN_TIMEOUT_SECONDS)
-        await self.cancel_tasks()
+        await self.work.close(DRAIN_TIMEOUT_SECONDS)
 
     # -- HTTP mode (routes mounted by bot.web) --------------------------------------------
 
@@ -229,7 +237,7 @@ class SlackAdapter(CommandHandlers, ApprovalHandlers, AssistantHandlers, EventHa
             headers = {k: v[0] for k, v in bolt_req.headers.items() if v}
             if not self._fast_verifier.is_valid_request(bolt_req.raw_body, headers):
                 return web.Response(status=401)
-            self.spawn(self._dispatch_later(bolt_req), what="slash command")
+            self.work.spawn(self._dispatch_later(bolt_req), what="slash command")
             return web.Response(status=200)
         return await to_aiohttp_response(await self.app.async_dispatch(bolt_req))
 
@@ -278,6 +286,5 @@ __all__ = [
     "UMBRELLA_COMMAND",
     "SlackAdapter",
     "SlackConfigError",
-    "ThreadRelay",
     "key_provider",
 ]

@@ -8,8 +8,9 @@ before the app's own `message` listener: once one of its listeners matches it do
 
 - Thread started: a short greeting and a few suggested prompts.
 - User message: the status "is thinking…" at once, then the same path as any DM
-  (`EventHandlers.message_event`: dedupe, pasted-key refusal, model-chat threads, commands,
-  the agent with its answer streamed into the thread). The one difference: a tool's progress
+  (`EventHandlers.message_event`, i.e. `Cockpit.on_message`: dedupe, pasted-key refusal,
+  model-chat threads, commands, the agent with its answer streamed into the thread). The one
+  difference: a tool's progress
   updates the thread's status ("is working: creating endpoint on A100") instead of posting
   lines. The same holds for an approved run whose card is in an assistant thread this process
   has seen (a deploy's progress). Slack clears the status when the bot replies; after an edit
@@ -26,26 +27,27 @@ and Slack rate-limits conversations.replies hard for new apps.
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
-from datetime import datetime
 from functools import partial
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp, AsyncAssistant, AsyncSetStatus
+from slack_bolt.async_app import AsyncApp, AsyncAssistant
 from slack_bolt.context.assistant.thread_context import AssistantThreadContext
 from slack_bolt.context.assistant.thread_context_store.async_store import (
     AsyncAssistantThreadContextStore,
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.adapters.slack_base import log
-from bot.adapters.slack_blocks import SlackMessage, render_reply, truncate
-from bot.adapters.slack_events import EventHandlers, _reply_in_thread
-from bot.adapters.slack_post import SlackConversation
-from bot.app import Cockpit
+from bot.adapters.slack_base import SlackSurface, reply_in_thread
+from bot.adapters.slack_blocks import render_reply
+from bot.adapters.slack_events import EventHandlers
+from bot.adapters.slack_post import (
+    MAX_REMEMBERED_THREADS,
+    THINKING_STATUS,
+    SetStatus,
+    ThreadStatus,
+    status_line,
+)
 from tools.contract import Reply
 
 GREETING = (
@@ -59,107 +61,15 @@ SUGGESTED_PROMPTS: tuple[dict[str, str], ...] = (
     {"title": "Deploy qwen 0.5b", "message": "Deploy qwen 0.5b"},
     {"title": "Which GPU fits llama 8b?", "message": "Which GPU fits llama 8b?"},
 )
-THINKING_STATUS = "is thinking…"
-WORKING_STATUS = "is working: {step}"
-MAX_STATUS_STEP = 60
-MAX_REMEMBERED_THREADS = 1000
-_ELAPSED = re.compile(r"^\[\d+s\]\s*")  # the deploy saga's "[12s] " prefix
 
-SetStatus = Callable[..., Awaitable[Any]]  # Bolt's `set_status(status)` (AsyncSetStatus)
-
-
-def status_line(progress: str) -> str:
-    """A tool's progress line as a short thread status."""
-    step = _ELAPSED.sub("", " ".join(progress.split()))
-    return WORKING_STATUS.format(step=truncate(step, MAX_STATUS_STEP)) if step else THINKING_STATUS
-
-
-class ThreadStatus:
-    """The status line of one assistant thread during one answer. Never raises: once Slack
-    refuses a status (not an assistant thread), it stops trying and `works` turns False."""
-
-    def __init__(
-        self,
-        set_status: SetStatus,
-        *,
-        channel: str,
-        thread_ts: str,
-        on_refused: Callable[[], None] | None = None,
-    ) -> None:
-        self._set_status = set_status
-        self._on_refused = on_refused
-        self.channel = channel
-        self.thread_ts = thread_ts
-        self.works = True
-        self.shown = False
-
-    async def show(self, text: str) -> bool:
-        if not self.works:
-            return False
-        try:
-            await self._set_status(text)
-        except Exception as exc:
-            log.info("no thread status in %s (%s): progress goes in the thread", self.channel, exc)
-            self.works = False
-            if self._on_refused is not None:
-                self._on_refused()
-            return False
-        self.shown = bool(text)
-        return True
-
-    def replied(self) -> None:
-        self.shown = False  # Slack clears the status when the bot posts in the thread
-
-    async def clear(self) -> None:
-        if self.shown:
-            await self.show("")
-
-
-class AssistantConversation(SlackConversation):
-    """A DM conversation in an assistant thread: progress goes to the thread's status."""
-
-    def __init__(self, client: AsyncWebClient, *, status: ThreadStatus, **kwargs: Any) -> None:
-        super().__init__(client, **kwargs)
-        self.status = status
-
-    async def progress(self, text: str) -> None:
-        if await self.status.show(status_line(text)):
-            self.progress_count += 1
-            return
-        await super().progress(text)
-
-    async def post(
-        self, message: SlackMessage, *, thread_ts: str | None = None, broadcast: bool = False
-    ) -> str | None:
-        ts = await super().post(message, thread_ts=thread_ts, broadcast=broadcast)
-        self.status.replied()
-        return ts
-
-    async def send(self, reply: Reply, *, expires_at: datetime | None = None) -> str | None:
-        ts = await super().send(reply, expires_at=expires_at)
-        await self.status.clear()  # e.g. the answer was an edit of a streamed message
-        return ts
-
-
-class RecentThreads:
-    """The assistant threads seen lately, as (channel, thread_ts), the newest `limit`."""
-
-    def __init__(self, limit: int = MAX_REMEMBERED_THREADS) -> None:
-        self.limit = limit
-        self._threads: OrderedDict[tuple[str, str], None] = OrderedDict()
-
-    def add(self, channel: str, thread_ts: str) -> None:
-        key = (channel, thread_ts)
-        self._threads[key] = None
-        self._threads.move_to_end(key)
-        while len(self._threads) > self.limit:
-            self._threads.popitem(last=False)
-
-    def discard(self, channel: str, thread_ts: str) -> None:
-        self._threads.pop((channel, thread_ts), None)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._threads
+__all__ = [
+    "GREETING",
+    "SUGGESTED_PROMPTS",
+    "THINKING_STATUS",
+    "AssistantHandlers",
+    "MemoryThreadContextStore",
+    "status_line",
+]
 
 
 class MemoryThreadContextStore(AsyncAssistantThreadContextStore):
@@ -183,16 +93,15 @@ class MemoryThreadContextStore(AsyncAssistantThreadContextStore):
         return AssistantThreadContext(context)
 
 
-# The assistant thread whose message the current task is answering (see `conversation`).
-_CURRENT: ContextVar[ThreadStatus | None] = ContextVar("slack_assistant_thread", default=None)
+class AssistantHandlers:
+    """Assistant threads: the greeting, and each message through the events' message path
+    with the thread's status as its progress."""
 
+    def __init__(self, surface: SlackSurface, events: EventHandlers) -> None:
+        self.surface = surface
+        self.events = events
 
-class AssistantHandlers(EventHandlers):
-    def __init__(self, cockpit: Cockpit) -> None:
-        super().__init__(cockpit)
-        self.assistant_threads = RecentThreads()
-
-    def register_assistant(self, app: AsyncApp) -> AsyncAssistant:
+    def register(self, app: AsyncApp) -> AsyncAssistant:
         """Add the assistant middleware to the app (events arrive only when the app's manifest
         enables the assistant view)."""
         assistant = AsyncAssistant(
@@ -215,8 +124,8 @@ class AssistantHandlers(EventHandlers):
     ) -> None:
         thread = event.get("assistant_thread") or {}
         if thread.get("channel_id") and thread.get("thread_ts"):
-            self.assistant_threads.add(str(thread["channel_id"]), str(thread["thread_ts"]))
-        self.spawn(
+            self.surface.assistant_threads.add(str(thread["channel_id"]), str(thread["thread_ts"]))
+        self.surface.work.spawn(
             self.greet_assistant_thread(body, event, client, say, set_suggested_prompts),
             what="assistant thread",
         )
@@ -230,11 +139,11 @@ class AssistantHandlers(EventHandlers):
         set_status: Any,
     ) -> None:
         bot_user = getattr(context, "bot_user_id", None)
-        self.assistant_threads.add(str(event.get("channel") or ""), str(event["thread_ts"]))
-        self.spawn(
+        self.surface.assistant_threads.add(str(event.get("channel") or ""), str(event["thread_ts"]))
+        self.surface.work.spawn(
             self.assistant_message(body, event, client, bot_user, set_status),
             what="assistant message",
-            on_error=_reply_in_thread(client, event),
+            on_error=reply_in_thread(client, event),
         )
 
     # -- work -----------------------------------------------------------------------------
@@ -251,16 +160,16 @@ class AssistantHandlers(EventHandlers):
         user = thread.get("user_id")
         event_id = body.get("event_id")
         if user and event_id:
-            ctx = await self.context(
+            ctx = await self.surface.context(
                 client,
                 team_id=body.get("team_id") or "",
                 user_id=user,
                 channel=thread.get("channel_id"),
                 thread=thread.get("thread_ts"),
             )
-            if not await self.first_delivery(ctx, f"slack:event:{event_id}"):
+            if not await self.surface.cockpit.first_delivery(ctx, f"slack:event:{event_id}"):
                 return
-        greeting = render_reply(Reply(text=GREETING), sandbox=self.sandbox)
+        greeting = render_reply(Reply(text=GREETING), sandbox=self.surface.sandbox)
         await say(**greeting.as_kwargs())
         await set_suggested_prompts(
             prompts=[dict(p) for p in SUGGESTED_PROMPTS], title=SUGGESTED_PROMPTS_TITLE
@@ -281,39 +190,10 @@ class AssistantHandlers(EventHandlers):
             set_status,
             channel=channel,
             thread_ts=thread_ts,
-            on_refused=partial(self.assistant_threads.discard, channel, thread_ts),
+            on_refused=partial(self.surface.assistant_threads.discard, channel, thread_ts),
         )
         await status.show(THINKING_STATUS)
-        token = _CURRENT.set(status)
         try:
-            await self.message_event(body, event, client, bot_user)
+            await self.events.message_event(body, event, client, bot_user, status=status)
         finally:
-            _CURRENT.reset(token)
             await status.clear()  # nothing was posted (a retried event, say)
-
-    def conversation(self, client: AsyncWebClient, **kwargs: Any) -> SlackConversation:
-        """A conversation in an assistant thread reports progress as the thread's status:
-        the message being answered (`assistant_message`), or an approved run whose card is in
-        a thread seen lately. Everywhere else, the usual conversation."""
-        status = self._thread_status(client, kwargs.get("channel"), kwargs.get("thread_ts"))
-        if status is None:
-            return super().conversation(client, **kwargs)
-        kwargs.setdefault("streaming", self.streaming)
-        return AssistantConversation(client, status=status, sandbox=self.sandbox, **kwargs)
-
-    def _thread_status(
-        self, client: AsyncWebClient, channel: str | None, thread_ts: str | None
-    ) -> ThreadStatus | None:
-        if not channel or not thread_ts:
-            return None
-        current = _CURRENT.get()
-        if current is not None and (current.channel, current.thread_ts) == (channel, thread_ts):
-            return current
-        if (channel, thread_ts) not in self.assistant_threads:
-            return None
-        return ThreadStatus(
-            AsyncSetStatus(client=client, channel_id=channel, thread_ts=thread_ts),
-            channel=channel,
-            thread_ts=thread_ts,
-            on_refused=partial(self.assistant_threads.discard, channel, thread_ts),
-        )

@@ -1,114 +1,46 @@
-"""What every Slack listener shares: background work tracking, the request context built from a
-Slack payload, first-delivery checks, and where answers go. The listeners themselves live in
-`slack_commands`, `slack_approvals` and `slack_events`; `slack.SlackAdapter` assembles them."""
+"""What every Slack listener shares (`SlackSurface`): the cockpit, the tracked background work,
+the request context built from a Slack payload, and where answers go. The listeners live in
+`slack_commands`, `slack_approvals`, `slack_events` and `slack_assistant`, each a component
+that holds this surface; `slack.SlackAdapter` wires them into one Bolt app."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
-import uuid
-from collections.abc import Awaitable, Callable, Coroutine
-from datetime import datetime
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any
 
+from slack_bolt.async_app import AsyncSetStatus
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.adapters.slack_post import SlackConversation, StreamingSupport
+from bot.adapters import slack_blocks as blocks
+from bot.adapters.slack_post import (
+    AssistantConversation,
+    RecentThreads,
+    SlackConversation,
+    StreamingSupport,
+    ThreadStatus,
+)
 from bot.app import Cockpit
-from storage import approvals, events
-from storage.db import DATABASE_DOWN_TEXT, DatabaseUnavailable
-from tools.clock import Clock
-from tools.contract import Platform, Reply, RequestContext
+from bot.conversation import OnError, SurfaceWork
+from tools.contract import Platform, RequestContext
 
 log = logging.getLogger("bot.adapters.slack")
 
-DRAIN_TIMEOUT_SECONDS = 10.0
-INTERNAL_ERROR_TEXT = (
-    ":warning: Something went wrong while handling that (reference {ref}). Nothing else was "
-    "changed; the details are in the bot's logs."
-)
 
-# `(ctx, text, conversation) -> handled?` — see `SlackAdapter.thread_relay`.
-ThreadRelay = Callable[[RequestContext, str, SlackConversation], Awaitable[bool]]
-OnError = Callable[[str], Awaitable[Any]]
-T = TypeVar("T")
-
-
-class SlackBase:
-    cockpit: Cockpit
-    clock: Clock
-    thread_relay: ThreadRelay | None
-
+class SlackSurface:
     def __init__(self, cockpit: Cockpit) -> None:
         self.cockpit = cockpit
         self.clock = cockpit.clock
-        self.thread_relay = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.work = SurfaceWork("slack", icon=":warning:", log=log)
+        self.streaming = StreamingSupport()
+        self.assistant_threads = RecentThreads()
         self._names: dict[str, str] = {}
         self._team_names: dict[str, str] = {}
-        self._deciding: set[tuple[int, int]] = set()  # (org, approval) clicks in progress
-        self.streaming = StreamingSupport()
 
     @property
     def sandbox(self) -> bool:
         return bool(self.cockpit.services.sandbox)
-
-    # -- background work ------------------------------------------------------------------
-
-    def spawn(
-        self, coro: Coroutine[Any, Any, None], *, what: str, on_error: OnError | None = None
-    ) -> None:
-        """Run work after the ack, tracked so shutdown and tests can wait for it. A crash is
-        logged with a reference; `on_error(text)` tells the person, without details."""
-
-        async def guarded() -> None:
-            try:
-                await coro
-            except asyncio.CancelledError:
-                raise
-            except DatabaseUnavailable:
-                log.warning("Slack %s: the database is not answering", what)
-                if on_error is not None:
-                    try:
-                        await on_error(f":warning: {DATABASE_DOWN_TEXT}")
-                    except Exception:
-                        log.warning("could not tell the user the database is down", exc_info=True)
-            except Exception:
-                ref = f"slack-{uuid.uuid4().hex[:8]}"
-                log.exception("Slack %s failed (reference %s)", what, ref)
-                if on_error is not None:
-                    try:
-                        await on_error(INTERNAL_ERROR_TEXT.format(ref=ref))
-                    except Exception:
-                        log.warning("could not tell the user about %s", ref, exc_info=True)
-
-        task = asyncio.get_running_loop().create_task(guarded(), name=f"slack-{what}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def drain(self, timeout: float = DRAIN_TIMEOUT_SECONDS) -> None:
-        """Wait until the background work started so far (and any it started) is done."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self._tasks:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return
-            await asyncio.wait(list(self._tasks), timeout=remaining)
-
-    async def cancel_tasks(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def blocking(self, func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Run synchronous database work off the event loop, on the process's storage threads
-        (the one bounded pool every storage call shares; first sightings that race are settled
-        in `Cockpit.context_for`)."""
-        return await self.cockpit.db.call(functools.partial(func, *args, **kwargs))
 
     # -- identity -------------------------------------------------------------------------
 
@@ -145,8 +77,7 @@ class SlackBase:
         """The cockpit request context for a Slack user in a Slack workspace (both created on
         first sight: the first person of a new workspace owns its organisation)."""
         name = await self.display_name(client, user_id, user_name)
-        return await self.blocking(
-            self.cockpit.context_for,
+        return await self.cockpit.context(
             platform=Platform.slack,
             workspace_id=team_id,
             workspace_name=team_name or self._team_names.get(team_id) or team_id,
@@ -157,34 +88,91 @@ class SlackBase:
             idempotency_key=idempotency_key,
         )
 
-    async def first_delivery(self, ctx: RequestContext, key: str) -> bool:
-        """True the first time Slack delivers this payload; retries and replays say False."""
-
-        def claim() -> bool:
-            with self.cockpit.db.session() as s:
-                return events.claim(s, org_id=ctx.org_id, key=key, now=self.clock.now())
-
-        return await self.blocking(claim)
+    async def action_context(self, client: AsyncWebClient, body: dict[str, Any]) -> Any:
+        """(context, channel, card ts, thread ts) for a click on a message's button."""
+        user = body.get("user") or {}
+        team = body.get("team") or {}
+        container = body.get("container") or {}
+        message = body.get("message") or {}
+        channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
+        card_ts = container.get("message_ts") or message.get("ts")
+        # A card posted inside a thread keeps its follow-ups in that thread.
+        thread_ts = message.get("thread_ts") or card_ts
+        ctx = await self.context(
+            client,
+            team_id=team.get("id") or user.get("team_id") or "",
+            team_name=team.get("domain"),
+            user_id=user["id"],
+            user_name=user.get("name") or user.get("username"),
+            channel=channel,
+            thread=thread_ts,
+        )
+        return ctx, channel, card_ts, thread_ts
 
     # -- answers --------------------------------------------------------------------------
 
-    def conversation(self, client: AsyncWebClient, **kwargs: Any) -> SlackConversation:
+    def conversation(
+        self, client: AsyncWebClient, *, status: ThreadStatus | None = None, **kwargs: Any
+    ) -> SlackConversation:
+        """Where one request's answers go. In an assistant thread (`status`: the message being
+        answered, or a thread seen lately, e.g. an approval card's) progress becomes the
+        thread's status instead of lines."""
         kwargs.setdefault("streaming", self.streaming)
+        status = status or self._thread_status(
+            client, kwargs.get("channel"), kwargs.get("thread_ts")
+        )
+        if status is not None:
+            return AssistantConversation(client, status=status, sandbox=self.sandbox, **kwargs)
         return SlackConversation(client, sandbox=self.sandbox, **kwargs)
 
-    async def approval_row(self, ctx: RequestContext, approval_id: int) -> Any:
-        def get() -> Any:
-            with self.cockpit.db.session() as s:
-                return approvals.get(s, org_id=ctx.org_id, approval_id=approval_id)
-
-        return await self.blocking(get)
-
-    async def expires_at(self, ctx: RequestContext, reply: Reply) -> datetime | None:
-        """When the approval a reply asks for expires (shown on the card)."""
-        if reply.approval_id is None:
+    def _thread_status(
+        self, client: AsyncWebClient, channel: str | None, thread_ts: str | None
+    ) -> ThreadStatus | None:
+        if not channel or not thread_ts or (channel, thread_ts) not in self.assistant_threads:
             return None
-        row = await self.approval_row(ctx, reply.approval_id)
-        return row.expires_at if row else None
+        return ThreadStatus(
+            AsyncSetStatus(client=client, channel_id=channel, thread_ts=thread_ts),
+            channel=channel,
+            thread_ts=thread_ts,
+            on_refused=partial(self.assistant_threads.discard, channel, thread_ts),
+        )
+
+    async def tell(self, conversation: SlackConversation, text: str) -> None:
+        """An ephemeral note to one person (chat.postEphemeral, else the response_url)."""
+        message = blocks.note(text)
+        try:
+            await conversation.client.chat_postEphemeral(
+                channel=conversation.channel, user=conversation.user, **message.as_kwargs()
+            )
+        except SlackApiError:
+            if conversation.respond is None:
+                raise
+            await conversation.respond(
+                response_type="ephemeral", replace_original=False, **message.as_kwargs()
+            )
+
+
+def ephemeral_reply(respond: Any) -> OnError:
+    """`on_error` for work started by a command or a click: the person alone is told."""
+
+    async def tell(text: str) -> None:
+        if respond is not None:
+            await respond(text=text, response_type="ephemeral", replace_original=False)
+
+    return tell
+
+
+def reply_in_thread(client: AsyncWebClient, event: dict[str, Any]) -> OnError:
+    """`on_error` for work started by a message: the answer goes in its thread."""
+
+    async def reply(text: str) -> None:
+        await client.chat_postMessage(
+            channel=str(event.get("channel") or ""),
+            thread_ts=event.get("thread_ts") or event.get("ts"),
+            text=text,
+        )
+
+    return reply
 
 
 def person_name(user: dict[str, Any]) -> str | None:

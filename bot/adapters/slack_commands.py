@@ -14,7 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import router
 from bot.adapters import slack_blocks as blocks
-from bot.adapters.slack_base import SlackBase
+from bot.adapters.slack_base import SlackSurface, ephemeral_reply
 from bot.logs import SECRETS
 from tools.contract import Reply, RequestContext
 
@@ -30,27 +30,23 @@ CONNECT_UNAVAILABLE = (
 )
 
 
-def _ephemeral(respond: Any) -> Any:
-    async def tell(text: str) -> None:
-        await respond(text=text, response_type="ephemeral", replace_original=False)
-
-    return tell
-
-
 CHAT_COMMAND = "chat"
 
 
-class CommandHandlers(SlackBase):
+class CommandHandlers:
+    def __init__(self, surface: SlackSurface) -> None:
+        self.surface = surface
+
     # -- slash commands -------------------------------------------------------------------
 
     async def on_command(
         self, ack: Any, command: dict[str, Any], respond: Any, client: AsyncWebClient
     ) -> None:
         await ack()
-        self.spawn(
+        self.surface.work.spawn(
             self.run_command(command, respond, client),
             what="command",
-            on_error=_ephemeral(respond),
+            on_error=ephemeral_reply(respond),
         )
 
     async def run_command(
@@ -59,8 +55,9 @@ class CommandHandlers(SlackBase):
         name = str(command.get("command") or "").lstrip("/").lower()
         line = f"/{name} {(command.get('text') or '').strip()}".strip()
         trigger = str(command.get("trigger_id") or "")
-        self.remember_team(command.get("team_id"), command.get("team_domain"))
-        ctx = await self.context(
+        surface, cockpit = self.surface, self.surface.cockpit
+        surface.remember_team(command.get("team_id"), command.get("team_domain"))
+        ctx = await surface.context(
             client,
             team_id=command["team_id"],
             team_name=command.get("team_domain"),
@@ -69,13 +66,13 @@ class CommandHandlers(SlackBase):
             channel=command.get("channel_id"),
             idempotency_key=f"slack:{trigger}" if trigger else None,
         )
-        if trigger and not await self.first_delivery(ctx, f"slack:delivery:{trigger}"):
+        if trigger and not await cockpit.first_delivery(ctx, f"slack:delivery:{trigger}"):
             return  # the same command delivered again (Socket Mode redelivery)
         sub, rest = router.split_command(line)
         if sub == CONNECT_COMMAND:
             await self.open_connect(ctx, client, respond, trigger_id=trigger, provider=rest)
             return
-        conversation = self.conversation(
+        conversation = surface.conversation(
             client,
             channel=command["channel_id"],
             user=command["user_id"],
@@ -96,13 +93,13 @@ class CommandHandlers(SlackBase):
             )
             conversation.thread_ts = await conversation.post(opener)
             ctx = ctx.model_copy(update={"thread": conversation.thread_ts})
-        reply = await self.cockpit.handle(
+        reply = await cockpit.handle(
             ctx, line, progress=conversation.progress, stream=conversation.stream
         )
         if command.get("thread_ts") and not reply.ok and not conversation.progress_count:
             # A refused button click: only the clicker hears why, not the whole thread.
             reply.ephemeral = True
-        await conversation.send(reply, expires_at=await self.expires_at(ctx, reply))
+        await conversation.send(reply)
 
     async def on_other_action(
         self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any, client: Any
@@ -128,10 +125,10 @@ class CommandHandlers(SlackBase):
             "trigger_id": body.get("trigger_id"),
             "thread_ts": message.get("thread_ts") or message.get("ts"),
         }
-        self.spawn(
+        self.surface.work.spawn(
             self.run_command(command, respond, client),
             what="button command",
-            on_error=_ephemeral(respond),
+            on_error=ephemeral_reply(respond),
         )
 
     # -- /connect: keys go through a private modal, never a channel -----------------------
@@ -145,7 +142,7 @@ class CommandHandlers(SlackBase):
         trigger_id: str,
         provider: str,
     ) -> None:
-        if self.cockpit.services.registry.get(CONNECT_TOOL) is None:
+        if self.surface.cockpit.services.registry.get(CONNECT_TOOL) is None:
             await respond(text=CONNECT_UNAVAILABLE, response_type="ephemeral")
             return
         # Only the first word names the provider; anything after it (a key typed inline) is
@@ -177,7 +174,7 @@ class CommandHandlers(SlackBase):
         # The task copies this context: the key is redacted in its log lines while it is
         # verified, and joins the organisation's redaction set only once stored.
         with SECRETS.pending(key):
-            self.spawn(
+            self.surface.work.spawn(
                 self.connect(body, client, provider=provider or "", key=key, metadata=metadata),
                 what="connect",
             )
@@ -194,7 +191,8 @@ class CommandHandlers(SlackBase):
         user = body.get("user") or {}
         team = body.get("team") or {}
         channel = metadata.get("channel") or user["id"]
-        ctx = await self.context(
+        surface, cockpit = self.surface, self.surface.cockpit
+        ctx = await surface.context(
             client,
             team_id=team.get("id") or user.get("team_id") or "",
             team_name=team.get("domain"),
@@ -202,13 +200,11 @@ class CommandHandlers(SlackBase):
             user_name=user.get("name") or user.get("username"),
             channel=channel,
         )
-        if self.cockpit.services.registry.get(CONNECT_TOOL) is None:
+        if cockpit.services.registry.get(CONNECT_TOOL) is None:
             reply = Reply(text=CONNECT_UNAVAILABLE, ok=False)
         else:
-            reply = await self.cockpit.dispatcher.run(
-                ctx, CONNECT_TOOL, {"provider": provider, "key": key}
-            )
-        message = blocks.render_reply(reply, sandbox=self.sandbox)
+            reply = await cockpit.run_tool(ctx, CONNECT_TOOL, {"provider": provider, "key": key})
+        message = blocks.render_reply(reply, sandbox=surface.sandbox)
         try:
             await client.chat_postEphemeral(channel=channel, user=user["id"], **message.as_kwargs())
         except SlackApiError:  # not in that channel: tell them in the app's DM instead

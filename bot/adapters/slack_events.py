@@ -3,7 +3,7 @@ echoed, never stored), and the App Home tab.
 
 Slack retries an event it thinks we missed (`X-Slack-Retry-Num`), and `app_mention` plus
 `message.*` can deliver one message twice; the event_id is claimed in the database
-(`storage.events`) before anything happens, so each event is handled once across restarts
+(`Cockpit.first_delivery`) before anything happens, so each event is handled once across restarts
 and replicas.
 """
 
@@ -14,10 +14,10 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import router
 from bot.adapters import slack_blocks as blocks
-from bot.adapters.slack_base import SlackBase, log
-from bot.adapters.slack_post import SlackConversation
+from bot.adapters.slack_base import SlackSurface, log, reply_in_thread
+from bot.adapters.slack_post import ThreadStatus
+from bot.conversation import Answered, SecretRefused
 from bot.logs import secret_provider
 from tools.contract import Reply, RequestContext
 
@@ -57,29 +57,16 @@ def strip_mentions(text: str, bot_user: str | None) -> str:
     return " ".join(text.split())
 
 
-def _reply_in_thread(client: AsyncWebClient, event: dict[str, Any]) -> Any:
-    async def reply(text: str) -> None:
-        await client.chat_postMessage(
-            channel=str(event.get("channel") or ""),
-            thread_ts=event.get("thread_ts") or event.get("ts"),
-            text=text,
-        )
+class EventHandlers:
+    def __init__(self, surface: SlackSurface) -> None:
+        self.surface = surface
 
-    return reply
-
-
-class EventHandlers(SlackBase):
     # -- listeners (Bolt acks events by itself) -------------------------------------------
 
     async def on_mention(
         self, body: dict[str, Any], event: dict[str, Any], context: Any, client: Any
     ) -> None:
-        bot_user = getattr(context, "bot_user_id", None)
-        self.spawn(
-            self.message_event(body, event, client, bot_user),
-            what="mention",
-            on_error=_reply_in_thread(client, event),
-        )
+        self._spawn(body, event, context, client, what="mention")
 
     async def on_message(
         self, body: dict[str, Any], event: dict[str, Any], context: Any, client: Any
@@ -87,29 +74,29 @@ class EventHandlers(SlackBase):
         if from_a_bot(event):
             return
         if event.get("channel_type") == "im":
-            bot_user = getattr(context, "bot_user_id", None)
-            self.spawn(
-                self.message_event(body, event, client, bot_user),
-                what="dm",
-                on_error=_reply_in_thread(client, event),
-            )
+            self._spawn(body, event, context, client, what="dm")
         elif key_provider(str(event.get("text") or "")) or event.get("thread_ts"):
             # Channel messages (message.channels): a pasted key is warned about, and a reply in
             # a thread bound to a deployed model goes on to the model. Nothing else is answered
             # (mentions arrive separately, as app_mention).
-            bot_user = getattr(context, "bot_user_id", None)
-            self.spawn(
-                self.message_event(body, event, client, bot_user),
-                what="channel message",
-                on_error=_reply_in_thread(client, event),  # a crash is never silent
-            )
+            self._spawn(body, event, context, client, what="channel message")
+
+    def _spawn(
+        self, body: dict[str, Any], event: dict[str, Any], context: Any, client: Any, *, what: str
+    ) -> None:
+        bot_user = getattr(context, "bot_user_id", None)
+        self.surface.work.spawn(
+            self.message_event(body, event, client, bot_user),
+            what=what,
+            on_error=reply_in_thread(client, event),  # a crash is never silent
+        )
 
     async def on_home_opened(
         self, body: dict[str, Any], event: dict[str, Any], client: Any
     ) -> None:
         if event.get("tab", "home") != "home" or not event.get("user"):
             return
-        self.spawn(self.publish_home(body, event, client), what="home")
+        self.surface.work.spawn(self.publish_home(body, event, client), what="home")
 
     # -- work -----------------------------------------------------------------------------
 
@@ -119,14 +106,19 @@ class EventHandlers(SlackBase):
         event: dict[str, Any],
         client: AsyncWebClient,
         bot_user: str | None,
+        *,
+        status: ThreadStatus | None = None,
     ) -> None:
+        """One message (mention, DM, channel message) through `Cockpit.on_message`; `status`
+        is the assistant thread's status line when the message came from one."""
         if from_a_bot(event) or not event.get("user"):
             return
+        surface, cockpit = self.surface, self.surface.cockpit
         raw = str(event.get("text") or "")
         channel = str(event.get("channel") or "")
         is_dm = event.get("channel_type") == "im"
         thread_ts = event.get("thread_ts") or event.get("ts")
-        ctx = await self.context(
+        ctx = await surface.context(
             client,
             team_id=body.get("team_id") or event.get("team") or "",
             user_id=event["user"],
@@ -134,55 +126,34 @@ class EventHandlers(SlackBase):
             thread=thread_ts,
         )
         event_id = body.get("event_id")
-        if event_id and not await self.first_delivery(ctx, f"slack:event:{event_id}"):
+        if event_id and not await cockpit.first_delivery(ctx, f"slack:event:{event_id}"):
             return  # a retry (X-Slack-Retry-Num) or a replay of an event already handled
-        provider = key_provider(raw)
-        if provider:
-            await self.refuse_key(ctx, client, event, provider=provider, is_dm=is_dm)
-            return
         text = strip_mentions(raw, bot_user)
-        conversation = self.conversation(
+        conversation = surface.conversation(
             client,
+            status=status,
             channel=channel,
             user=event["user"],
             thread_ts=thread_ts,
             label=text,
             team_id=body.get("team_id") or event.get("team"),
         )
-        if event.get("type") == "message" and not is_dm:
-            mentioned = bool(bot_user) and f"<@{bot_user}>" in raw  # app_mention handles it
-            if event.get("thread_ts") and not mentioned:
-                await self.continue_model_chat(ctx, text, conversation)
-            return
-        if self.thread_relay is not None and await self.thread_relay(ctx, text, conversation):
-            return
-        if await self.continue_model_chat(ctx, text, conversation):
-            return
-        if router.is_command(text):
-            reply = await self.cockpit.handle(
-                ctx, text, progress=conversation.progress, stream=conversation.stream
-            )
-        else:
-            reply = await self.cockpit.converse(
-                ctx, text, progress=conversation.progress, on_text=conversation.stream
-            )
-        await conversation.send(reply, expires_at=await self.expires_at(ctx, reply))
-
-    async def continue_model_chat(
-        self, ctx: RequestContext, text: str, conversation: SlackConversation
-    ) -> bool:
-        """A message in a thread that is a chat with a deployed model (started there with
-        `/chat <deployment> ...`) goes on to that model, streamed into the thread."""
-        if router.is_command(text):
-            return False
-        deployment_id = await self.blocking(self.cockpit.thread_deployment, ctx)
-        if deployment_id is None:
-            return False
-        reply = await self.cockpit.chat_with_deployment(
-            ctx, deployment_id, text, progress=conversation.progress, stream=conversation.stream
+        # A channel message (message.channels) is only model chat in a bound thread; when it
+        # mentions the bot, app_mention answers it.
+        channel_message = event.get("type") == "message" and not is_dm
+        mentioned = bool(bot_user) and f"<@{bot_user}>" in raw
+        outcome = await cockpit.on_message(
+            ctx,
+            text,
+            addressed=not channel_message,
+            model_chat=not channel_message or (bool(event.get("thread_ts")) and not mentioned),
+            progress=conversation.progress,
+            stream=conversation.stream,
         )
-        await conversation.send(reply)
-        return True
+        if isinstance(outcome, SecretRefused):
+            await self.refuse_key(ctx, client, event, provider=outcome.provider, is_dm=is_dm)
+        elif isinstance(outcome, Answered):
+            await conversation.send(outcome.reply)
 
     async def refuse_key(
         self,
@@ -202,7 +173,7 @@ class EventHandlers(SlackBase):
             )
             return
         # app_mention and message.channels may both deliver this message: warn once.
-        if not await self.first_delivery(ctx, f"slack:keywarn:{channel}:{ts}"):
+        if not await self.surface.cockpit.first_delivery(ctx, f"slack:keywarn:{channel}:{ts}"):
             return
         log.warning("a %s key was pasted in Slack channel %s; warned the sender", provider, channel)
         message = blocks.note(KEY_IN_CHANNEL_WARNING.format(provider=provider))
@@ -213,15 +184,19 @@ class EventHandlers(SlackBase):
     ) -> None:
         """The Home tab: who you are, and deployments / this week's spend when this build has
         those tools (each through the dispatcher, so roles and audit apply)."""
-        ctx = await self.context(client, team_id=body.get("team_id") or "", user_id=event["user"])
-        dispatcher = self.cockpit.dispatcher
-        parts: list[tuple[str, Reply]] = [("Who you are", await dispatcher.run(ctx, "whoami", {}))]
+        surface, cockpit = self.surface, self.surface.cockpit
+        ctx = await surface.context(
+            client, team_id=body.get("team_id") or "", user_id=event["user"]
+        )
+        parts: list[tuple[str, Reply]] = [
+            ("Who you are", await cockpit.run_tool(ctx, "whoami", {}))
+        ]
         for tool_name, args, heading in HOME_TOOLS:
-            if self.cockpit.services.registry.get(tool_name) is None:
+            if cockpit.services.registry.get(tool_name) is None:
                 continue  # not part of this build: leave the section out
-            reply = await dispatcher.run(ctx, tool_name, dict(args))
+            reply = await cockpit.run_tool(ctx, tool_name, dict(args))
             if reply.ok:
                 parts.append((heading, reply))
         await client.views_publish(
-            user_id=event["user"], view=blocks.home_view(parts, sandbox=self.sandbox)
+            user_id=event["user"], view=blocks.home_view(parts, sandbox=surface.sandbox)
         )

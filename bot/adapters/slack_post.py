@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -287,7 +288,9 @@ class SlackConversation:
     # -- answers --------------------------------------------------------------------------
 
     async def send(self, reply: Reply, *, expires_at: datetime | None = None) -> str | None:
-        """Post the reply; returns the message ts when there is one."""
+        """Post the reply; returns the message ts when there is one. An approval card shows
+        when it expires (`expires_at`, else the reply's own)."""
+        expires_at = expires_at or reply.expires_at
         message = render_reply(reply, sandbox=self.sandbox, expires_at=expires_at)
         streamed_ts = await self._end_stream()
         if streamed_ts:
@@ -373,6 +376,111 @@ class SlackConversation:
             )
         except SlackApiError:
             log.warning("could not upload the chart %s to Slack", path.name, exc_info=True)
+
+
+# -- assistant threads: progress as the thread's status ---------------------------------------
+
+THINKING_STATUS = "is thinking…"
+WORKING_STATUS = "is working: {step}"
+MAX_STATUS_STEP = 60
+MAX_REMEMBERED_THREADS = 1000
+_ELAPSED = re.compile(r"^\[\d+s\]\s*")  # the deploy saga's "[12s] " prefix
+
+SetStatus = Callable[..., Awaitable[Any]]  # Bolt's `set_status(status)` (AsyncSetStatus)
+
+
+def status_line(progress: str) -> str:
+    """A tool's progress line as a short thread status."""
+    step = _ELAPSED.sub("", " ".join(progress.split()))
+    return WORKING_STATUS.format(step=truncate(step, MAX_STATUS_STEP)) if step else THINKING_STATUS
+
+
+class ThreadStatus:
+    """The status line of one assistant thread during one answer. Never raises: once Slack
+    refuses a status (not an assistant thread), it stops trying and `works` turns False."""
+
+    def __init__(
+        self,
+        set_status: SetStatus,
+        *,
+        channel: str,
+        thread_ts: str,
+        on_refused: Callable[[], None] | None = None,
+    ) -> None:
+        self._set_status = set_status
+        self._on_refused = on_refused
+        self.channel = channel
+        self.thread_ts = thread_ts
+        self.works = True
+        self.shown = False
+
+    async def show(self, text: str) -> bool:
+        if not self.works:
+            return False
+        try:
+            await self._set_status(text)
+        except Exception as exc:
+            log.info("no thread status in %s (%s): progress goes in the thread", self.channel, exc)
+            self.works = False
+            if self._on_refused is not None:
+                self._on_refused()
+            return False
+        self.shown = bool(text)
+        return True
+
+    def replied(self) -> None:
+        self.shown = False  # Slack clears the status when the bot posts in the thread
+
+    async def clear(self) -> None:
+        if self.shown:
+            await self.show("")
+
+
+class AssistantConversation(SlackConversation):
+    """A DM conversation in an assistant thread: progress goes to the thread's status."""
+
+    def __init__(self, client: AsyncWebClient, *, status: ThreadStatus, **kwargs: Any) -> None:
+        super().__init__(client, **kwargs)
+        self.status = status
+
+    async def progress(self, text: str) -> None:
+        if await self.status.show(status_line(text)):
+            self.progress_count += 1
+            return
+        await super().progress(text)
+
+    async def post(
+        self, message: SlackMessage, *, thread_ts: str | None = None, broadcast: bool = False
+    ) -> str | None:
+        ts = await super().post(message, thread_ts=thread_ts, broadcast=broadcast)
+        self.status.replied()
+        return ts
+
+    async def send(self, reply: Reply, *, expires_at: datetime | None = None) -> str | None:
+        ts = await super().send(reply, expires_at=expires_at)
+        await self.status.clear()  # e.g. the answer was an edit of a streamed message
+        return ts
+
+
+class RecentThreads:
+    """The assistant threads seen lately, as (channel, thread_ts), the newest `limit`."""
+
+    def __init__(self, limit: int = MAX_REMEMBERED_THREADS) -> None:
+        self.limit = limit
+        self._threads: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    def add(self, channel: str, thread_ts: str) -> None:
+        key = (channel, thread_ts)
+        self._threads[key] = None
+        self._threads.move_to_end(key)
+        while len(self._threads) > self.limit:
+            self._threads.popitem(last=False)
+
+    def discard(self, channel: str, thread_ts: str) -> None:
+        self._threads.pop((channel, thread_ts), None)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._threads
 
 
 def _writing(text: str, sandbox: bool) -> SlackMessage:

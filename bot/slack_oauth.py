@@ -1,8 +1,10 @@
 """Multi-workspace OAuth for the Slack app, stored in the cockpit's own database.
 
 `CockpitInstallationStore` and `CockpitOAuthStateStore` implement slack_sdk's async store
-interfaces on top of `storage.slack_store` (tokens encrypted with the services' SecretBox). The
-database calls are synchronous, so they run in a worker thread to keep the event loop free.
+interfaces on top of `storage.slack_store` (tokens encrypted with the services' SecretBox). They
+are the storage side of the Slack surface, so they live in the core (`bot/`), not with the
+adapter; their synchronous database calls run on the process's storage threads
+(`run_blocking`, the adapter passes `Database.call`), never on the event loop.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ BOT_SCOPES = (
 OAUTH_STATE_TTL_SECONDS = 600
 
 InstallerNameLookup = Callable[[Installation], Awaitable[str | None]]
-# Runs synchronous database work off the event loop (the adapter passes its database thread).
+# Runs synchronous database work off the event loop (the adapter passes `Database.call`).
 RunBlocking = Callable[..., Awaitable[Any]]
 
 
