@@ -240,7 +240,10 @@ def seed_deployments(cockpit: Any, org_id: int, workspace_id: int, endpoint_ids:
 def endpoint_body(index: int) -> dict[str, Any]:
     return {
         "name": f"cockpit-o1-bench-{index:05d}", "type": "QUEUE",
-        "image": "runpod/worker-v1-vllm:v2.25.2", "env": {"MODEL_NAME": "Qwen/Qwen3-8B"},
+        # As the planner deploys it: 8k context (the model's 40k would not fit the KV cache
+        # of a 24 GB card, and the strict sandbox crash-loops such a worker as vLLM does).
+        "image": "runpod/worker-v1-vllm:v2.25.2",
+        "env": {"MODEL_NAME": "Qwen/Qwen3-8B", "MAX_MODEL_LEN": "8192"},
         "gpu": {"pools": ["ADA_24"], "count": 1},
         "workers": {"min": 1, "max": 2, "idleTimeout": 5},
         "scaling": {"type": "QUEUE_DELAY", "queueDelay": 4},

@@ -119,7 +119,11 @@ async def _observe(services: Services, dep: Deployment, probe: bool) -> tuple[bo
     jobs = j.completed + j.in_progress + j.in_queue + j.failed
     if not health.ready_workers:
         # /health documents only idle/running: unhealthy workers are seen through /workers.
-        view = await diagnose.serverless_workers(client, dep.provider_endpoint_id)
+        # A sweep needs the reason a worker died, not how far a download has got: that log
+        # read per starting endpoint was most of a 1,000-deployment sweep (issue 17).
+        view = await diagnose.serverless_workers(
+            client, dep.provider_endpoint_id, progress_logs=False
+        )
         if view.unhealthy and not view.ready:
             why = f": {view.detail}" if view.detail else ""
             return False, f"{view.unhealthy} unhealthy worker(s), none ready{why}", jobs

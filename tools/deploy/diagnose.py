@@ -72,9 +72,12 @@ class WorkerView:
         return self.unhealthy > 0 and self.ready == 0 and self.starting + self.throttled == 0
 
 
-async def serverless_workers(client: Any, endpoint_id: str, *, logs: bool = True) -> WorkerView:
+async def serverless_workers(
+    client: Any, endpoint_id: str, *, logs: bool = True, progress_logs: bool = True
+) -> WorkerView:
     """Per-status worker counts from `/workers`; with `logs`, why the first unhealthy worker
-    failed (when none is ready) or how far the first starting one has got."""
+    failed (when none is ready) or, with `progress_logs` too, how far the first starting one
+    has got."""
     listing = await client.list_workers(endpoint_id)
     s = listing.summary
     view = WorkerView(
@@ -87,6 +90,8 @@ async def serverless_workers(client: Any, endpoint_id: str, *, logs: bool = True
     if not logs or view.ready:
         return view
     wanted = "UNHEALTHY" if view.unhealthy and not view.starting else "INITIALIZING"
+    if wanted == "INITIALIZING" and not progress_logs:
+        return view
     worker = next((w for w in listing.workers if w.status == wanted), None)
     if worker is None:
         return view
