@@ -190,7 +190,7 @@ class Reply(BaseModel):
             lines.append(self.text)
         lines.extend(f"  {f.label}: {f.value}" for f in self.fields)
         if self.table:
-            lines.append(_render_table(self.table))
+            lines.append(render_table(self.table))
         if self.image:
             lines.append(f"[chart] {self.image.title}: {self.image.path}")
         if self.buttons:
@@ -200,7 +200,7 @@ class Reply(BaseModel):
         return "\n".join(lines)
 
 
-def _render_table(table: Table) -> str:
+def render_table(table: Table) -> str:
     widths = [len(c) for c in table.columns]
     for row in table.rows:
         for i, cell in enumerate(row[: len(widths)]):

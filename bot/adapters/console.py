@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import getpass
 import logging
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -17,8 +18,9 @@ from typing import TextIO
 
 from bot.app import Cockpit
 from bot.logs import secret_provider
-from storage.files import private_file
-from tools.contract import Platform, Reply, Role
+from tools.contract import Platform, Reply, RequestContext, Role
+
+HISTORY_FILE_MODE = 0o600
 
 CONSOLE_WORKSPACE_ID = "local"
 CONSOLE_WORKSPACE_NAME = "local"
@@ -59,8 +61,8 @@ class Console:
         self.interactive = self.stdin.isatty() and self.stdout.isatty()
         self._streamed = False
 
-    def context(self):
-        return self.cockpit.context_for(
+    async def context(self) -> RequestContext:
+        return await self.cockpit.context(
             platform=Platform.console,
             workspace_id=CONSOLE_WORKSPACE_ID,
             workspace_name=CONSOLE_WORKSPACE_NAME,
@@ -127,7 +129,7 @@ class Console:
     async def handle_line(self, line: str) -> None:
         self._streamed = False
         reply = await self.cockpit.handle(
-            self.context(), line, progress=self.progress, stream=self.stream
+            await self.context(), line, progress=self.progress, stream=self.stream
         )
         if self._streamed and reply.ok:
             # The text already appeared token by token; finish the line and show the rest.
@@ -143,7 +145,7 @@ class Console:
             answer = "y"
         else:
             answer = (await self.read_line("Approve? [y/N] ") or "").strip().lower()
-        ctx = self.context()
+        ctx = await self.context()
         if answer in ("y", "yes"):
             result = await self.cockpit.approve(ctx, approval_id, progress=self.progress)
         else:
@@ -176,8 +178,11 @@ def _enable_history(path: Path) -> None:
     import atexit
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Owner-only, like the database: it holds what was typed.
-    private_file(path)
+    # Owner-only, like the database: it holds what was typed (created 0600, never readable
+    # by others for a moment; an older, looser file is tightened).
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, HISTORY_FILE_MODE))
+        os.chmod(path, HISTORY_FILE_MODE)
     with contextlib.suppress(OSError):
         readline.read_history_file(path)
     readline.set_history_length(1000)

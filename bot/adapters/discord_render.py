@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import discord
 
-from tools.contract import Reply, ReplyField, Table, _render_table
+from tools.contract import Reply, ReplyField, Table, render_table
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def cut_point(text: str, room: int) -> int:
 
 def table_chunks(table: Table, limit: int) -> list[str]:
     """The table as code blocks, each within `limit` characters (split between rows)."""
-    lines = _render_table(table).splitlines()
+    lines = render_table(table).splitlines()
     chunks: list[str] = []
     current: list[str] = []
     size = len(FENCE) * 2 + 2

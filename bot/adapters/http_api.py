@@ -23,11 +23,10 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from sqlmodel import select
 
-from storage import apikeys, audit
-from storage.models import ApiKey, Workspace
-from tools.contract import Platform, Reply, RequestContext, Role, Tool
+from bot import api_access
+from bot.api_access import ApiCaller
+from tools.contract import Reply
 
 if TYPE_CHECKING:
     from bot.app import Cockpit
@@ -40,7 +39,6 @@ MAX_IDEMPOTENCY_KEY_CHARS = 200
 _IDEMPOTENCY_KEY = re.compile(rf"[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_CHARS}}}")
 MAX_JSON_DEPTH = 32  # tool arguments are flat; deeper bodies are refused before anything runs
 BAD_BODY = "The body must be a JSON object of arguments (UTF-8)."
-API_WORKSPACE_PREFIX = "api-org-"
 STATUS_BY_CODE = {
     "invalid_input": 400,
     "forbidden": 403,
@@ -138,56 +136,28 @@ class HttpApi:
     def registry(self) -> Any:
         return self.cockpit.services.registry
 
-    def _authenticate(self, request: web.Request) -> ApiKey | web.Response:
+    async def _authenticate(self, request: web.Request) -> ApiCaller | web.Response:
         header = request.headers.get("Authorization", "")
         key = header[7:].strip() if header.lower().startswith("bearer ") else ""
         if not key:
             return _problem(401, "Unauthorized", "Send an API key as `Authorization: Bearer <key>`"
                             " (create one with /apikey in chat).")
-        now = self.cockpit.clock.now()
-        with self.cockpit.db.session() as s:
-            row = apikeys.lookup(s, key=key)
-            if row is not None and row.id is not None:
-                apikeys.touch(s, org_id=row.org_id, key_id=row.id, now=now)
-        if row is None:
+        caller = await api_access.authenticate(self.cockpit, key)
+        if caller == "unknown":
             return _problem(401, "Unauthorized", "That API key is not valid.")
-        if row.revoked_at is not None:
+        if caller == "revoked":
             return _problem(401, "Unauthorized", "That API key was revoked. Create a new one "
                             "with /apikey.")
-        if row.expires_at is not None and row.expires_at <= now:
+        if caller == "expired":
             return _problem(401, "Unauthorized", "That API key has expired. Create a new one "
                             "with /apikey.")
-        return row
-
-    def _context(self, key: ApiKey) -> RequestContext:
-        """The key acts in its organisation's API workspace, as itself, with its role."""
-        external = f"{API_WORKSPACE_PREFIX}{key.org_id}"
-        now = self.cockpit.clock.now()
-        with self.cockpit.db.session() as s:
-            ws = s.exec(select(Workspace).where(Workspace.platform == Platform.api.value,
-                                                Workspace.external_id == external)).first()
-            if ws is None:
-                ws = Workspace(org_id=key.org_id, platform=Platform.api.value,
-                               external_id=external, name="HTTP API", created_at=now)
-                s.add(ws)
-                s.flush()
-            assert ws.id is not None
-            workspace_id, tz = ws.id, ws.timezone
-        return RequestContext(
-            org_id=key.org_id, workspace_id=workspace_id, user_id=f"apikey:{key.id}",
-            display_name=f"API key {key.name}", role=Role(key.role), platform=Platform.api,
-            workspace_name="HTTP API", timezone=tz,
-        )
-
-    def _allowed(self, key: ApiKey, tool: Tool) -> bool:
-        scopes = key.scopes.split()
-        return ("*" in scopes or tool.name in scopes) and Role(key.role).allows(tool.role)
+        return caller
 
     async def list_tools(self, request: web.Request) -> web.Response:
-        key = self._authenticate(request)
+        key = await self._authenticate(request)
         if isinstance(key, web.Response):
             return key
-        tools = [t for t in self.registry.all() if self._allowed(key, t)]
+        tools = [t for t in self.registry.all() if key.may_call(t)]
         return web.json_response({"tools": [
             {
                 "name": t.name,
@@ -199,7 +169,7 @@ class HttpApi:
             for t in tools]})
 
     async def call_tool(self, request: web.Request) -> web.Response:
-        key = self._authenticate(request)
+        key = await self._authenticate(request)
         if isinstance(key, web.Response):
             return key
         name = request.match_info["name"]
@@ -207,10 +177,9 @@ class HttpApi:
         if tool is None:
             return _problem(404, "Not Found", f"There is no tool {name!r}. GET {API_PREFIX}/tools "
                             "lists the ones this key may call.")
-        ctx = self._context(key)
-        scopes = key.scopes.split()
-        if "*" not in scopes and tool.name not in scopes:
-            self._audit_denied(ctx, tool, "outside the API key's scopes")
+        ctx = await api_access.context_for(self.cockpit, key)
+        if not key.in_scope(tool):
+            await api_access.audit_out_of_scope(self.cockpit, ctx, tool)
             return _problem(403, "Forbidden", f"This API key's scopes do not include {name}.")
         idempotency = request.headers.get(IDEMPOTENCY_HEADER)
         if idempotency is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency):
@@ -222,7 +191,7 @@ class HttpApi:
         if idempotency is not None:
             # Scoped to this API key and tool: another key (or tenant) never gets this answer.
             ctx = ctx.model_copy(
-                update={"idempotency_key": f"api:{key.id}:{tool.name}:{idempotency}"}
+                update={"idempotency_key": f"api:{key.key_id}:{tool.name}:{idempotency}"}
             )
         reply = await self.cockpit.dispatcher.run(ctx, tool.name, raw)
         return self._respond(reply, request_id=ctx.request_id)
@@ -241,13 +210,6 @@ class HttpApi:
                                     else 400)
         return _problem(status, web.Response(status=status).reason or "Error", reply.text,
                         retry_after=reply.retry_after, request_id=request_id)
-
-    def _audit_denied(self, ctx: RequestContext, tool: Tool, detail: str) -> None:
-        with self.cockpit.db.session() as s:
-            audit.record(s, org_id=ctx.org_id, workspace_id=ctx.workspace_id, actor=ctx.user_id,
-                         actor_role=ctx.role.value, platform=ctx.platform.value, tool=tool.name,
-                         outcome="denied", args={}, detail=detail, request_id=ctx.request_id,
-                         now=self.cockpit.clock.now())
 
     async def openapi(self, request: web.Request) -> web.Response:
         paths: dict[str, Any] = {

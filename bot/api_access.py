@@ -1,0 +1,116 @@
+"""Who an HTTP API request speaks for: an API key checked against storage, the context it acts
+in (its organisation's API workspace), and the audit row of a call outside its scopes. The core
+side of `bot.adapters.http_api`, which only translates HTTP; every call here runs on the
+storage threads, never on the event loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from storage import apikeys, audit, orgs
+from storage.models import Workspace
+from tools.contract import Platform, RequestContext, Role, Tool
+
+if TYPE_CHECKING:
+    from bot.app import Cockpit
+
+API_WORKSPACE_PREFIX = "api-org-"
+API_WORKSPACE_NAME = "HTTP API"
+
+
+@dataclass(frozen=True)
+class ApiCaller:
+    """A valid API key: its id, organisation, name, role and scopes."""
+
+    key_id: int
+    org_id: int
+    name: str
+    role: Role
+    scopes: tuple[str, ...]
+
+    def in_scope(self, tool: Tool) -> bool:
+        return "*" in self.scopes or tool.name in self.scopes
+
+    def may_call(self, tool: Tool) -> bool:
+        return self.in_scope(tool) and self.role.allows(tool.role)
+
+
+KeyProblem = Literal["unknown", "revoked", "expired"]
+
+
+async def authenticate(cockpit: Cockpit, key: str) -> ApiCaller | KeyProblem:
+    """The caller for a presented key (its last use recorded), or why it is refused."""
+    now = cockpit.clock.now()
+
+    def look_up(s: Any) -> ApiCaller | KeyProblem:
+        row = apikeys.lookup(s, key=key)
+        if row is None or row.id is None:
+            return "unknown"
+        apikeys.touch(s, org_id=row.org_id, key_id=row.id, now=now)
+        if row.revoked_at is not None:
+            return "revoked"
+        if row.expires_at is not None and row.expires_at <= now:
+            return "expired"
+        return ApiCaller(
+            key_id=row.id,
+            org_id=row.org_id,
+            name=row.name,
+            role=Role(row.role),
+            scopes=tuple(row.scopes.split()),
+        )
+
+    return await cockpit.db.run(look_up)
+
+
+async def context_for(cockpit: Cockpit, caller: ApiCaller) -> RequestContext:
+    """The key acts in its organisation's API workspace (created on first use), as itself,
+    with its role."""
+    external = f"{API_WORKSPACE_PREFIX}{caller.org_id}"
+    now = cockpit.clock.now()
+
+    def workspace(s: Any) -> tuple[int, str]:
+        ws = orgs.find_workspace(s, platform=Platform.api.value, external_id=external)
+        if ws is None:
+            ws = Workspace(
+                org_id=caller.org_id,
+                platform=Platform.api.value,
+                external_id=external,
+                name=API_WORKSPACE_NAME,
+                created_at=now,
+            )
+            s.add(ws)
+            s.flush()
+        assert ws.id is not None
+        return ws.id, ws.timezone
+
+    workspace_id, tz = await cockpit.db.run(workspace)
+    return RequestContext(
+        org_id=caller.org_id,
+        workspace_id=workspace_id,
+        user_id=f"apikey:{caller.key_id}",
+        display_name=f"API key {caller.name}",
+        role=caller.role,
+        platform=Platform.api,
+        workspace_name=API_WORKSPACE_NAME,
+        timezone=tz,
+    )
+
+
+async def audit_out_of_scope(cockpit: Cockpit, ctx: RequestContext, tool: Tool) -> None:
+    """The audit row of a call the key's scopes do not cover (the dispatcher never sees it:
+    scopes are the API's own gate, before the dispatcher's role check)."""
+    await cockpit.db.run(
+        audit.record,
+        org_id=ctx.org_id,
+        workspace_id=ctx.workspace_id,
+        actor=ctx.user_id,
+        actor_role=ctx.role.value,
+        platform=ctx.platform.value,
+        tool=tool.name,
+        outcome="denied",
+        args={},
+        detail="outside the API key's scopes",
+        request_id=ctx.request_id,
+        now=cockpit.clock.now(),
+    )
