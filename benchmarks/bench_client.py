@@ -26,8 +26,8 @@ from typing import Any
 from aiohttp import web
 
 from tools.bench.load import LoadRun
-from tools.clients.runpod import RunPodClient, make_http_pool
 from tools.clock import Clock
+from tools.runpod.client import RunPodClient, make_http_pool
 
 BUDGET_TOKENS_PER_SECOND = 5000.0
 DEFAULT_STREAMS = 64

@@ -11,8 +11,8 @@ from bot.logs import SECRETS
 from storage import credentials
 from tools.catalog.db_cache import DatabaseHubCache
 from tools.clients.huggingface import CircuitBreaker, HubClient
-from tools.clients.runpod import RunPodClient, make_http_pool
 from tools.errors import ProviderError
+from tools.runpod.client import RunPodClient, make_http_pool
 from tools.services import Services
 
 if TYPE_CHECKING:

@@ -14,15 +14,15 @@ from typing import Any
 
 import httpx
 
-from tools.clients.runpod import (
+from tools.clients.sandbox import RunPodEmulator
+from tools.clock import FakeClock
+from tools.runpod.client import (
     CreateEndpointRequest,
     EndpointGpuRequest,
     QueueDelayScalingRequest,
     RunPodClient,
     WorkersRequest,
 )
-from tools.clients.sandbox import RunPodEmulator
-from tools.clock import FakeClock
 
 # Looks like a RunPod key; tests assert it never leaks into errors, logs or reprs.
 API_KEY = "rpa_SANDBOXTESTKEY0123456789ABCDEFGHIJ_zz9q"

@@ -31,9 +31,9 @@ from bot.testing import BotHarness, running_bot
 from storage import approvals, deployments, orgs
 from storage.db import Database
 from storage.models import Approval, Deployment
-from tools.clients.runpod import CreateTemplateRequest, RunPodClient
 from tools.clients.sandbox import persist
 from tools.clock import FakeClock
+from tools.runpod.client import CreateTemplateRequest, RunPodClient
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
@@ -166,7 +166,7 @@ async def test_kill_at_each_saga_step_leaves_nothing_after_restart(
 KILL_AFTER_CREATE_ENDPOINT = textwrap.dedent(
     """
     import os, signal, sys
-    from tools.clients.runpod import RunPodClient
+    from tools.runpod.client import RunPodClient
 
     original = RunPodClient.create_endpoint
 

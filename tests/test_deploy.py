@@ -10,8 +10,8 @@ import pytest
 from bot.testing import BotHarness, running_bot
 from storage import deployments
 from storage.models import Deployment
-from tools.clients.runpod import CreateTemplateRequest
 from tools.deploy.saga import recover_interrupted
+from tools.runpod.client import CreateTemplateRequest
 
 
 @pytest.fixture

@@ -18,7 +18,9 @@ from runpod_helpers import (
     sandbox,
 )
 
-from tools.clients.runpod import (
+from tools.clock import FakeClock
+from tools.errors import ProviderError, RateLimited
+from tools.runpod.client import (
     CreatePodRequest,
     CreateTemplateRequest,
     EndpointHealth,
@@ -29,8 +31,6 @@ from tools.clients.runpod import (
     WorkersRequest,
     make_http_pool,
 )
-from tools.clock import FakeClock
-from tools.errors import ProviderError, RateLimited
 
 KEY_MESSAGE = (
     "RunPod rejected the API key (401). Set a new one with `/connect runpod` or the "

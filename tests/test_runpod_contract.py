@@ -24,7 +24,9 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 from runpod_helpers import MODEL, Sandbox, chat_messages, endpoint_request, sandbox
 
-from tools.clients.runpod import (
+from tools.clients.sandbox import SPEC_FILE, Exchange
+from tools.errors import CockpitError
+from tools.runpod.client import (
     CreateEndpointRequest,
     CreatePodRequest,
     CreateTemplateRequest,
@@ -43,8 +45,6 @@ from tools.clients.runpod import (
     UpdateEndpointRequest,
     WorkersRequest,
 )
-from tools.clients.sandbox import SPEC_FILE, Exchange
-from tools.errors import CockpitError
 
 SPEC: dict[str, Any] = json.loads(SPEC_FILE.read_text(encoding="utf-8"))
 URI = "urn:contract-test:runpod-rest-v2"

@@ -18,15 +18,6 @@ from typing import Any
 from storage import approvals, deployments
 from storage.models import Deployment
 from tools.catalog.sizing import GPU_MEMORY_UTILIZATION
-from tools.clients.runpod import (
-    CreateEndpointRequest,
-    CreatePodRequest,
-    CreateTemplateRequest,
-    EndpointGpuRequest,
-    PodGpuRequest,
-    QueueDelayScalingRequest,
-    WorkersRequest,
-)
 from tools.contract import ToolContext
 from tools.deploy import diagnose
 from tools.deploy.plan import (
@@ -39,6 +30,15 @@ from tools.deploy.plan import (
 )
 from tools.errors import CockpitError, ProviderError
 from tools.metrics import DEPLOY_PHASE_SECONDS, DEPLOYS
+from tools.runpod.client import (
+    CreateEndpointRequest,
+    CreatePodRequest,
+    CreateTemplateRequest,
+    EndpointGpuRequest,
+    PodGpuRequest,
+    QueueDelayScalingRequest,
+    WorkersRequest,
+)
 from tools.services import Services
 
 log = logging.getLogger(__name__)

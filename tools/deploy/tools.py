@@ -10,7 +10,6 @@ from typing import Any
 from storage import deployments
 from storage.models import Deployment
 from tools.catalog.sizing import DEFAULT_CONTEXT
-from tools.clients.runpod import UpdateEndpointRequest, WorkersRequest
 from tools.contract import (
     Reply,
     Role,
@@ -40,6 +39,7 @@ from tools.deploy.plan import (
 )
 from tools.deploy.saga import delete_provider_resources, run_deploy
 from tools.errors import Conflict, InvalidInput, NotFound, ProviderError
+from tools.runpod.client import UpdateEndpointRequest, WorkersRequest
 from tools.services import Services
 
 # How a tool argument names a deployment (storage.deployments.find): never a fragment.
