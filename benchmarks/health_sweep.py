@@ -26,8 +26,8 @@ import tracemalloc
 from dataclasses import dataclass
 from typing import Any
 
-from tools.clients.sandbox import RunPodEmulator
 from tools.runpod.client import EndpointHealth, RunPodClient, make_http_pool
+from tools.runpod.sandbox import RunPodEmulator
 
 BUDGET_SECONDS = 3.0
 DEFAULT_ENDPOINTS = 1000

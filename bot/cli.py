@@ -205,8 +205,8 @@ def discord_sync(guild: int | None) -> None:
 @click.option("--port", type=int, default=None, help="Port (default 8765).")
 def sandbox(port: int | None) -> None:
     """Run the local RunPod emulator alone (REST v2 + serverless data plane)."""
-    from tools.clients.sandbox import DEFAULT_PORT
-    from tools.clients.sandbox import main as sandbox_main
+    from tools.runpod.sandbox import DEFAULT_PORT
+    from tools.runpod.sandbox import main as sandbox_main
 
     _run(sandbox_main(port or DEFAULT_PORT))
 

@@ -68,7 +68,7 @@ class RunPodWiring:
     async def start(self) -> None:
         if not self.services.sandbox:
             return
-        from tools.clients.sandbox import RunPodEmulator
+        from tools.runpod.sandbox import RunPodEmulator
 
         settings = self.settings
         state = settings.data_dir / "sandbox-state.json" if settings.sandbox_state else None

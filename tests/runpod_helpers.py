@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 
-from tools.clients.sandbox import RunPodEmulator
 from tools.clock import FakeClock
 from tools.runpod.client import (
     CreateEndpointRequest,
@@ -23,6 +22,7 @@ from tools.runpod.client import (
     RunPodClient,
     WorkersRequest,
 )
+from tools.runpod.sandbox import RunPodEmulator
 
 # Looks like a RunPod key; tests assert it never leaks into errors, logs or reprs.
 API_KEY = "rpa_SANDBOXTESTKEY0123456789ABCDEFGHIJ_zz9q"

@@ -16,8 +16,8 @@ from bot.testing import BotHarness, running_bot
 from storage import bench as bench_store
 from storage import ledger
 from storage.models import BenchRun
-from tools.clients.sandbox import throughput
-from tools.clients.sandbox.faults import FaultKind
+from tools.runpod.sandbox import throughput
+from tools.runpod.sandbox.faults import FaultKind
 
 MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 SMALL = "--prompt-tokens 64 --output-tokens 32"

@@ -23,8 +23,8 @@ from tools.catalog import CATALOG_PATH, default_snapshot
 from tools.catalog.fit import fit
 from tools.catalog.gpus import PRICES_PATH, fallback_offers
 from tools.catalog.sizing import GIB, GPU_MEMORY_UTILIZATION, estimate
-from tools.clients.sandbox.catalog import GPUS_BY_ID, POOL_PRICE_PER_SECOND
 from tools.cost.estimate import serverless_estimate
+from tools.runpod.sandbox.catalog import GPUS_BY_ID, POOL_PRICE_PER_SECOND
 
 L4 = 23_034 / 1024  # GiB, nvidia-smi
 H100 = 81_559 / 1024

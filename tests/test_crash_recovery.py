@@ -31,9 +31,9 @@ from bot.testing import BotHarness, running_bot
 from storage import approvals, deployments, orgs
 from storage.db import Database
 from storage.models import Approval, Deployment
-from tools.clients.sandbox import persist
 from tools.clock import FakeClock
 from tools.runpod.client import CreateTemplateRequest, RunPodClient
+from tools.runpod.sandbox import persist
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "Qwen/Qwen2.5-0.5B-Instruct"

@@ -24,7 +24,6 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 from runpod_helpers import MODEL, Sandbox, chat_messages, endpoint_request, sandbox
 
-from tools.clients.sandbox import SPEC_FILE, Exchange
 from tools.errors import CockpitError
 from tools.runpod.client import (
     CreateEndpointRequest,
@@ -45,6 +44,7 @@ from tools.runpod.client import (
     UpdateEndpointRequest,
     WorkersRequest,
 )
+from tools.runpod.sandbox import SPEC_FILE, Exchange
 
 SPEC: dict[str, Any] = json.loads(SPEC_FILE.read_text(encoding="utf-8"))
 URI = "urn:contract-test:runpod-rest-v2"
@@ -221,7 +221,7 @@ DATA_PLANE: dict[str, dict[str, Any]] = {
 }
 
 
-# --- spec helpers (independent of tools.clients.sandbox.spec) ----------------------------------
+# --- spec helpers (independent of tools.runpod.sandbox.spec) ----------------------------------
 
 
 def _resolve(node: Any) -> Any:

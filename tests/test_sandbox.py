@@ -25,11 +25,11 @@ from runpod_helpers import (
 )
 
 from bot.testing import running_bot
-from tools.clients.sandbox import RunPodEmulator, main, make_app
-from tools.clients.sandbox.catalog import GPUS, POOL_PRICE_PER_SECOND
 from tools.clock import FakeClock
 from tools.errors import ProviderError
 from tools.runpod.client import CreatePodRequest, Endpoint, PodGpuRequest
+from tools.runpod.sandbox import RunPodEmulator, main, make_app
+from tools.runpod.sandbox.catalog import GPUS, POOL_PRICE_PER_SECOND
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 

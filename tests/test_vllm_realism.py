@@ -21,11 +21,11 @@ from storage import deployments
 from storage.models import Deployment
 from tools.catalog import tools as catalog_tools
 from tools.catalog.gpus import GpuOffer, fallback_offers
-from tools.clients.sandbox import vllm
-from tools.clients.sandbox.server import REST_PREFIX
 from tools.deploy import plan as deploy_plan
 from tools.runpod.client import CreateEndpointRequest, EndpointGpuRequest, WorkersRequest
 from tools.runpod.client import QueueDelayScalingRequest as Scaling
+from tools.runpod.sandbox import vllm
+from tools.runpod.sandbox.server import REST_PREFIX
 
 SMALL = "Qwen/Qwen2.5-0.5B-Instruct"
 BF16_7B = "Qwen/Qwen2.5-7B-Instruct"

@@ -6,7 +6,7 @@ RunPod v2 catalog quotes them. Memory comes twice: `memory_gb` is the nominal si
 24 GiB), which is what vLLM's `gpu_memory_utilization` is a fraction of and what sizing uses.
 
 Fallback prices and card memory live in one dated data file, `gpu_prices_<date>.json`, shared
-with the sandbox emulator (`tools/clients/sandbox/catalog.py`), each row with its source.
+with the sandbox emulator (`tools/runpod/sandbox/catalog.py`), each row with its source.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """RunPod client: REST v2 control plane and the serverless data plane, async on httpx.
 
 Built against the official REST v2 OpenAPI spec (a copy ships as
-`tools/clients/sandbox/runpod-rest-v2.openapi.json`); not against REST v1 (retired 2026-11-15)
+`tools/runpod/sandbox/runpod-rest-v2.openapi.json`); not against REST v1 (retired 2026-11-15)
 or GraphQL (retiring early 2027). v2 request bodies are strict: the typed request models below
 forbid unknown fields so a typo fails here, before RunPod answers 422.
 

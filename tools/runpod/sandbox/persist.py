@@ -31,8 +31,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tools.clients.sandbox import catalog
-from tools.clients.sandbox.state import (
+from tools.runpod.sandbox import catalog
+from tools.runpod.sandbox.state import (
     EndpointSim,
     Meter,
     PodSim,

@@ -1,4 +1,4 @@
-"""`python -m tools.clients.sandbox [--port N] [--host H]`: run the RunPod emulator alone."""
+"""`python -m tools.runpod.sandbox [--port N] [--host H]`: run the RunPod emulator alone."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import contextlib
 
-from tools.clients.sandbox.server import DEFAULT_PORT, main
+from tools.runpod.sandbox.server import DEFAULT_PORT, main
 
 
 def cli() -> None:

@@ -39,10 +39,11 @@ from typing import Any
 
 from aiohttp import web
 
-from tools.clients.sandbox import catalog, chat, persist, throughput, vllm
-from tools.clients.sandbox.faults import Fault, FaultInjector, FaultKind
-from tools.clients.sandbox.spec import OpenApiSpec, load_spec
-from tools.clients.sandbox.state import (
+from tools.clock import Clock
+from tools.runpod.sandbox import catalog, chat, persist, throughput, vllm
+from tools.runpod.sandbox.faults import Fault, FaultInjector, FaultKind
+from tools.runpod.sandbox.spec import OpenApiSpec, load_spec
+from tools.runpod.sandbox.state import (
     LOG_TAIL_DEFAULT,
     ApiError,
     EndpointSim,
@@ -50,7 +51,6 @@ from tools.clients.sandbox.state import (
     WorkerSim,
     iso,
 )
-from tools.clock import Clock
 
 log = logging.getLogger(__name__)
 

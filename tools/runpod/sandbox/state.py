@@ -38,8 +38,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from tools.clients.sandbox import catalog, vllm
 from tools.clock import Clock
+from tools.runpod.sandbox import catalog, vllm
 
 DEFAULT_ENDPOINT_DISK_GB = 20
 DEFAULT_TEMPLATE_DISK_GB = 50

@@ -11,8 +11,8 @@ pretends to be real: chat replies start with `[sandbox]`, GPU prices are labelle
                           serverless_url=emulator.serverless_url)
 """
 
-from tools.clients.sandbox.faults import Fault, FaultInjector, FaultKind
-from tools.clients.sandbox.server import (
+from tools.runpod.sandbox.faults import Fault, FaultInjector, FaultKind
+from tools.runpod.sandbox.server import (
     DEFAULT_PORT,
     INVALID_KEY_PREFIX,
     Exchange,
@@ -20,7 +20,7 @@ from tools.clients.sandbox.server import (
     main,
     make_app,
 )
-from tools.clients.sandbox.spec import SPEC_FILE, OpenApiSpec, load_spec
+from tools.runpod.sandbox.spec import SPEC_FILE, OpenApiSpec, load_spec
 
 __all__ = [
     "DEFAULT_PORT",

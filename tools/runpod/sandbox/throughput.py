@@ -32,8 +32,8 @@ from typing import Any
 from tools.catalog import default_snapshot
 from tools.catalog.gpus import card_memory_mib
 from tools.catalog.sizing import GIB, GPU_MEMORY_UTILIZATION, kv_bytes_per_token, weights_bytes
-from tools.clients.sandbox.chat import ChatReply
 from tools.clock import Clock
+from tools.runpod.sandbox.chat import ChatReply
 
 PERF_PATH = Path(__file__).parent / "gpu_perf_2026-12-01.json"
 # Share of the peak a vLLM decode step achieves: memory-bound GEMV kernels reach ~80 % of the
