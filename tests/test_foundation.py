@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fakes.standins import add_launch
 from pydantic import BaseModel, ConfigDict
 
 from bot.testing import BotHarness, running_bot
@@ -21,31 +22,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _registry_with_test_tools() -> tuple[Registry, dict[str, int]]:
-    """The built-in tools plus an admin tool and an approval-gated tool that counts its runs."""
+    """The built-in tools plus an admin tool and the shared approval-gated `launch`, which counts
+    its runs."""
     reg = Registry()
     for t in REGISTRY.all():
         reg.add(t)
     runs = {"launch": 0}
 
-    class LaunchInput(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        target: str = arg(description="What to launch", positional=True)
-        size: int = arg(1, description="How many", ge=1, le=8)
-        token: str | None = arg(None, description="A secret", secret=True)
-
-    @tool(
-        name="launch",
-        description="Launch something that costs money.",
-        input_model=LaunchInput,
-        role=Role.member,
-        side_effect=SideEffect.spend,
-        needs_approval=True,
-        registry=reg,
-    )
-    async def launch(tc: ToolContext, args: LaunchInput) -> Reply:
-        runs["launch"] += 1
-        await tc.progress(f"launching {args.target}")
-        return Reply(text=f"Launched {args.size} × {args.target}.")
+    add_launch(reg, runs, with_token=True)
 
     class KeyInput(BaseModel):
         model_config = ConfigDict(extra="forbid")

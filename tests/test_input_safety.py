@@ -426,7 +426,10 @@ async def test_slack_button_value_past_64_bits_is_a_clear_note(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from fakes.fake_slack import DEFAULT_TEAM_ID, FakeSlack
-    from test_slack import CHANNEL, _env, _texts, _tools
+    from fakes.slack_env import CHANNEL
+    from fakes.slack_env import slack_env as _env
+    from fakes.slack_env import slack_tools as _tools
+    from fakes.slack_env import texts as _texts
 
     for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_CLIENT_ID",
                  "SLACK_CLIENT_SECRET", "SLACK_API_URL", "SLACK_SCOPES"):
@@ -465,7 +468,7 @@ async def test_discord_button_id_past_64_bits_is_a_clear_note(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from fakes import discord_payloads as p
-    from test_discord import discord_bot, embed_text
+    from fakes.discord_env import discord_bot, embed_text
 
     async with discord_bot(tmp_path, monkeypatch, registry=_exploding_registry()) as env:
         await env.interact(p.slash_command("gate", {}))

@@ -36,6 +36,8 @@ from typing import Any
 
 from aiohttp import web
 
+from fakes.loopback import serve
+
 DEFAULT_API_KEYS = frozenset({"sk-ant-test"})
 DEFAULT_MODEL = "claude-sonnet-4-5"
 TEXT_CHUNK_WORDS = 2  # a text block streams as deltas of a couple of words
@@ -509,16 +511,9 @@ async def running_fake_anthropic(
 ) -> AsyncIterator[FakeAnthropic]:
     """Start the fake on 127.0.0.1 (random port); `fake.url` is the base_url to pass on."""
     fake = FakeAnthropic(api_keys=api_keys)
-    runner = web.AppRunner(fake.app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    fake.url = f"http://127.0.0.1:{port}"
-    try:
+    async with serve(fake.app()) as url:
+        fake.url = url
         yield fake
-    finally:
-        await runner.cleanup()
 
 
 __all__ = [

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import Any
 
 from aiohttp import web
 
+from fakes.loopback import closed_endpoint, serve
 from tools.catalog import Snapshot, default_snapshot
 
 DEFAULT_TOKENS_WITH_ACCESS = frozenset({"hf_test_token"})
@@ -352,14 +352,6 @@ def _within(total: int | None, lo: float | None, hi: float | None) -> bool:
     return (lo is None or total >= lo) and (hi is None or total <= hi)
 
 
-def closed_endpoint() -> str:
-    """A loopback URL where nothing listens (connection refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
 @asynccontextmanager
 async def running_fake_hub(
     snapshot: Snapshot | None = None,
@@ -368,16 +360,9 @@ async def running_fake_hub(
 ) -> AsyncIterator[FakeHub]:
     """Start the fake on 127.0.0.1 (random port); `fake.url` is the endpoint to pass on."""
     fake = FakeHub(snapshot, tokens_with_access=tokens_with_access)
-    runner = web.AppRunner(fake.app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    fake.url = f"http://127.0.0.1:{port}"
-    try:
+    async with serve(fake.app()) as url:
+        fake.url = url
         yield fake
-    finally:
-        await runner.cleanup()
 
 
 __all__ = ["FakeHub", "RecordedRequest", "closed_endpoint", "running_fake_hub"]

@@ -8,13 +8,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
-import json
-import os
 import re
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,158 +17,41 @@ import discord
 import pytest
 import yarl
 from fakes import discord_payloads as p
-from fakes.fake_discord import APPLICATION_ID, EPHEMERAL_FLAG, GATEWAY_PATH, Call, FakeDiscord
+from fakes.discord_env import (
+    ALERT_CHANNEL_ID,
+    CHAT_WORDS,
+    REAL_PACE_SECONDS,
+    TOKEN_DELAY_SECONDS,
+    DiscordEnv,
+    custom_ids,
+    deploy_directly,
+    discord_bot,
+    embed_text,
+)
+from fakes.fake_discord import APPLICATION_ID, EPHEMERAL_FLAG, GATEWAY_PATH, Call
 from pydantic import BaseModel
 from sqlmodel import select
 
 from bot.adapters import discord_render as render
-from bot.adapters.discord import DiscordAdapter, sync_commands
-from bot.adapters.discord_base import DiscordConfigError, parse_role_map
-from bot.adapters.discord_commands import command_line
 from bot.adapters.discord_stream import STREAM_EDIT_INTERVAL_SECONDS, StreamedMessage
 from bot.app import load_tool_modules
-from bot.testing import BotHarness, running_bot
-from bot.testing import test_settings as make_settings
 from storage import conversations, deployments
 from storage.models import Conversation, Workspace
 from tools.clock import FakeClock
 from tools.contract import (
     REGISTRY,
     Button,
-    Image,
     Platform,
     Registry,
     Reply,
-    ReplyField,
-    Role,
-    Table,
     ToolContext,
     tool,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-TOKEN = "discord-test-token"
-ALERT_CHANNEL_ID = 1_000_000_000_000_000_099
-CHAT_WORDS = 30  # the sandbox echoes them back: a long enough answer to need several edits
-TOKEN_DELAY_SECONDS = 0.3  # fake seconds between streamed tokens
-REAL_PACE_SECONDS = 0.01  # real time per streamed token (see PacedClock)
-
-
-@dataclass
-class Env:
-    bot: BotHarness
-    fake: FakeDiscord
-    adapter: DiscordAdapter
-
-    @property
-    def state(self) -> Any:
-        return self.adapter.client._connection
-
-    async def interact(self, payload: dict[str, Any]) -> list[Call]:
-        """Deliver an interaction as the gateway would; wait until it is answered and done."""
-        self.fake.register_interaction(payload)
-        self.state.parse_interaction_create(payload)
-        await self.fake.wait_for(("POST", rf"/interactions/{payload['id']}/[^/]+/callback"))
-        await self.adapter.drain()
-        return self.fake.followups(payload["token"])
-
-    async def message(self, payload: dict[str, Any], channel: dict[str, Any] | None = None) -> None:
-        """Deliver MESSAGE_CREATE; `channel` seeds the gateway's cache (a guild text channel or
-        thread), as GUILD_CREATE / THREAD_CREATE would have."""
-        if channel is not None:
-            guild = self.state._get_or_create_unavailable_guild(int(channel["guild_id"]))
-            self.state._add_guild(guild)
-            if channel["type"] == 11:
-                guild._add_thread(discord.Thread(guild=guild, state=self.state, data=channel))
-            else:
-                guild._add_channel(discord.TextChannel(guild=guild, state=self.state, data=channel))
-        before = len(self.fake.calls)
-        self.state.parse_message_create(payload)
-        for _ in range(5):  # let discord.py start the on_message task
-            await asyncio.sleep(0)
-        await self.adapter.drain()
-        self.new_calls = self.fake.calls[before:]
-
-    def org_id(self) -> int:
-        return self.ctx().org_id
-
-    def ctx(self, user_id: int = p.ALICE_ID) -> Any:
-        return self.bot.cockpit.context_for(
-            platform=Platform.discord,
-            workspace_id=str(p.GUILD_ID),
-            workspace_name="guild",
-            user_id=str(user_id),
-            display_name=p.USER_NAMES.get(user_id, "x"),
-        )
-
-
-@asynccontextmanager
-async def discord_bot(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    *,
-    registry: Registry | None = None,
-    **overrides: Any,
-) -> AsyncIterator[Env]:
-    clock = FakeClock()
-    async with FakeDiscord(clock=clock) as fake:
-        monkeypatch.setattr(discord.http.Route, "BASE", fake.api_base)
-        async with running_bot(
-            tmp_path,
-            clock=clock,
-            registry=registry,
-            DISCORD_BOT_TOKEN=TOKEN,
-            DISCORD_API_URL=fake.api_base,
-            **overrides,
-        ) as bot:
-            adapter = DiscordAdapter(bot.cockpit)
-            await adapter.login()
-            try:
-                yield Env(bot=bot, fake=fake, adapter=adapter)
-            finally:
-                await adapter.close()
-
-
-@pytest.fixture
-async def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Env]:
-    async with discord_bot(tmp_path, monkeypatch) as e:
-        yield e
-
-
-def custom_ids(message: dict[str, Any]) -> list[str]:
-    return [c["custom_id"] for row in message.get("components") or [] for c in row["components"]]
-
-
-def embed_text(embeds: list[dict[str, Any]]) -> str:
-    parts = []
-    for e in embeds:
-        parts += [e.get("title") or "", e.get("description") or ""]
-        parts += [f"{f['name']}: {f['value']}" for f in e.get("fields") or []]
-        parts.append((e.get("footer") or {}).get("text") or "")
-    return "\n".join(parts)
-
-
-def assert_within_limits(embeds: list[dict[str, Any]]) -> None:
-    assert 1 <= len(embeds) <= render.MAX_EMBEDS
-    total = 0
-    for e in embeds:
-        assert len(e.get("title") or "") <= render.MAX_TITLE
-        assert len(e.get("description") or "") <= render.MAX_DESCRIPTION
-        assert len(e.get("fields") or []) <= render.MAX_FIELDS
-        for f in e.get("fields") or []:
-            assert 0 < len(f["name"]) <= render.MAX_FIELD_NAME
-            assert 0 < len(f["value"]) <= render.MAX_FIELD_VALUE
-        footer = (e.get("footer") or {}).get("text") or ""
-        assert len(footer) <= render.MAX_FOOTER
-        total += len(e.get("title") or "") + len(e.get("description") or "") + len(footer)
-        total += sum(len(f["name"]) + len(f["value"]) for f in e.get("fields") or [])
-    assert total <= render.MAX_TOTAL
-
-
 # --- /deploy: deferred → approval card → the requester's click deploys ----------------------
 
 
-async def test_deploy_interaction_approval_button_and_refusal(env: Env) -> None:
+async def test_deploy_interaction_approval_button_and_refusal(env: DiscordEnv) -> None:
     deploy = p.slash_command("deploy", {"model": "qwen 0.5b"}, user_id=p.ALICE_ID)
     followups = await env.interact(deploy)
 
@@ -230,7 +107,7 @@ async def test_deploy_interaction_approval_button_and_refusal(env: Env) -> None:
     assert len(env.bot.cockpit.runpod.emulator.state.endpoints) == 1
 
 
-async def test_cancel_button_edits_card(env: Env) -> None:
+async def test_cancel_button_edits_card(env: DiscordEnv) -> None:
     await env.interact(p.slash_command("deploy", {"model": "qwen 0.5b"}))
     card = env.fake.messages[max(env.fake.messages)]
     click = p.component_click("cockpit:cancel:1", card)
@@ -243,15 +120,7 @@ async def test_cancel_button_edits_card(env: Env) -> None:
 # --- model chat in a thread: streamed by rate-limited edits --------------------------------
 
 
-async def _deploy_directly(env: Env) -> int:
-    ctx = env.ctx()
-    ask = await env.bot.cockpit.handle(ctx, "/deploy Qwen/Qwen2.5-0.5B-Instruct")
-    done = await env.bot.cockpit.approve(ctx, ask.approval_id or 0)
-    assert done.ok, done.as_plain_text()
-    return 1
-
-
-def _edit_times(env: Env, channel_id: int) -> list[Call]:
+def _edit_times(env: DiscordEnv, channel_id: int) -> list[Call]:
     return env.fake.calls_matching("PATCH", rf"/channels/{channel_id}/messages/\d+")
 
 
@@ -282,8 +151,8 @@ class PacedClock:
         await asyncio.sleep(REAL_PACE_SECONDS)
 
 
-async def test_chat_thread_streams_within_edit_rate(env: Env) -> None:
-    dep_id = await _deploy_directly(env)
+async def test_chat_thread_streams_within_edit_rate(env: DiscordEnv) -> None:
+    dep_id = await deploy_directly(env)
     emulator = env.bot.cockpit.runpod.emulator
     emulator.token_delay = TOKEN_DELAY_SECONDS
     emulator.clock = PacedClock(env.bot.clock)
@@ -330,7 +199,7 @@ async def test_chat_thread_streams_within_edit_rate(env: Env) -> None:
     assert [m.role for m in history] == ["user", "assistant", "user", "assistant"]
 
 
-async def test_streamed_message_edit_schedule(env: Env) -> None:
+async def test_streamed_message_edit_schedule(env: DiscordEnv) -> None:
     """Exact schedule on the fake clock: a delta every 0.5 s, at most one edit per 1.2 s
     (measured from the previous edit), the final edit after the rest of the interval."""
     clock = env.bot.clock
@@ -366,7 +235,7 @@ async def test_streamed_message_edit_schedule(env: Env) -> None:
     assert "".join(shown).replace("\n", "") == long.text.replace("\n", "")
 
 
-async def test_chat_with_unknown_deployment_removes_thread(env: Env) -> None:
+async def test_chat_with_unknown_deployment_removes_thread(env: DiscordEnv) -> None:
     chat = p.slash_command("chat", {"deployment": "nope"})
     await env.interact(chat)
     started = env.fake.calls_matching("POST", rf"/channels/{p.CHANNEL_ID}/messages/(\d+)/threads")
@@ -382,7 +251,7 @@ async def test_chat_with_unknown_deployment_removes_thread(env: Env) -> None:
 # --- mentions, DMs, bots -----------------------------------------------------------------
 
 
-async def test_mention_is_answered_in_a_thread_and_bots_are_ignored(env: Env) -> None:
+async def test_mention_is_answered_in_a_thread_and_bots_are_ignored(env: DiscordEnv) -> None:
     channel = p.text_channel()
     mention = p.guild_message(f"<@{p.BOT_USER_ID}> what can you do?", mentions_bot=True)
     await env.message(mention, channel=channel)
@@ -399,7 +268,7 @@ async def test_mention_is_answered_in_a_thread_and_bots_are_ignored(env: Env) ->
     assert env.new_calls == []
 
 
-async def test_dm_is_answered_in_the_dm_in_a_personal_workspace(env: Env) -> None:
+async def test_dm_is_answered_in_the_dm_in_a_personal_workspace(env: DiscordEnv) -> None:
     await env.message(p.dm_message("/whoami"))
     answers = [c for c in env.new_calls if c.path == f"/channels/{p.DM_CHANNEL_ID}/messages"]
     assert answers and not any(c.path.endswith("/threads") for c in env.new_calls)
@@ -407,7 +276,7 @@ async def test_dm_is_answered_in_the_dm_in_a_personal_workspace(env: Env) -> Non
     assert "owner" in text  # first person of their own DM workspace
 
 
-async def test_pasted_key_is_not_forwarded(env: Env) -> None:
+async def test_pasted_key_is_not_forwarded(env: DiscordEnv) -> None:
     await env.message(p.dm_message("my key is rpa_ABCDEFGHIJKLMNOP123456"))
     dumped = " ".join(c.text_dump() for c in env.new_calls)
     assert "rpa_ABCDEFGHIJKLMNOP123456" not in dumped and "secret key" in dumped
@@ -416,7 +285,7 @@ async def test_pasted_key_is_not_forwarded(env: Env) -> None:
 # --- alerts ----------------------------------------------------------------------------------
 
 
-async def test_alert_embed_to_bot_channel_and_webhook(env: Env) -> None:
+async def test_alert_embed_to_bot_channel_and_webhook(env: DiscordEnv) -> None:
     message_id = await render.send_alert_embed(
         client=env.adapter.client,
         channel_id=ALERT_CHANNEL_ID,
@@ -453,264 +322,10 @@ async def test_alert_embed_to_bot_channel_and_webhook(env: Env) -> None:
     assert "Budget 80% used" in hooked[0].embeds[0]["title"]
 
 
-# --- rendering ------------------------------------------------------------------------------
-
-
-def _huge_reply(chart: Path | None = None) -> Reply:
-    return Reply(
-        title="T" * 400,
-        text=("a long line of output " * 20 + "\n") * 150,
-        fields=[ReplyField(label=f"field {i} " + "n" * 300, value="v" * 2000) for i in range(40)],
-        table=Table(
-            columns=["#", "name", "value"], rows=[[str(i), f"row{i}", "x" * 50] for i in range(400)]
-        ),
-        footer="f" * 3000,
-        image=Image(path=str(chart), title="chart") if chart else None,
-    )
-
-
-def test_huge_reply_stays_within_embed_limits(tmp_path: Path) -> None:
-    chart = tmp_path / "spend chart.png"
-    chart.write_bytes(b"\x89PNG fake")
-    message = render.render_reply(_huge_reply(chart), sandbox=True)
-    embeds = [e.to_dict() for e in message.embeds]
-    assert_within_limits(embeds)  # type: ignore[arg-type]
-    assert message.cut and message.total_length() <= render.MAX_TOTAL
-    names = [a.filename for a in message.attachments]
-    assert names == ["spend_chart.png", "reply.txt"]
-    full = message.attachments[1].data or b""
-    assert b"row399" in full and b"v" * 2000 in full
-    assert embeds[0]["image"]["url"] == "attachment://spend_chart.png"
-    assert "sandbox" in embeds[-1]["footer"]["text"]
-    for e in embeds:  # code blocks stay balanced across the split
-        assert (e.get("description") or "").count("```") % 2 == 0
-
-
-def test_small_replies_render_plainly() -> None:
-    ok = render.render_reply(Reply(title="Done", text="All good.", footer="x"), sandbox=False)
-    assert not ok.cut and not ok.attachments
-    assert ok.embeds[0].colour and ok.embeds[0].colour.value == render.COLOUR_OK
-    assert ok.embeds[0].footer.text == "x"
-    err = render.render_reply(Reply.error("Nope."), sandbox=True)
-    assert err.embeds[0].colour and err.embeds[0].colour.value == render.COLOUR_ERROR
-    assert "sandbox" in (err.embeds[0].footer.text or "")
-    table = render.render_reply(
-        Reply(table=Table(columns=["a", "b"], rows=[["1", "2"]])), sandbox=False
-    )
-    assert (table.embeds[0].description or "").startswith("```\n  a  b")
-
-
-def test_split_text_keeps_code_fences_balanced() -> None:
-    text = "intro\n```\n" + "\n".join(f"line {i}" for i in range(500)) + "\n```\nafter"
-    pieces = render.split_text(text, 1000)
-    assert all(len(piece) <= 1000 for piece in pieces)
-    assert all(piece.count("```") % 2 == 0 for piece in pieces)
-    assert "line 499" in pieces[-1] and pieces[-1].endswith("after")
-
-
-async def test_huge_reply_through_a_command(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    load_tool_modules()
-    registry = Registry()
-    for t in REGISTRY.all():
-        registry.add(t)
-
-    @tool(name="dump", description="Prints a lot.", registry=registry)
-    async def dump(tc: ToolContext, args: BaseModel) -> Reply:
-        return _huge_reply()
-
-    async with discord_bot(tmp_path, monkeypatch, registry=registry) as e:
-        cmd = p.slash_command("dump")
-        followups = await e.interact(cmd)
-        assert_within_limits(followups[0].embeds)
-        assert [name for name, _ in followups[0].files] == ["reply.txt"]
-
-
-# --- generated commands, sync, autocomplete ------------------------------------------------
-
-
-def _option(command: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(o for o in command["options"] if o["name"] == name)
-
-
-async def test_sync_registers_typed_commands_from_the_registry(env: Env) -> None:
-    names = await env.adapter.sync(guild_id=p.GUILD_ID)
-    put = env.fake.calls_matching(
-        "PUT", rf"/applications/{APPLICATION_ID}/guilds/{p.GUILD_ID}/commands"
-    )
-    assert len(put) == 1
-    sent = {c["name"]: c for c in put[0].json}
-    registry_commands = {(t.command or t.name) for t in env.bot.services.registry.all()}
-    assert set(names) == set(sent) == registry_commands
-
-    deploy = sent["deploy"]
-    model = _option(deploy, "model")
-    assert model["type"] == 3 and model["required"] is True and model["autocomplete"] is True
-    context = _option(deploy, "context")
-    assert context["type"] == 4 and context.get("required") is False and context["min_value"] == 256
-    mode = _option(deploy, "mode")
-    assert mode["type"] == 3 and [c["value"] for c in mode["choices"]] == ["serverless", "pod"]
-    assert _option(deploy, "protected")["type"] == 5
-    assert _option(deploy, "workers_max")["max_value"] == 10
-    assert _option(sent["status"], "deployment")["autocomplete"] is True
-    assert _option(sent["budget"], "amount")["type"] == 10
-    for command in sent.values():
-        assert len(command["description"]) <= 100
-        assert all(len(o["description"]) <= 100 for o in command.get("options", []))
-
-
-async def test_sync_cli_path_global_and_per_guild(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    async with FakeDiscord() as fake:
-        monkeypatch.setattr(discord.http.Route, "BASE", fake.api_base)
-        settings = make_settings(tmp_path, DISCORD_BOT_TOKEN=TOKEN, DISCORD_API_URL=fake.url)
-        names = await sync_commands(settings)
-        assert "deploy" in names and fake.calls_matching(
-            "PUT", rf"/applications/{APPLICATION_ID}/commands"
-        )
-        assert fake.api_base == discord.http.Route.BASE  # "/api/v10" added to a bare URL
-
-        # The command line, as an operator runs it (a process of its own, on the same fake).
-        env = {
-            **os.environ,
-            "DISCORD_BOT_TOKEN": TOKEN,
-            "DISCORD_API_URL": fake.api_base,
-            "COCKPIT_DATA_DIR": str(tmp_path),
-        }
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot.cli",
-            "discord",
-            "sync",
-            "--guild",
-            str(p.GUILD_ID),
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
-        assert proc.returncode == 0, out.decode()
-        assert "to server" in out.decode() and "/deploy" in out.decode()
-        assert fake.calls_matching("PUT", rf"/applications/\d+/guilds/{p.GUILD_ID}/commands")
-
-        bad = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot.cli",
-            "discord",
-            "sync",
-            cwd=ROOT,
-            env={**env, "COCKPIT_DISCORD_ROLE_MAP": "Ops=boss"},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        out, _ = await asyncio.wait_for(bad.communicate(), timeout=60)
-        assert bad.returncode == 2 and "COCKPIT_DISCORD_ROLE_MAP" in out.decode()
-
-
-async def test_autocomplete_deployments_and_models(env: Env) -> None:
-    await _deploy_directly(env)
-    ask = p.autocomplete("status", {"deployment": "qw"}, focused="deployment")
-    await env.interact(ask)
-    choices = env.fake.callbacks(int(ask["id"]))[0].payload
-    assert choices["type"] == 8
-    assert [c["value"] for c in choices["data"]["choices"]] == ["1"]
-    assert "#1" in choices["data"]["choices"][0]["name"]
-
-    ask = p.autocomplete("deploy", {"model": "qwen 0.5"}, focused="model")
-    await env.interact(ask)
-    values = [c["value"] for c in env.fake.callbacks(int(ask["id"]))[0].payload["data"]["choices"]]
-    assert values == ["Qwen/Qwen2.5-0.5B-Instruct"]
-
-
-def test_command_line_quotes_values() -> None:
-    load_tool_modules()
-    deploy = REGISTRY.by_command("deploy")
-    chat = REGISTRY.by_command("chat")
-    budget = REGISTRY.by_command("budget")
-    assert deploy is not None and chat is not None and budget is not None
-    line = command_line(
-        deploy,
-        {"model": "llama 8b", "context": 16384, "mode": "pod", "name": "it's", "protected": True},
-    )
-    assert line == "/deploy 'llama 8b' --context=16384 --mode=pod --name='it'\"'\"'s' --protected"
-    parsed = deploy.parse_command(line.split(" ", 1)[1])
-    assert parsed.model_dump(include={"model", "context", "mode", "name", "protected"}) == {
-        "model": "llama 8b",
-        "context": 16384,
-        "mode": "pod",
-        "name": "it's",
-        "protected": True,
-    }
-    chat_line = command_line(chat, {"deployment": "3", "message": "don't --stop now"})
-    assert chat.parse_command(chat_line.split(" ", 1)[1]).model_dump()["message"] == [
-        "don't --stop now"
-    ]
-    # A skipped positional before a given one takes its default.
-    assert command_line(budget, {"amount": 50.0}) == "/budget show 50"
-
-
-# --- roles ----------------------------------------------------------------------------------
-
-
-async def test_discord_roles_map_to_bot_roles(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    async with discord_bot(
-        tmp_path, monkeypatch, COCKPIT_DISCORD_ROLE_MAP="Admins=admin, Ops=member"
-    ) as e:
-        e.fake.roles[p.GUILD_ID] = [
-            {"id": str(p.GUILD_ID), "name": "@everyone", "position": 0},
-            {"id": str(p.ADMINS_ROLE_ID), "name": "Admins", "position": 2},
-            {"id": str(p.OPS_ROLE_ID), "name": "Ops", "position": 1},
-        ]
-        # Alice is the first person here (owner by default), but Ops maps to member.
-        followups = await e.interact(p.slash_command("whoami", roles=(p.OPS_ROLE_ID,)))
-        assert "member" in embed_text(followups[-1].embeds)
-        followups = await e.interact(
-            p.slash_command("whoami", user_id=p.BOB_ID, roles=(p.OPS_ROLE_ID, p.ADMINS_ROLE_ID))
-        )
-        assert "admin" in embed_text(followups[-1].embeds)
-        assert len(e.fake.calls_matching("GET", rf"/guilds/{p.GUILD_ID}/roles")) == 1  # cached
-
-        # The mapped admin may decide someone else's approval.
-        await e.interact(p.slash_command("deploy", {"model": "qwen 0.5b"}, roles=(p.OPS_ROLE_ID,)))
-        card = e.fake.messages[max(e.fake.messages)]
-        click = p.component_click(
-            "cockpit:cancel:1", card, user_id=p.BOB_ID, roles=(p.ADMINS_ROLE_ID,)
-        )
-        await e.interact(click)
-        edit = e.fake.calls_matching("PATCH", rf"/webhooks/\d+/{click['token']}/messages/@original")
-        assert f"Cancelled by <@{p.BOB_ID}>" in embed_text(edit[0].embeds)
-
-
-def test_role_map_parsing() -> None:
-    assert parse_role_map("Admins=admin, Ops = member ,123=viewer") == {
-        "admins": Role.admin,
-        "ops": Role.member,
-        "123": Role.viewer,
-    }
-    assert parse_role_map("") == {}
-    with pytest.raises(DiscordConfigError, match="COCKPIT_DISCORD_ROLE_MAP"):
-        parse_role_map("Admins=superuser")
-
-
-def test_payload_examples_are_json() -> None:
-    assert json.loads(json.dumps(p.SLASH_COMMAND_EXAMPLE))["data"]["name"] == "deploy"
-    assert json.loads(json.dumps(p.COMPONENT_CLICK_EXAMPLE))["data"]["custom_id"].startswith(
-        "cockpit:"
-    )
-    assert re.fullmatch(r"\d{19}", p.SLASH_COMMAND_EXAMPLE["id"])
-
-
 # --- privacy ---------------------------------------------------------------------------------
 
 
-async def test_errors_and_secret_commands_stay_private(env: Env) -> None:
+async def test_errors_and_secret_commands_stay_private(env: DiscordEnv) -> None:
     status = p.slash_command("status", {"deployment": "nope"})
     followups = await env.interact(status)
     assert env.fake.callbacks(int(status["id"]))[0].flags == 0  # public while working
@@ -730,7 +345,9 @@ async def test_errors_and_secret_commands_stay_private(env: Env) -> None:
     assert answers and all(key not in c.text_dump() for c in answers)
 
 
-async def test_run_discord_beside_other_surfaces(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_run_discord_beside_other_surfaces(
+    env: DiscordEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`cockpit run` with DISCORD_BOT_TOKEN: the bot logs in and connects (here: to the fake's
     refusing gateway, retrying quietly) while the other surfaces run, and closes after them."""
     from bot.adapters.discord_run import run_discord
@@ -747,7 +364,7 @@ async def test_run_discord_beside_other_surfaces(env: Env, monkeypatch: pytest.M
     assert len(env.fake.calls_matching("GET", r"/users/@me")) == 2  # the fixture's and this one
 
 
-async def test_slash_command_in_a_dm_uses_a_personal_workspace(env: Env) -> None:
+async def test_slash_command_in_a_dm_uses_a_personal_workspace(env: DiscordEnv) -> None:
     await env.interact(p.slash_command("whoami", guild_id=None, user_id=p.BOB_ID))
     await env.interact(p.slash_command("whoami", user_id=p.CAROL_ID))  # the guild's first
     followups = [c for c in env.fake.calls if c.path.startswith(f"/webhooks/{APPLICATION_ID}/")]
@@ -757,8 +374,8 @@ async def test_slash_command_in_a_dm_uses_a_personal_workspace(env: Env) -> None
     assert spaces == {f"dm-{p.BOB_ID}", str(p.GUILD_ID)}
 
 
-async def test_chat_command_inside_a_thread_binds_that_thread(env: Env) -> None:
-    dep_id = await _deploy_directly(env)
+async def test_chat_command_inside_a_thread_binds_that_thread(env: DiscordEnv) -> None:
+    dep_id = await deploy_directly(env)
     thread_id = 1_000_000_000_000_000_077
     chat = p.slash_command(
         "chat", {"deployment": str(dep_id), "message": "hi"}, channel=p.thread_channel(thread_id)
@@ -777,7 +394,7 @@ async def test_chat_command_inside_a_thread_binds_that_thread(env: Env) -> None:
     assert bound == dep_id
 
 
-async def test_expired_approval_is_reported_and_card_closed(env: Env) -> None:
+async def test_expired_approval_is_reported_and_card_closed(env: DiscordEnv) -> None:
     await env.interact(p.slash_command("deploy", {"model": "qwen 0.5b"}))
     card = env.fake.messages[max(env.fake.messages)]
     env.bot.clock.advance(env.bot.cockpit.settings.approval_ttl_seconds + 1)
@@ -814,18 +431,20 @@ async def test_command_buttons_run_as_the_clicker(
         assert "bob" in embed_text(followups[-1].embeds).lower()
 
 
-async def test_alert_route_to_a_bot_channel_goes_through_the_router(env: Env) -> None:
+async def test_alert_route_to_a_bot_channel_goes_through_the_router(env: DiscordEnv) -> None:
     from bot.background.sinks import DISCORD_CLIENT_KEY
     from tools.alerts import router_of
 
     owner = env.bot.ctx(user="owner", workspace="alerts-ws")
-    added = await env.bot.send(f"/alerts add discord {ALERT_CHANNEL_ID}", user="owner",
-                               workspace="alerts-ws")
+    added = await env.bot.send(
+        f"/alerts add discord {ALERT_CHANNEL_ID}", user="owner", workspace="alerts-ws"
+    )
     assert added.ok, added.text
     env.bot.services.extras[DISCORD_CLIENT_KEY] = env.adapter.client
     try:
         sent = await router_of(env.bot.services).fire(
-            org_id=owner.org_id, key="health:9", severity="critical", title="#9 is unhealthy")
+            org_id=owner.org_id, key="health:9", severity="critical", title="#9 is unhealthy"
+        )
     finally:
         env.bot.services.extras.pop(DISCORD_CLIENT_KEY, None)
     assert sent

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes.agent_env import KEY
 from fakes.fake_anthropic import (
     FakeAnthropic,
     Turn,
-    running_fake_anthropic,
     text_turn,
     tool_use,
     tool_uses,
@@ -34,7 +34,6 @@ from storage import apikeys, ledger, orgs
 from storage.models import Approval, AuditEvent, ProcessedEvent
 from tools.contract import Role, SideEffect, Tool
 
-KEY = "sk-ant-test"
 ROLES = [Role.viewer, Role.member, Role.admin, Role.owner]
 # Values a tool's required arguments take in the all-tools test (by field name, else by type).
 ARG_VALUES: dict[str, Any] = {
@@ -55,12 +54,6 @@ EXTRA_ARGS: dict[str, dict[str, Any]] = {"update_deployment": {"idle_timeout": 6
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeAnthropic]:
-    async with running_fake_anthropic() as f:
-        yield f
-
-
-@pytest.fixture
 async def bot(tmp_path: Path, fake: FakeAnthropic) -> AsyncIterator[BotHarness]:
     async with running_bot(
         tmp_path,
@@ -68,7 +61,7 @@ async def bot(tmp_path: Path, fake: FakeAnthropic) -> AsyncIterator[BotHarness]:
         ANTHROPIC_BASE_URL=fake.url,
         COCKPIT_RATE_LIMIT_PER_MINUTE=0,
     ) as harness:
-        yield harness
+        yield harness  # the real tools (the package's `bot` fixture has the test tools)
 
 
 def valid_args(t: Tool) -> dict[str, Any]:
@@ -172,7 +165,10 @@ async def test_every_registered_tool_called_by_name(
         if t.needs_approval or effect is not SideEffect.none:
             assert outcomes == {"approval_requested"}, (t.name, outcomes)
         else:
-            assert "allowed" in outcomes and "approval_requested" not in outcomes, (t.name, outcomes)
+            assert "allowed" in outcomes and "approval_requested" not in outcomes, (
+                t.name,
+                outcomes,
+            )
     sent = everything_sent(fake)
     for secret in ("rpa_STOREDKEY000000001", api_key, code):
         assert secret not in sent

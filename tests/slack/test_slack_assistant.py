@@ -1,5 +1,5 @@
 """Slack AI assistant threads end to end: signed assistant events into `cockpit web`'s aiohttp
-app, the fake Slack Web API's received calls out (the harness is test_slack's)."""
+app, the fake Slack Web API's received calls out (the harness is tests/fakes/slack_env.py)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import ClientResponse
 from fakes.fake_slack import BOT_USER_ID, DEFAULT_TEAM_ID, Call, FakeSlack
-from test_slack import (  # noqa: F401  (`fake` and `_no_slack_env` are fixtures used here)
-    CHANNEL,
-    SlackEnv,
-    _env,
-    _no_slack_env,
-    _texts,
-    _tools,
-    fake,
-)
+from fakes.slack_env import CHANNEL, SlackEnv, slack_env, slack_tools, texts
 
 from bot.adapters import slack_blocks
 from bot.adapters.slack_assistant import (
@@ -33,8 +25,8 @@ THREAD = "1700000100.000100"
 
 
 @pytest.fixture
-async def slack(tmp_path: Path, fake: FakeSlack) -> AsyncIterator[SlackEnv]:  # noqa: F811
-    async for env in _env(tmp_path, fake, _tools()):
+async def slack(tmp_path: Path, fake: FakeSlack) -> AsyncIterator[SlackEnv]:
+    async for env in slack_env(tmp_path, fake, slack_tools()):
         yield env
 
 
@@ -65,11 +57,11 @@ def user_message(text: str, *, ts: str = "1700000100.000200") -> dict[str, Any]:
     }
 
 
-def statuses(fake: FakeSlack) -> list[str]:  # noqa: F811
+def statuses(fake: FakeSlack) -> list[str]:
     return [str(c.body.get("status")) for c in fake.calls_to("assistant.threads.setStatus")]
 
 
-def in_thread(fake: FakeSlack) -> list[Call]:  # noqa: F811
+def in_thread(fake: FakeSlack) -> list[Call]:
     return [c for c in fake.calls_to("chat.postMessage") if c.body.get("thread_ts") == THREAD]
 
 
@@ -87,7 +79,7 @@ async def test_thread_started_greets_and_suggests_prompts(slack: SlackEnv) -> No
     assert all(p["message"] for p in prompts.body["prompts"])
     greetings = slack.fake.calls_to("chat.postMessage")
     assert len(greetings) == 1 and greetings[0].body["channel"] == DM
-    assert greetings[0].body["thread_ts"] == THREAD and "cockpit" in _texts(greetings[0])
+    assert greetings[0].body["thread_ts"] == THREAD and "cockpit" in texts(greetings[0])
     assert len(slack.fake.calls_to("assistant.threads.setSuggestedPrompts")) == 1
 
 
@@ -105,7 +97,7 @@ async def test_message_sets_status_first_then_is_answered_once_in_the_thread(
     # Answered by the assistant path only: the `message.im` DM listener did not answer too.
     assert slack.fake.calls_to("chat.postMessage") == [answer]
     assert answer.body["channel"] == DM and answer.body["thread_ts"] == THREAD
-    assert "Role" in _texts(answer) and "limited mode" in _texts(answer)
+    assert "Role" in texts(answer) and "limited mode" in texts(answer)
     # The reply clears the status (Slack does that): no explicit clearing call.
     assert statuses(slack.fake) == [THINKING_STATUS]
 
@@ -121,7 +113,7 @@ async def test_tool_progress_updates_the_status_instead_of_posting_lines(
         "is working: step 1 of 2",
         "is working: step 2 of 2",
     ]
-    assert in_thread(slack.fake) == [answer] and "Warm and ready." in _texts(answer)
+    assert in_thread(slack.fake) == [answer] and "Warm and ready." in texts(answer)
     methods = [c.method for c in slack.fake.calls]
     last_status = len(methods) - 1 - methods[::-1].index("assistant.threads.setStatus")
     assert last_status < methods.index("chat.postMessage")
@@ -184,7 +176,7 @@ async def test_approved_run_in_an_assistant_thread_reports_progress_as_status(
     assert statuses(slack.fake)[-1] == "is working: launching gpu"
     posts = in_thread(slack.fake)
     assert len(posts) == 2 and posts[0] is card  # the card and the result; no progress line
-    assert "Launched 1 × gpu." in _texts(posts[1])
+    assert "Launched 1 × gpu." in texts(posts[1])
     methods = [c.method for c in slack.fake.calls]
     last_status = len(methods) - 1 - methods[::-1].index("assistant.threads.setStatus")
     assert last_status < len(methods) - 1 - methods[::-1].index("chat.postMessage")
@@ -200,14 +192,14 @@ async def test_progress_goes_into_the_thread_when_slack_refuses_a_status(
     await slack.fake.wait_for("chat.postMessage", count=3)
     await slack.adapter.drain()
     posts = in_thread(slack.fake)
-    assert len(posts) == 3 and "Warm and ready." in _texts(posts[-1])
-    assert "step 1 of 2" in _texts(posts[0]) and "step 2 of 2" in _texts(posts[1])
+    assert len(posts) == 3 and "Warm and ready." in texts(posts[-1])
+    assert "step 1 of 2" in texts(posts[0]) and "step 2 of 2" in texts(posts[1])
     assert len(slack.fake.calls_to("assistant.threads.setStatus")) == 1  # no more attempts
 
 
 async def test_claude_streams_into_the_thread_and_the_status_is_cleared(
     tmp_path: Path,
-    fake: FakeSlack,  # noqa: F811
+    fake: FakeSlack,
 ) -> None:
     from fakes.fake_anthropic import running_fake_anthropic, text_turn, tool_use
 
@@ -215,15 +207,15 @@ async def test_claude_streams_into_the_thread_and_the_status_is_cleared(
         claude.add(tool_use("warmup", {}, text="Let me warm it up first."))
         claude.add(text_turn(" It is warm and ready."))
         overrides = {"ANTHROPIC_API_KEY": "sk-ant-test", "ANTHROPIC_BASE_URL": claude.url}
-        async for env in _env(tmp_path, fake, _tools(), **overrides):
+        async for env in slack_env(tmp_path, fake, slack_tools(), **overrides):
             await env.event(user_message("warm it up please"))
             first = await fake.wait_for("chat.postMessage", timeout=10)
             await env.adapter.drain(20)
             assert fake.calls_to("chat.postMessage") == [first]
-            assert first.body["thread_ts"] == THREAD and "Let me" in _texts(first)
+            assert first.body["thread_ts"] == THREAD and "Let me" in texts(first)
             final = fake.calls_to("chat.update")[-1]
             assert final.body["ts"] == env.fake_ts(first)
-            assert "warm and ready" in _texts(final) and "writing…" not in _texts(final)
+            assert "warm and ready" in texts(final) and "writing…" not in texts(final)
             # Progress after the streamed message started showed as the status; the answer
             # was an edit (which does not clear it), so it was cleared explicitly at the end.
             assert statuses(fake)[0] == THINKING_STATUS
