@@ -20,6 +20,7 @@ from runpod_helpers import (
 
 from tools.clock import FakeClock
 from tools.errors import ProviderError, RateLimited
+from tools.monitor import gather_bounded
 from tools.runpod.client import (
     CreatePodRequest,
     CreateTemplateRequest,
@@ -396,8 +397,9 @@ async def test_sharded_pool_spreads_requests_and_frees_every_slot() -> None:
             await sb.client.create_endpoint(endpoint_request(f"cockpit-{n}")) for n in range(30)
         ]
         sb.emulator.faults.inject("*/health", "latency", delay=0.02)
-        results = await sb.client.health_many([e.id for e in endpoints], concurrency=30)
-        assert all(isinstance(r, EndpointHealth) for r in results.values())
+        # as the health sweep asks: one `health` per endpoint, 30 at a time
+        results = await gather_bounded([sb.client.health(e.id) for e in endpoints], 30)
+        assert all(isinstance(r, EndpointHealth) for r in results)
         assert transport.in_flight == (0, 0, 0)
 
         release = sb.emulator.hold_stream(after_tokens=1)

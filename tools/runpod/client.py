@@ -71,7 +71,6 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 4
 DEFAULT_POOL_CONNECTIONS = 100
 SHARD_CONNECTIONS = 10  # connections per httpcore pool inside one shared pool
-DEFAULT_SWEEP_CONCURRENCY = 100
 DEFAULT_MAX_TOKENS = 512
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
@@ -1258,22 +1257,6 @@ class RunPodClient:
             "GET", self._sls(endpoint_id, "health"), action=action, decimals=False
         )
         return self._parse(EndpointHealth, data, action)
-
-    async def health_many(
-        self, endpoint_ids: Iterable[str], *, concurrency: int = DEFAULT_SWEEP_CONCURRENCY
-    ) -> dict[str, EndpointHealth | CockpitError]:
-        """Health of many endpoints at once with bounded concurrency; failures are returned,
-        not raised, so one bad endpoint does not hide the others."""
-        gate = asyncio.Semaphore(concurrency)
-
-        async def one(endpoint_id: str) -> tuple[str, EndpointHealth | CockpitError]:
-            async with gate:
-                try:
-                    return endpoint_id, await self.health(endpoint_id)
-                except CockpitError as exc:
-                    return endpoint_id, exc
-
-        return dict(await asyncio.gather(*(one(e) for e in endpoint_ids)))
 
     async def run(
         self,

@@ -134,9 +134,6 @@ class OpenApiSpec:
             self._validators[pointer] = Draft202012Validator(schema, registry=self._registry)
         return self._validators[pointer]
 
-    def schema_pointer(self, name: str) -> str:
-        return f"/components/schemas/{_escape(name)}"
-
     def errors(self, pointer: str, instance: Any) -> list[str]:
         """Validation failures as RunPod words them: `$: additional properties 'bogus' not
         allowed`, `$.gpu.pools: [] should be non-empty`."""
