@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict, deque
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -41,8 +41,6 @@ DEFAULT_APPROVAL_TTL_SECONDS = 600
 DEFAULT_RATE_LIMIT_PER_MINUTE = 30
 RATE_WINDOW_SECONDS = 60.0
 AUDIT_DETAIL_CHARS = 300
-# How stale the kept daily count may get before it is read again from the audit trail.
-DAY_RECOUNT_SECONDS = 60.0
 # What the audit trail and the replay store keep of a reply that carried a secret.
 SECRET_REPLY_SUMMARY = "(a secret was shown once to the requester; it is not stored)"
 SECRET_REPLAY_TEXT = (
@@ -54,11 +52,12 @@ SECRET_REPLAY_TEXT = (
 class RateLimiter:
     """Sliding window of calls per (organisation, user); isolated per organisation.
 
-    The per-minute window lives in memory. The daily cap's count is kept here too: read from
-    today's audit rows at most once every DAY_RECOUNT_SECONDS per person (on a storage thread,
-    inside the command's unit of work) and counted up as this process writes counted rows, so
-    a command does not recount the day's audit trail. Other processes' commands show up at the
-    next recount."""
+    The per-minute window lives in memory. The daily cap is counted in the database
+    (`DailyCommandCount`, one row per organisation, person and UTC day), incremented in the
+    unit of work that writes each counted audit row, so every process (web, worker, discord)
+    sees every command and nothing recounts the audit trail. The last count this process read
+    is kept only to refuse early on the loop (`check`, `peek`): a day's count only grows, so a
+    refusal from it is never wrong."""
 
     def __init__(self, services: Services, per_minute: int, per_day: int = 0) -> None:
         self._services = services
@@ -66,8 +65,8 @@ class RateLimiter:
         self._per_minute = per_minute
         self._per_day = per_day
         self._calls: dict[tuple[int, str], deque[float]] = defaultdict(deque)
-        # (org, actor) -> (UTC midnight, count, monotonic time of the last recount)
-        self._days: dict[tuple[int, str], tuple[datetime, int, float]] = {}
+        # (org, actor) -> (UTC day, the count last read or written there)
+        self._known: dict[tuple[int, str], tuple[date, int]] = {}
 
     @property
     def has_daily_cap(self) -> bool:
@@ -78,7 +77,7 @@ class RateLimiter:
         database work, so it may run on the event loop."""
         if ctx.platform.value == "system":
             return
-        self._raise_if_over_day(ctx, self._cached_day(ctx, self._clock.monotonic()))
+        self._raise_if_over_day(ctx, self._known_today(ctx))
         self.check_minute(ctx)
 
     def check_minute(self, ctx: RequestContext) -> None:
@@ -104,33 +103,54 @@ class RateLimiter:
         if ctx.platform.value != "system" and self._per_minute > 0:
             self._calls[(ctx.org_id, ctx.user_id)].pop()  # the call `check` just counted
 
-    def check_day(self, s: Any, ctx: RequestContext, *, monotonic: float) -> None:
-        """The daily cap per person (UTC day). Runs on a storage thread with the command's
-        session (`monotonic` is the clock's, read on the loop): recounts from the audit trail
-        only when the kept count is stale."""
-        if self._per_day <= 0 or ctx.platform.value == "system":
-            return
-        used = self._cached_day(ctx, monotonic)
-        if used is None:
-            midnight = _midnight(self._clock.now())
-            used = activity.commands_since(s, org_id=ctx.org_id, actor=ctx.user_id, since=midnight)
-            self._days[(ctx.org_id, ctx.user_id)] = (midnight, used, monotonic)
+    def check_day(self, s: Any, ctx: RequestContext, *, count_this: bool) -> bool:
+        """The daily cap per person (UTC day), on a storage thread inside the command's unit of
+        work. With `count_this` the command's own counted row is counted in the same statement
+        (one round trip: `INSERT … ON CONFLICT DO UPDATE … RETURNING`); returns whether it was,
+        so the audit row that follows is not counted twice."""
+        if not self.counts(ctx):
+            return False
+        day = _utc_day(self._clock.now())
+        if count_this:
+            after = activity.count_command(s, org_id=ctx.org_id, actor=ctx.user_id, day=day)
+            self._known[(ctx.org_id, ctx.user_id)] = (day, after)
+            used = after - 1
+        else:
+            used = activity.commands_on(s, org_id=ctx.org_id, actor=ctx.user_id, day=day)
+            self._known[(ctx.org_id, ctx.user_id)] = (day, used)
         self._raise_if_over_day(ctx, used)
+        return count_this
 
-    def counted(self, ctx: RequestContext) -> None:
-        """A row that counts against the daily cap was written for this person."""
-        key = (ctx.org_id, ctx.user_id)
-        kept = self._days.get(key)
-        if kept is not None and kept[0] == _midnight(self._clock.now()):
-            self._days[key] = (kept[0], kept[1] + 1, kept[2])
+    def claim_and_check(self, s: Any, ctx: RequestContext, *, key: str, now: datetime) -> bool:
+        """`check_day(count_this=True)` together with the idempotency claim of `key`, in one
+        statement on PostgreSQL; False (nothing counted) when the key was already claimed."""
+        day = _utc_day(now)
+        after = activity.claim_and_count(
+            s, org_id=ctx.org_id, actor=ctx.user_id, day=day, key=key, now=now
+        )
+        if after is None:
+            return False
+        self._known[(ctx.org_id, ctx.user_id)] = (day, after)
+        self._raise_if_over_day(ctx, after - 1)
+        return True
 
-    def _cached_day(self, ctx: RequestContext, monotonic: float) -> int | None:
+    def counts(self, ctx: RequestContext) -> bool:
+        return self._per_day > 0 and ctx.platform.value != "system"
+
+    def count(self, s: Any, ctx: RequestContext, *, by: int = 1) -> None:
+        """Count (or, with `by=-1`, take back) a counted row for this person, in the unit of
+        work that writes it."""
+        if not self.counts(ctx):
+            return
+        day = _utc_day(self._clock.now())
+        after = activity.count_command(s, org_id=ctx.org_id, actor=ctx.user_id, day=day, by=by)
+        self._known[(ctx.org_id, ctx.user_id)] = (day, after)
+
+    def _known_today(self, ctx: RequestContext) -> int | None:
         if self._per_day <= 0:
             return None
-        kept = self._days.get((ctx.org_id, ctx.user_id))
-        if kept is None or kept[0] != _midnight(self._clock.now()):
-            return None
-        if monotonic - kept[2] > DAY_RECOUNT_SECONDS:
+        kept = self._known.get((ctx.org_id, ctx.user_id))
+        if kept is None or kept[0] != _utc_day(self._clock.now()):
             return None
         return kept[1]
 
@@ -144,6 +164,10 @@ class RateLimiter:
             retry_after=retry,
             fix="The count resets at 00:00 UTC; an admin can raise COCKPIT_DAILY_LIMIT_PER_USER.",
         )
+
+
+def _utc_day(now: datetime) -> date:
+    return now.astimezone(UTC).date()
 
 
 def _midnight(now: datetime) -> datetime:
@@ -236,25 +260,41 @@ class Dispatcher:
         idempotency claim (or the earlier answer) and the "allowed" row. Returns the answer
         when the command stops here."""
         redacted = tool.redact(args)
-        monotonic = self.services.clock.monotonic()
+        limiter = self.rate_limiter
 
         def unit(s: Any) -> tuple[str, Any]:
-            try:
-                self.rate_limiter.check_day(s, ctx, monotonic=monotonic)
-            except RateLimited as exc:
-                self._audit_row(s, ctx, tool.name, "denied", {}, str(exc))
-                return "denied", exc
+            # The daily cap is checked and this command's counted row counted in one statement
+            # (only an approval request, whose row comes later, just reads the count).
             if refusal is not None:
-                self._audit_row(s, ctx, tool.name, "denied", redacted, refusal[0])
+                counted = False
+                try:
+                    counted = limiter.check_day(s, ctx, count_this=True)
+                except RateLimited as exc:
+                    self._audit_row(s, ctx, tool.name, "denied", {}, str(exc), counted=True)
+                    return "denied", exc
+                self._audit_row(s, ctx, tool.name, "denied", redacted, refusal[0], counted=counted)
                 return "denied", None
             key = ctx.idempotency_key
-            if key and not events.claim(
-                s, org_id=ctx.org_id, key=key, now=self.services.clock.now()
-            ):
-                ev = events.seen(s, org_id=ctx.org_id, key=key)
-                return "replay", (ev.result_json if ev else "{}")
+            now = self.services.clock.now()
+            # A redelivery is answered before anything is counted: it writes no row of its own.
+            try:
+                if key and execute and limiter.counts(ctx):
+                    if not limiter.claim_and_check(s, ctx, key=key, now=now):
+                        return "replay", _stored(s, ctx.org_id, key)
+                    counted = True
+                else:
+                    if key and not events.claim(s, org_id=ctx.org_id, key=key, now=now):
+                        return "replay", _stored(s, ctx.org_id, key)
+                    counted = limiter.check_day(s, ctx, count_this=execute)
+            except RateLimited as exc:
+                self._audit_row(s, ctx, tool.name, "denied", {}, str(exc), counted=execute)
+                if key:  # a redelivery of a refused command is refused the same way
+                    events.store_result(
+                        s, org_id=ctx.org_id, key=key, result_json=_refused_json(exc)
+                    )
+                return "denied", exc
             if execute:
-                self._audit_row(s, ctx, tool.name, "allowed", redacted, "")
+                self._audit_row(s, ctx, tool.name, "allowed", redacted, "", counted=counted)
                 return "allowed", None
             return "", None
 
@@ -656,7 +696,11 @@ class Dispatcher:
         outcome: str,
         args: dict[str, Any],
         detail: str,
+        *,
+        counted: bool = False,
     ) -> None:
+        """One audit row; a row that counts against the daily cap is counted in the same unit
+        of work (unless the caller's cap check already counted it: `counted`)."""
         audit.record(
             s,
             org_id=ctx.org_id,
@@ -671,8 +715,8 @@ class Dispatcher:
             request_id=ctx.request_id,
             now=self.services.clock.now(),
         )
-        if outcome in activity.COUNTED_OUTCOMES and ctx.platform is not Platform.system:
-            self.rate_limiter.counted(ctx)
+        if outcome in activity.COUNTED_OUTCOMES and not counted:
+            self.rate_limiter.count(s, ctx)
 
 
 def current_role(s: Any, ctx: RequestContext, now: Any) -> Role | None:
@@ -723,6 +767,15 @@ def _internal_error(tool: Tool, ctx: RequestContext) -> Reply:
         f"(reference {ctx.request_id}). Nothing else was changed; the details are in "
         "the bot's logs."
     )
+
+
+def _stored(s: Any, org_id: int, key: str) -> str:
+    ev = events.seen(s, org_id=org_id, key=key)
+    return ev.result_json if ev else "{}"
+
+
+def _refused_json(exc: RateLimited) -> str:
+    return Reply.from_error(exc).model_dump_json()
 
 
 def _replayed(stored: str) -> Reply:

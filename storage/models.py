@@ -8,7 +8,7 @@ integer micro-dollars through `Money`, read back as `Decimal` — exact sums on 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -299,7 +299,12 @@ class AlertPost(SQLModel, table=True):
 
 
 class AuditEvent(SQLModel, table=True):
-    __table_args__ = (Index("ix_audit_org_created", "org_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_audit_org_created", "org_id", "created_at"),
+        # The audit queries by person (`/audit --user`, activity per person) read one actor's
+        # rows in time order without visiting the organisation's others.
+        Index("ix_audit_org_actor_created", "org_id", "actor", "created_at"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     org_id: int = Field(foreign_key="organization.id")
     workspace_id: int | None = None
@@ -312,6 +317,17 @@ class AuditEvent(SQLModel, table=True):
     detail: str = text_field()
     request_id: str = ""
     created_at: datetime
+
+
+class DailyCommandCount(SQLModel, table=True):
+    """Rows that count against the daily per-person cap, per (organisation, person, UTC day):
+    incremented in the unit of work that writes the counted audit row, so every process reads
+    the same figure in one indexed look-up instead of recounting the day's audit trail."""
+
+    org_id: int = Field(foreign_key="organization.id", primary_key=True)
+    actor: str = Field(primary_key=True)
+    day: date = Field(primary_key=True)
+    count: int = 0
 
 
 class ProcessedEvent(SQLModel, table=True):

@@ -9,7 +9,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import func, text
 from sqlmodel import select
 
-from storage import approvals, audit, cache, credentials, events, orgs
+from storage import activity, approvals, audit, cache, credentials, events, orgs
 from storage.crypto import SecretBox
 from storage.db import Database
 from storage.models import LedgerEntry
@@ -222,6 +222,27 @@ def test_money_is_exact_decimal(database: Database) -> None:
             select(func.sum(LedgerEntry.amount)).where(LedgerEntry.org_id == org_a)
         ).one()
         assert total == sum(amounts)  # SUM keeps the Money type: exact Decimal
+
+
+def test_daily_counts_per_person_and_the_claim_counted_once(database: Database) -> None:
+    org_a, org_b = _two_orgs(database)
+    day = NOW.date()
+    with database.session() as s:
+        assert activity.count_command(s, org_id=org_a, actor="u", day=day) == 1
+        assert activity.count_command(s, org_id=org_a, actor="u", day=day) == 2
+        assert activity.count_command(s, org_id=org_b, actor="u", day=day) == 1
+        claimed = [
+            activity.claim_and_count(s, org_id=org_a, actor="u", day=day, key=k, now=NOW)
+            for k in ("slack:e1", "slack:e1", "slack:e2")
+        ]
+        assert claimed == [3, None, 4]  # the second delivery of e1 is not counted
+        assert activity.count_command(s, org_id=org_a, actor="u", day=day, by=-1) == 3
+    with database.session() as s:
+        assert activity.commands_on(s, org_id=org_a, actor="u", day=day) == 3
+        assert activity.commands_on(s, org_id=org_b, actor="u", day=day) == 1
+        assert activity.commands_on(s, org_id=org_a, actor="u", day=day + timedelta(1)) == 0
+        assert events.seen(s, org_id=org_a, key="slack:e1") is not None
+        assert events.seen(s, org_id=org_b, key="slack:e1") is None
 
 
 def test_cache_ttl(database: Database) -> None:

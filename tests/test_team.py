@@ -144,6 +144,44 @@ async def test_activity_counts_and_daily_limit(tmp_path) -> None:
         assert (await bot.send("/whoami", user="owner1", workspace="T1")).ok
 
 
+async def test_daily_limit_is_one_count_in_the_database_for_every_process(tmp_path) -> None:
+    """Two processes (two dispatchers, each with its own memory, on one database) share one
+    person's daily count; a redelivered command is not counted again; the counter equals the
+    day's counted audit rows."""
+    from bot.dispatcher import Dispatcher
+    from bot.testing import running_bot
+    from storage import activity
+    from tools.errors import RateLimited
+
+    async with running_bot(tmp_path, COCKPIT_DAILY_LIMIT_PER_USER=5,
+                           COCKPIT_RATE_LIMIT_PER_MINUTE=0) as bot:
+        worker = Dispatcher(bot.services, rate_limit_per_minute=0, daily_limit_per_user=5)
+        ctx = bot.ctx(user="owner1", workspace="T1")
+        for _ in range(2):
+            assert (await bot.send("/whoami", user="owner1", workspace="T1")).ok
+        keyed = ctx.model_copy(update={"idempotency_key": "slack:evt-1"})
+        assert (await worker.run(keyed, "whoami")).ok
+        assert (await worker.run(keyed, "whoami")).ok  # the redelivery: answered, not counted
+        assert (await worker.run(ctx, "whoami")).ok
+        assert (await bot.send("/whoami", user="owner1", workspace="T1")).ok  # the 5th
+        limited = await bot.send("/whoami", user="owner1", workspace="T1")
+        assert not limited.ok and "today's 5 commands" in limited.text
+        assert not (await worker.run(ctx, "whoami")).ok
+        try:
+            bot.cockpit.dispatcher.rate_limiter.peek(ctx)  # refuses early, on the loop
+            raise AssertionError("peek let a person over the cap through")
+        except RateLimited:
+            pass
+        day = bot.clock.now().date()
+        with bot.services.db.session() as s:
+            counted = [r for r in audit.query(s, org_id=ctx.org_id, actor="owner1", limit=100)
+                       if r.outcome in activity.COUNTED_OUTCOMES]
+            used = activity.commands_on(s, org_id=ctx.org_id, actor="owner1", day=day)
+        assert used == len(counted) == 7
+        bot.clock.advance(24 * 3600)
+        assert (await worker.run(ctx, "whoami")).ok
+
+
 async def test_connect_verifies_the_key_before_saving(cockpit: BotHarness) -> None:
     await cockpit.send("/whoami", user="owner1", workspace="T1")
     bad = await cockpit.send("/connect runpod invalid-key-00001234", user="owner1", workspace="T1")
