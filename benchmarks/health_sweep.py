@@ -26,7 +26,8 @@ import tracemalloc
 from dataclasses import dataclass
 from typing import Any
 
-from tools.runpod.client import EndpointHealth, RunPodClient, make_http_pool
+from tools.runpod.client import RunPodClient, make_http_pool
+from tools.runpod.models import EndpointHealth
 from tools.runpod.sandbox import RunPodEmulator
 
 BUDGET_SECONDS = 3.0

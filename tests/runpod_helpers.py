@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 
 from tools.clock import FakeClock
-from tools.runpod.client import (
+from tools.runpod.client import RunPodClient
+from tools.runpod.models import (
     CreateEndpointRequest,
     EndpointGpuRequest,
     QueueDelayScalingRequest,
-    RunPodClient,
     WorkersRequest,
 )
 from tools.runpod.sandbox import RunPodEmulator

@@ -32,7 +32,8 @@ from storage import approvals, deployments, orgs
 from storage.db import Database
 from storage.models import Approval, Deployment
 from tools.clock import FakeClock
-from tools.runpod.client import CreateTemplateRequest, RunPodClient
+from tools.runpod.client import RunPodClient
+from tools.runpod.models import CreateTemplateRequest
 from tools.runpod.sandbox import persist
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ from bot.testing import BotHarness, running_bot
 from storage import deployments
 from storage.models import Deployment
 from tools.deploy.saga import recover_interrupted
-from tools.runpod.client import CreateTemplateRequest
+from tools.runpod.models import CreateTemplateRequest
 
 
 @pytest.fixture

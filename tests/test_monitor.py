@@ -231,7 +231,7 @@ async def test_chat_with_a_pod_goes_through_its_proxy_with_the_pods_own_key(
 
 async def test_reconcile_and_digest(bot: BotHarness, hooks) -> None:
     await deploy(bot)
-    from tools.runpod.client import CreateTemplateRequest
+    from tools.runpod.models import CreateTemplateRequest
 
     client = bot.services.runpod_for(1)
     await client.create_template(CreateTemplateRequest(

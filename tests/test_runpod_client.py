@@ -21,17 +21,16 @@ from runpod_helpers import (
 from tools.clock import FakeClock
 from tools.errors import ProviderError, RateLimited
 from tools.monitor import gather_bounded
-from tools.runpod.client import (
+from tools.runpod.client import RunPodClient, make_http_pool
+from tools.runpod.models import (
     CreatePodRequest,
     CreateTemplateRequest,
     EndpointHealth,
     PodGpuRequest,
-    RunPodClient,
-    ShardedTransport,
     UpdateEndpointRequest,
     WorkersRequest,
-    make_http_pool,
 )
+from tools.runpod.transport import ShardedTransport
 
 KEY_MESSAGE = (
     "RunPod rejected the API key (401). Set a new one with `/connect runpod` or the "

@@ -25,7 +25,7 @@ from referencing.jsonschema import DRAFT202012
 from runpod_helpers import MODEL, Sandbox, chat_messages, endpoint_request, sandbox
 
 from tools.errors import CockpitError
-from tools.runpod.client import (
+from tools.runpod.models import (
     CreateEndpointRequest,
     CreatePodRequest,
     CreateTemplateRequest,

@@ -27,7 +27,7 @@ from runpod_helpers import (
 from bot.testing import running_bot
 from tools.clock import FakeClock
 from tools.errors import ProviderError
-from tools.runpod.client import CreatePodRequest, Endpoint, PodGpuRequest
+from tools.runpod.models import CreatePodRequest, Endpoint, PodGpuRequest
 from tools.runpod.sandbox import RunPodEmulator, main, make_app
 from tools.runpod.sandbox.catalog import GPUS, POOL_PRICE_PER_SECOND
 

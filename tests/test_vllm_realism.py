@@ -22,8 +22,8 @@ from storage.models import Deployment
 from tools.catalog import tools as catalog_tools
 from tools.catalog.gpus import GpuOffer, fallback_offers
 from tools.deploy import plan as deploy_plan
-from tools.runpod.client import CreateEndpointRequest, EndpointGpuRequest, WorkersRequest
-from tools.runpod.client import QueueDelayScalingRequest as Scaling
+from tools.runpod.models import CreateEndpointRequest, EndpointGpuRequest, WorkersRequest
+from tools.runpod.models import QueueDelayScalingRequest as Scaling
 from tools.runpod.sandbox import vllm
 from tools.runpod.sandbox.server import REST_PREFIX
 

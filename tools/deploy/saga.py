@@ -30,7 +30,7 @@ from tools.deploy.plan import (
 )
 from tools.errors import CockpitError, ProviderError
 from tools.metrics import DEPLOY_PHASE_SECONDS, DEPLOYS
-from tools.runpod.client import (
+from tools.runpod.models import (
     CreateEndpointRequest,
     CreatePodRequest,
     CreateTemplateRequest,

@@ -39,7 +39,7 @@ from tools.deploy.plan import (
 )
 from tools.deploy.saga import delete_provider_resources, run_deploy
 from tools.errors import Conflict, InvalidInput, NotFound, ProviderError
-from tools.runpod.client import UpdateEndpointRequest, WorkersRequest
+from tools.runpod.models import UpdateEndpointRequest, WorkersRequest
 from tools.services import Services
 
 # How a tool argument names a deployment (storage.deployments.find): never a fragment.
