@@ -52,7 +52,7 @@ from tools.deploy.saga import recover_interrupted
 from tools.errors import CockpitError, InvalidInput, RateLimited
 from tools.metrics import COMMANDS
 from tools.services import Services
-from tools.skills import SKILLS_EXTRA_KEY, load_skills
+from tools.skills import load_skills
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class Cockpit:
         self._closers: list[Any] = [self.runpod.aclose, wire_alerts(settings, self.services)]
         self.jobs: BackgroundJobs | None = None
         # Skills load once, through the one loader (shipped skills + COCKPIT_SKILLS_DIRS).
-        self.services.extras[SKILLS_EXTRA_KEY] = load_skills(extra_dirs=settings.skills_dirs)
+        self.services.skills = load_skills(extra_dirs=settings.skills_dirs)
         self.agent = ClaudeAgent(
             settings=settings, services=self.services, dispatcher=self.dispatcher
         )

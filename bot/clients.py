@@ -13,7 +13,7 @@ from tools.catalog.db_cache import DatabaseHubCache
 from tools.clients.huggingface import CircuitBreaker, HubClient
 from tools.errors import ProviderError
 from tools.runpod.client import RunPodClient, make_http_pool
-from tools.services import Services
+from tools.services import CredentialVerifier, Services, TokenLookup
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -106,22 +106,19 @@ class RunPodWiring:
         )
 
 
-def slack_token_for(settings: Settings, services: Services) -> Any:
+def slack_token_for(settings: Settings, services: Services) -> TokenLookup:
     """The Slack bot token that speaks for an organisation: its workspace's installation (HTTP
     mode, multi-workspace) or the single-workspace SLACK_BOT_TOKEN."""
-    from sqlmodel import select
-
-    from storage import slack_store
-    from storage.models import Workspace
+    from storage import orgs, slack_store
 
     def token_for(org_id: int) -> str | None:
         if settings.slack_client_id:
             with services.db.session() as s:
-                teams = s.exec(
-                    select(Workspace.external_id).where(
-                        Workspace.org_id == org_id, Workspace.platform == "slack"
-                    )
-                ).all()
+                teams = [
+                    ws.external_id
+                    for ws in orgs.workspaces_of(s, org_id=org_id)
+                    if ws.platform == "slack"
+                ]
                 for team in teams:
                     bot = slack_store.find_bot(
                         s,
@@ -142,7 +139,7 @@ def wire_alerts(settings: Settings, services: Services) -> Any:
     from datetime import timedelta
 
     from bot.background.sinks import DiscordChannelSink, DiscordWebhookSink, SlackChannelSink
-    from tools.alerts import ROUTER_KEY, AlertRouter
+    from tools.alerts import AlertRouter
 
     if settings.discord_api_url:
         # discord.py builds every URL (webhooks included) from Route.BASE: tests point it at a fake
@@ -152,7 +149,7 @@ def wire_alerts(settings: Settings, services: Services) -> Any:
     discord_sink = DiscordWebhookSink()
     sinks: dict[str, Any] = {
         "discord_webhook": discord_sink,
-        "discord_channel": DiscordChannelSink(services.extras, sandbox=services.sandbox),
+        "discord_channel": DiscordChannelSink(services, sandbox=services.sandbox),
         "slack_channel": SlackChannelSink(
             slack_token_for(settings, services), settings.slack_api_url
         ),
@@ -160,11 +157,11 @@ def wire_alerts(settings: Settings, services: Services) -> Any:
     router = AlertRouter(
         services, sinks, cooldown=timedelta(minutes=settings.alert_cooldown_minutes)
     )
-    services.extras[ROUTER_KEY] = router
+    services.alert_router = router
     return discord_sink.aclose
 
 
-def credential_verifier(settings: Settings, runpod: RunPodWiring) -> Any:
+def credential_verifier(settings: Settings, runpod: RunPodWiring) -> CredentialVerifier:
     """A cheap authenticated call per provider, so a wrong key is refused before it is stored."""
 
     async def verify(provider: str, key: str) -> None:
@@ -240,8 +237,12 @@ def wire_clients(settings: Settings, services: Services) -> RunPodWiring:
     runpod = RunPodWiring(settings, services)
     services.runpod_factory = runpod.client_for
     services.credential_verifier = credential_verifier(settings, runpod)
-    services.extras["charts_dir"] = settings.data_dir / "charts"
-    services.extras["hf_token_for"] = lambda org_id: (
-        org_secret(services, org_id, "huggingface") or settings.hf_token
-    )
+    services.charts_dir = settings.data_dir / "charts"
+
+    def hf_token_for(org_id: int) -> str | None:
+        return org_secret(services, org_id, "huggingface") or settings.hf_token
+
+    services.hf_token_for = hf_token_for
+    # tools/deploy/tools.py still reads it by name (issue 15 owns that file for now).
+    services.extras["hf_token_for"] = hf_token_for
     return runpod

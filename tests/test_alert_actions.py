@@ -28,7 +28,6 @@ from sqlmodel import select
 
 from bot.adapters.discord import DiscordAdapter
 from bot.adapters.slack import SlackAdapter
-from bot.background.sinks import DISCORD_CLIENT_KEY
 from bot.testing import BotHarness, running_bot
 from bot.web import build_web_app
 from storage import audit, deployments
@@ -452,7 +451,7 @@ async def dc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[D
         ) as bot:
             adapter = DiscordAdapter(bot.cockpit)
             await adapter.login()
-            bot.services.extras[DISCORD_CLIENT_KEY] = adapter.client
+            bot.services.discord_client = adapter.client
             owner = discord_ctx(bot, p.ALICE_ID, Role.owner)
             discord_ctx(bot, p.BOB_ID, Role.member)
             discord_ctx(bot, p.CAROL_ID, Role.viewer)
@@ -461,7 +460,7 @@ async def dc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[D
             try:
                 yield DiscordEnv(bot=bot, fake=fake, adapter=adapter, owner=owner)
             finally:
-                bot.services.extras.pop(DISCORD_CLIENT_KEY, None)
+                bot.services.discord_client = None
                 await adapter.close()
 
 

@@ -48,7 +48,6 @@ DEFAULT_COOLDOWN = timedelta(minutes=15)
 DELIVERY_ATTEMPTS = 3
 DELIVERY_BACKOFF_SECONDS = 2.0
 SEVERITIES = ("info", "warning", "critical")
-ROUTER_KEY = "alert_router"
 RouteKind = Literal["discord_webhook", "discord_channel", "slack_channel"]
 # Alert buttons are command buttons (the surfaces' generic "run this as the clicker" path):
 # each value is a command line, so a click is exactly that command typed by that person, with
@@ -586,12 +585,9 @@ def _command(label: str, command: str, style: str = "default") -> Button:
 
 
 def router_of(services: Services) -> AlertRouter:
-    router = services.extras.get(ROUTER_KEY)
-    if router is None:
-        router = AlertRouter(services, {})
-        services.extras[ROUTER_KEY] = router
-    assert isinstance(router, AlertRouter)
-    return router
+    if services.alert_router is None:
+        services.alert_router = AlertRouter(services, {})
+    return services.alert_router
 
 
 # --- the /alerts tool ---------------------------------------------------------------------------

@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 SKILL_FILE = "SKILL.md"
 # Found through the import system, so it works from a checkout, an editable install and a wheel.
 SHIPPED_SKILLS_DIR = Path(str(resources.files("skills")))
-SKILLS_EXTRA_KEY = "skills"  # where bot.app keeps the loaded SkillSet in Services.extras
 
 MAX_NAME_CHARS = 64
 MAX_SKILL_PATH_CHARS = 1024
@@ -202,11 +201,9 @@ def load_skill(folder: Path) -> Skill:
 
 def skills_for(services: Services) -> SkillSet:
     """The process's loaded skills (set by `bot.app`); loads the shipped ones if none are set."""
-    skills = services.extras.get(SKILLS_EXTRA_KEY)
-    if not isinstance(skills, SkillSet):
-        skills = load_skills()
-        services.extras[SKILLS_EXTRA_KEY] = skills
-    return skills
+    if services.skills is None:
+        services.skills = load_skills()
+    return services.skills
 
 
 def name_problem(name: Any) -> str | None:
@@ -287,7 +284,6 @@ def _inside(path: Path, root: Path) -> bool:
 
 __all__ = [
     "SHIPPED_SKILLS_DIR",
-    "SKILLS_EXTRA_KEY",
     "Skill",
     "SkillSet",
     "load_skill",

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 
 from bot.adapters.discord import DiscordAdapter
 from bot.app import Cockpit
-from bot.background.sinks import DISCORD_CLIENT_KEY
 
 Alongside = Callable[[], Awaitable[int]]
 
@@ -24,7 +23,7 @@ async def run_discord(
     try:
         await adapter.start()
         # The alert router's `discord_channel` routes post through this bot's connection.
-        cockpit.services.extras[DISCORD_CLIENT_KEY] = adapter.client
+        cockpit.services.discord_client = adapter.client
         print("Discord: logged in, connecting to the gateway. Stop with Ctrl-C.", file=sys.stderr)
         if alongside is not None:
             return await alongside()
@@ -38,5 +37,5 @@ async def run_discord(
             await adapter.gateway
         return 1
     finally:
-        cockpit.services.extras.pop(DISCORD_CLIENT_KEY, None)
+        cockpit.services.discord_client = None
         await adapter.close()

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from tools.alerts import AlertMessage, PostRef, is_discord_webhook_url
 from tools.contract import Reply
 from tools.errors import ProviderError
+
+if TYPE_CHECKING:
+    from tools.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -101,19 +104,16 @@ class DiscordWebhookSink:
             await self._session.close()
 
 
-DISCORD_CLIENT_KEY = "discord_client"
-
-
 class DiscordChannelSink:
     """An embed with buttons in a channel of the running Discord bot (`/alerts add discord
     <channel id>`); repeats and the resolve reply to the first message, which is edited."""
 
-    def __init__(self, extras: dict[str, Any], *, sandbox: bool) -> None:
-        self._extras = extras
+    def __init__(self, services: Services, *, sandbox: bool) -> None:
+        self._services = services
         self._sandbox = sandbox
 
     def _client(self) -> Any:
-        client = self._extras.get(DISCORD_CLIENT_KEY)
+        client = self._services.discord_client
         if client is None:
             raise ProviderError(
                 "The Discord bot is not running in this process.",

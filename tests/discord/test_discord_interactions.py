@@ -432,7 +432,6 @@ async def test_command_buttons_run_as_the_clicker(
 
 
 async def test_alert_route_to_a_bot_channel_goes_through_the_router(env: DiscordEnv) -> None:
-    from bot.background.sinks import DISCORD_CLIENT_KEY
     from tools.alerts import router_of
 
     owner = env.bot.ctx(user="owner", workspace="alerts-ws")
@@ -440,13 +439,13 @@ async def test_alert_route_to_a_bot_channel_goes_through_the_router(env: Discord
         f"/alerts add discord {ALERT_CHANNEL_ID}", user="owner", workspace="alerts-ws"
     )
     assert added.ok, added.text
-    env.bot.services.extras[DISCORD_CLIENT_KEY] = env.adapter.client
+    env.bot.services.discord_client = env.adapter.client
     try:
         sent = await router_of(env.bot.services).fire(
             org_id=owner.org_id, key="health:9", severity="critical", title="#9 is unhealthy"
         )
     finally:
-        env.bot.services.extras.pop(DISCORD_CLIENT_KEY, None)
+        env.bot.services.discord_client = None
     assert sent
     posts = env.fake.calls_matching("POST", rf"/channels/{ALERT_CHANNEL_ID}/messages")
     assert posts and "#9 is unhealthy" in posts[-1].embeds[0]["title"]

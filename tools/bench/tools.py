@@ -63,7 +63,6 @@ COLD_POLL_SECONDS = 1.0
 COLD_START_LIMIT_SECONDS = 600
 MILLION = 1_000_000
 SECONDS_PER_HOUR = Decimal(3600)
-RUNS_KEY = "bench_runs"  # services.extras: {(org_id, run_id): ActiveRun}
 PROMPT_WORD = "benchmark"
 STOP_KINDS = ("throttled", "oom")  # one of these ends the level and the run
 SIMULATED_NOTE = (
@@ -235,7 +234,7 @@ async def run_benchmark(tc: ToolContext, args: BenchInput) -> Reply:
     assert row.id is not None
     run_id = row.id
     load = LoadRun(clock=clock)
-    active: dict[tuple[int, int], ActiveRun] = tc.services.extras.setdefault(RUNS_KEY, {})
+    active = tc.services.bench_runs
     active[(tc.org_id, run_id)] = ActiveRun(load=load, requester=tc.request.user_id)
     try:
         outcome = await _measure(tc, dep, args, levels, load, run_id)
@@ -287,6 +286,11 @@ def _stream_factory(tc: ToolContext, dep: Deployment, args: BenchInput, max_toke
 
         return serverless
     pod_id, key = dep.provider_pod_id, pod_api_key(tc.services, dep)
+    if not pod_id:
+        raise Conflict(
+            f"Deployment #{dep.id} has neither an endpoint nor a pod yet; nothing to measure.",
+            fix=f"Check it with /status {dep.id}.",
+        )
 
     def pod() -> Any:
         return client.stream_pod_chat(
@@ -577,9 +581,7 @@ def _versus(own: float, hosted: float) -> str:
 
 
 def _chart(tc: ToolContext, levels: list[dict[str, Any]], title: str, run_id: int) -> Any:
-    from tools.cost.tools import CHARTS_DIR_KEY
-
-    out_dir = tc.services.extras.get(CHARTS_DIR_KEY)
+    out_dir = tc.services.charts_dir
     if out_dir is None:
         return None
     from tools.bench.chart import bench_png
@@ -668,7 +670,7 @@ async def cancel_benchmark(tc: ToolContext, args: CancelInput) -> Reply:
     from tools.contract import parse_id
 
     run_id = parse_id(args.run)
-    active: dict[tuple[int, int], ActiveRun] = tc.services.extras.get(RUNS_KEY, {})
+    active = tc.services.bench_runs
     found = active.get((tc.org_id, run_id)) if run_id is not None else None
     if found is None:
         raise NotFound(

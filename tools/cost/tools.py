@@ -26,7 +26,6 @@ from tools.services import Services
 
 log = logging.getLogger(__name__)
 
-CHARTS_DIR_KEY = "charts_dir"
 
 
 # --- estimate ---------------------------------------------------------------------------------
@@ -236,7 +235,7 @@ def _change(now_total: Decimal, prev_total: Decimal) -> str:
 
 
 def _chart(tc: ToolContext, summary: SpendSummary, deps: dict, period: Period) -> Image | None:
-    out_dir = tc.services.extras.get(CHARTS_DIR_KEY)
+    out_dir = tc.services.charts_dir
     if out_dir is None:
         return None
     from tools.cost.chart import daily_spend_png
