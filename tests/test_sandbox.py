@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -489,3 +491,33 @@ async def test_main_output_names_the_sandbox(capsys: pytest.CaptureFixture[str])
     assert "simulated" in out
     api = next(line for line in out.splitlines() if "RUNPOD_API_URL=" in line).split("=", 1)[1]
     assert api.startswith("http://127.0.0.1:") and api.endswith("/rest/v2")
+
+
+# --- the package imports in any order --------------------------------------------------------
+
+SANDBOX_MODULES = ["catalog", "chat", "faults", "spec", "vllm", "throughput", "state", "persist"]
+
+
+@pytest.mark.parametrize("module", [*SANDBOX_MODULES, "server"])
+def test_each_sandbox_module_imports_first_in_a_fresh_interpreter(module: str) -> None:
+    """No import cycle through the package: a module imported first loads what it needs and
+    not the server (the package's names are loaded on first use)."""
+    code = (
+        "import sys, importlib; "
+        f"importlib.import_module('tools.runpod.sandbox.{module}'); "
+        "print('tools.runpod.sandbox.server' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == str(module == "server")
+
+
+def test_the_package_names_resolve_lazily() -> None:
+    import tools.runpod.sandbox as package
+
+    assert package.RunPodEmulator is RunPodEmulator
+    for name in package.__all__:
+        assert getattr(package, name) is not None
+    with pytest.raises(AttributeError):
+        _ = package.NoSuchName  # type: ignore[attr-defined]
