@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Concatenate, Literal, ParamSpec
 
 from sqlalchemy.exc import IntegrityError
 
@@ -55,6 +55,7 @@ from tools.services import Services
 from tools.skills import load_skills
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
 
 # Built-in tools load exactly like any other tool module: importing registers them.
 BUILTIN_TOOL_MODULES = (
@@ -89,6 +90,21 @@ class DeploymentChoice:
     name: str
     model_id: str
     status: str
+
+
+def _expiring(
+    method: Callable[Concatenate[Cockpit, RequestContext, P], Awaitable[Reply]],
+) -> Callable[Concatenate[Cockpit, RequestContext, P], Awaitable[Reply]]:
+    """A reply that asks for an approval gets its expiry (`Reply.expires_at`); read once, so
+    `handle` calling `converse` costs no second read."""
+
+    @functools.wraps(method)
+    async def expiring(
+        self: Cockpit, ctx: RequestContext, /, *args: P.args, **kwargs: P.kwargs
+    ) -> Reply:
+        return await self._with_expiry(ctx, await method(self, ctx, *args, **kwargs))
+
+    return expiring
 
 
 def load_tool_modules(modules: tuple[str, ...] = BUILTIN_TOOL_MODULES) -> None:
@@ -278,6 +294,7 @@ class Cockpit:
 
     # -- requests ---------------------------------------------------------------------------
 
+    @_expiring
     async def handle(
         self,
         ctx: RequestContext,
@@ -288,18 +305,6 @@ class Cockpit:
     ) -> Reply:
         """One message from a person: a slash command, or plain words for the agent. A reply
         that asks for an approval carries when it expires (`Reply.expires_at`)."""
-        return await self._with_expiry(
-            ctx, await self._handle(ctx, text, progress=progress, stream=stream)
-        )
-
-    async def _handle(
-        self,
-        ctx: RequestContext,
-        text: str,
-        *,
-        progress: ProgressSink | None = None,
-        stream: ProgressSink | None = None,
-    ) -> Reply:
         text = text.strip()
         if not text:
             return Reply(text="Type /help to see what I can do.")
@@ -323,8 +328,9 @@ class Cockpit:
             return await self.dispatcher.run(
                 ctx, call.tool.name, call.args, progress=progress, stream=stream
             )
-        return await self._converse(ctx, text, progress=progress, on_text=stream)
+        return await self.converse(ctx, text, progress=progress, on_text=stream)
 
+    @_expiring
     async def converse(
         self,
         ctx: RequestContext,
@@ -340,18 +346,6 @@ class Cockpit:
         An over-long message, or one from someone over the rate limit, is refused before any
         matching or model call. The limit is only looked at here: the tool a message leads to
         counts it (in the dispatcher), so one message that runs one tool still counts once."""
-        return await self._with_expiry(
-            ctx, await self._converse(ctx, text, progress=progress, on_text=on_text)
-        )
-
-    async def _converse(
-        self,
-        ctx: RequestContext,
-        text: str,
-        *,
-        progress: ProgressSink | None = None,
-        on_text: ProgressSink | None = None,
-    ) -> Reply:
         refused = self._too_long(text, MAX_MESSAGE_CHARS, "Messages")
         if refused is None:
             refused = self._over_rate_limit(ctx)

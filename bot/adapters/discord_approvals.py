@@ -62,9 +62,16 @@ def _button(custom_id: str, label: str, style: discord.ButtonStyle) -> discord.u
 class ApproveButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cockpit:approve:(?P<id>[0-9]+)"
 ):
-    def __init__(self, approval_id: int, *, label: str = "Approve") -> None:
+    """Approve on an approval card; `CancelButton` is the same button with the other verb."""
+
+    approve = True
+    prefix = APPROVE_PREFIX
+    default_label = "Approve"
+    style = discord.ButtonStyle.success
+
+    def __init__(self, approval_id: int, *, label: str | None = None) -> None:
         super().__init__(
-            _button(f"{APPROVE_PREFIX}{approval_id}", label, discord.ButtonStyle.success)
+            _button(f"{self.prefix}{approval_id}", label or self.default_label, self.style)
         )
         self.approval_id = approval_id
 
@@ -72,33 +79,19 @@ class ApproveButton(
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> ApproveButton:
-        return cls(int(match["id"]), label=getattr(item, "label", None) or "Approve")
+        return cls(int(match["id"]), label=getattr(item, "label", None))
 
     async def callback(self, interaction: discord.Interaction) -> None:
         handler = _handler(interaction)
         if handler is not None:
-            await handler.on_decision(interaction, self.approval_id, approve=True)
+            await handler.on_decision(interaction, self.approval_id, approve=self.approve)
 
 
-class CancelButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cockpit:cancel:(?P<id>[0-9]+)"
-):
-    def __init__(self, approval_id: int, *, label: str = "Cancel") -> None:
-        super().__init__(
-            _button(f"{CANCEL_PREFIX}{approval_id}", label, discord.ButtonStyle.danger)
-        )
-        self.approval_id = approval_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> CancelButton:
-        return cls(int(match["id"]), label=getattr(item, "label", None) or "Cancel")
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        handler = _handler(interaction)
-        if handler is not None:
-            await handler.on_decision(interaction, self.approval_id, approve=False)
+class CancelButton(ApproveButton, template=r"cockpit:cancel:(?P<id>[0-9]+)"):
+    approve = False
+    prefix = CANCEL_PREFIX
+    default_label = "Cancel"
+    style = discord.ButtonStyle.danger
 
 
 class CommandButton(

@@ -88,25 +88,38 @@ class SlackSurface:
             idempotency_key=idempotency_key,
         )
 
-    async def action_context(self, client: AsyncWebClient, body: dict[str, Any]) -> Any:
-        """(context, channel, card ts, thread ts) for a click on a message's button."""
+    async def body_context(
+        self,
+        client: AsyncWebClient,
+        body: dict[str, Any],
+        *,
+        channel: str | None,
+        thread: str | None = None,
+    ) -> RequestContext:
+        """The context of the person behind an interactive payload (a click, a modal)."""
         user = body.get("user") or {}
         team = body.get("team") or {}
-        container = body.get("container") or {}
-        message = body.get("message") or {}
-        channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
-        card_ts = container.get("message_ts") or message.get("ts")
-        # A card posted inside a thread keeps its follow-ups in that thread.
-        thread_ts = message.get("thread_ts") or card_ts
-        ctx = await self.context(
+        return await self.context(
             client,
             team_id=team.get("id") or user.get("team_id") or "",
             team_name=team.get("domain"),
             user_id=user["id"],
             user_name=user.get("name") or user.get("username"),
             channel=channel,
-            thread=thread_ts,
+            thread=thread,
         )
+
+    async def action_context(
+        self, client: AsyncWebClient, body: dict[str, Any]
+    ) -> tuple[RequestContext, str, str | None, str | None]:
+        """(context, channel, card ts, thread ts) for a click on a message's button."""
+        container = body.get("container") or {}
+        message = body.get("message") or {}
+        channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
+        card_ts = container.get("message_ts") or message.get("ts")
+        # A card posted inside a thread keeps its follow-ups in that thread.
+        thread_ts = message.get("thread_ts") or card_ts
+        ctx = await self.body_context(client, body, channel=channel, thread=thread_ts)
         return ctx, channel, card_ts, thread_ts
 
     # -- answers --------------------------------------------------------------------------

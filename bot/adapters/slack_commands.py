@@ -189,17 +189,9 @@ class CommandHandlers:
         metadata: dict[str, Any],
     ) -> None:
         user = body.get("user") or {}
-        team = body.get("team") or {}
         channel = metadata.get("channel") or user["id"]
         surface, cockpit = self.surface, self.surface.cockpit
-        ctx = await surface.context(
-            client,
-            team_id=team.get("id") or user.get("team_id") or "",
-            team_name=team.get("domain"),
-            user_id=user["id"],
-            user_name=user.get("name") or user.get("username"),
-            channel=channel,
-        )
+        ctx = await surface.body_context(client, body, channel=channel)
         if cockpit.services.registry.get(CONNECT_TOOL) is None:
             reply = Reply(text=CONNECT_UNAVAILABLE, ok=False)
         else:
