@@ -10,8 +10,9 @@ Claude call is made and nothing goes over the network.
 
 Tokens are an estimate, `bot.agent.memory.estimate_tokens`: ceil(characters / 4) of the system
 text (its blocks joined by a blank line) and of the tools list as compact JSON, exactly as
-tests/test_agent.py::test_system_prompt_and_tools_fit_in_4k_tokens computes it. The anthropic
-SDK has no offline tokenizer for current models (counting exactly needs the count_tokens API).
+tests/agent/test_agent_loop.py::test_system_prompt_and_tools_fit_in_4k_tokens computes it. The
+anthropic SDK has no offline tokenizer for current models (counting exactly needs the
+count_tokens API).
 
 Two organisations, each with the four roles:
 - "new team": fresh organisation, no budget, no deployments (the test's case);
@@ -197,7 +198,8 @@ def main() -> None:
     print(
         "Agent system prompt + tool schemas per model call, in tokens. ESTIMATE: "
         f"ceil(chars / {memory.CHARS_PER_TOKEN}) of the system text and of the tools' compact "
-        "JSON (bot.agent.memory.estimate_tokens, as tests/test_agent.py); not a tokenizer count."
+        "JSON (bot.agent.memory.estimate_tokens, as tests/agent/test_agent_loop.py); not a "
+        "tokenizer count."
     )
     print(
         f"system = cached prefix (rules + {skill_count} skills) + per-request part "
