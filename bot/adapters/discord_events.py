@@ -21,7 +21,6 @@ from bot.adapters.discord_stream import (
     start_thread,
 )
 from bot.conversation import Answered, SecretRefused
-from bot.logs import secret_provider
 from tools.contract import Platform, RequestContext
 
 KEY_WARNING = (
@@ -29,10 +28,6 @@ KEY_WARNING = (
     "If this is a shared channel, treat the key as leaked: rotate it at the provider, then "
     "connect the new one with `/connect` (answered privately)."
 )
-
-
-def looks_like_secret(text: str) -> bool:
-    return secret_provider(text) is not None
 
 
 def strip_bot_mention(text: str, bot_id: int | None) -> str:

@@ -210,8 +210,17 @@ class SlackEnv:
         )
 
     async def click(
-        self, card: Call, action_id: str, *, user: str, user_name: str
+        self,
+        card: Call,
+        action_id: str,
+        *,
+        user: str,
+        user_name: str,
+        channel: str = CHANNEL,
+        channel_name: str = "general",
+        thread_ts: str | None = None,
     ) -> ClientResponse:
+        """A click on one of `card`'s buttons (the card posted in `thread_ts`, when given)."""
         blocks = card.blocks()
         value = next(
             e["value"]
@@ -221,23 +230,26 @@ class SlackEnv:
             if e["action_id"] == action_id
         )
         ts = self.fake_ts(card)
+        message = {
+            "type": "message",
+            "ts": ts,
+            "text": card.body.get("text"),
+            "blocks": blocks,
+            "user": BOT_USER_ID,
+        }
+        if thread_ts is not None:
+            message["thread_ts"] = thread_ts
         return await self.interactive(
             {
                 "type": "block_actions",
                 "user": {"id": user, "username": user_name, "name": user_name, "team_id": "T0FAKE"},
                 "api_app_id": "AFAKE",
                 "token": "legacy",
-                "container": {"type": "message", "message_ts": ts, "channel_id": CHANNEL},
+                "container": {"type": "message", "message_ts": ts, "channel_id": channel},
                 "trigger_id": self.next_id("trigger-"),
                 "team": {"id": DEFAULT_TEAM_ID, "domain": "fake-team"},
-                "channel": {"id": CHANNEL, "name": "general"},
-                "message": {
-                    "type": "message",
-                    "ts": ts,
-                    "text": card.body.get("text"),
-                    "blocks": blocks,
-                    "user": BOT_USER_ID,
-                },
+                "channel": {"id": channel, "name": channel_name},
+                "message": message,
                 "response_url": self.fake.response_url(self.next_id("act")),
                 "actions": [
                     {

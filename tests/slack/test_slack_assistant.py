@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import ClientResponse
-from fakes.fake_slack import BOT_USER_ID, DEFAULT_TEAM_ID, Call, FakeSlack
+from fakes.fake_slack import DEFAULT_TEAM_ID, Call, FakeSlack
 from fakes.slack_env import CHANNEL, SlackEnv, slack_env, slack_tools, texts
 
 from bot.adapters import slack_blocks
@@ -119,49 +118,6 @@ async def test_tool_progress_updates_the_status_instead_of_posting_lines(
     assert last_status < methods.index("chat.postMessage")
 
 
-async def click_in_thread(env: SlackEnv, card: Call, action_id: str) -> ClientResponse:
-    """Alice clicks a button of an approval card posted in the assistant thread."""
-    blocks = card.blocks()
-    value = next(
-        e["value"]
-        for b in blocks
-        if b["type"] == "actions"
-        for e in b["elements"]
-        if e["action_id"] == action_id
-    )
-    ts = env.fake_ts(card)
-    return await env.interactive(
-        {
-            "type": "block_actions",
-            "user": {"id": "UALICE", "username": "alice", "name": "alice", "team_id": "T0FAKE"},
-            "api_app_id": "AFAKE",
-            "token": "legacy",
-            "container": {"type": "message", "message_ts": ts, "channel_id": DM},
-            "trigger_id": env.next_id("trigger-"),
-            "team": {"id": DEFAULT_TEAM_ID, "domain": "fake-team"},
-            "channel": {"id": DM, "name": "directmessage"},
-            "message": {
-                "type": "message",
-                "ts": ts,
-                "thread_ts": THREAD,
-                "text": card.body.get("text"),
-                "blocks": blocks,
-                "user": BOT_USER_ID,
-            },
-            "response_url": env.fake.response_url(env.next_id("act")),
-            "actions": [
-                {
-                    "action_id": action_id,
-                    "block_id": slack_blocks.APPROVAL_BLOCK_ID,
-                    "value": value,
-                    "type": "button",
-                    "action_ts": "1700000100.5",
-                }
-            ],
-        }
-    )
-
-
 async def test_approved_run_in_an_assistant_thread_reports_progress_as_status(
     slack: SlackEnv,
 ) -> None:
@@ -169,7 +125,16 @@ async def test_approved_run_in_an_assistant_thread_reports_progress_as_status(
     card = await slack.fake.wait_for("chat.postMessage")
     await slack.adapter.drain()
     assert card.body["thread_ts"] == THREAD and slack.tools.runs["launch"] == 0
-    assert (await click_in_thread(slack, card, slack_blocks.APPROVE_ACTION_ID)).status == 200
+    click = slack.click(
+        card,
+        slack_blocks.APPROVE_ACTION_ID,
+        user="UALICE",
+        user_name="alice",
+        channel=DM,
+        channel_name="directmessage",
+        thread_ts=THREAD,
+    )
+    assert (await click).status == 200
     await slack.fake.wait_for("chat.update")
     await slack.adapter.drain()
     assert slack.tools.runs["launch"] == 1
