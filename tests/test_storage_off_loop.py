@@ -119,3 +119,63 @@ async def test_first_sightings_at_once_make_one_member(cockpit: BotHarness) -> N
         )
     )
     assert len({c.member_id for c in ctxs}) == 1 and len({c.org_id for c in ctxs}) == 1
+
+
+async def test_health_sweep_spans_pages_and_runs_no_sql_on_the_loop(
+    cockpit: BotHarness, monkeypatch: Any
+) -> None:
+    """Pages are read ahead and checked under one semaphore; every deployment of every page is
+    checked and written, and nothing in the sweep runs SQL on the event loop's thread."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from storage import deployments
+    from storage.db import DB_ON_LOOP
+    from storage.models import Deployment
+    from tools import monitor
+
+    monkeypatch.setattr(monitor, "SWEEP_PAGE", 3)
+    emulator = cockpit.cockpit.runpod.emulator
+    orgs = [cockpit.ctx(user="owner1", workspace=w).org_id for w in ("T1", "T2")]
+    body = {
+        "name": "sweep",
+        "type": "QUEUE",
+        "image": "runpod/worker-v1-vllm:v2.25.2",
+        "env": {"MODEL_NAME": "Qwen/Qwen2.5-0.5B-Instruct", "MAX_MODEL_LEN": "4096"},
+        "gpu": {"pools": ["ADA_24"], "count": 1},
+        "workers": {"min": 1, "max": 1, "idleTimeout": 5},
+        "scaling": {"type": "QUEUE_DELAY", "queueDelay": 4},
+    }
+    before = cockpit.clock.now() - timedelta(hours=1)
+    with cockpit.services.db.session() as s:
+        for i in range(8):
+            s.add(
+                Deployment(
+                    org_id=orgs[i % 2],
+                    name=f"d{i}",
+                    model_id="Qwen/Qwen2.5-0.5B-Instruct",
+                    mode="serverless",
+                    gpu_pool="ADA_24",
+                    gpu_count=1,
+                    status="healthy",
+                    price_per_hour=Decimal("0.5"),
+                    created_by="t",
+                    provider_endpoint_id=emulator.add_endpoint(dict(body, name=f"sweep-{i}")),
+                    idempotency_key=f"sweep-{i}",
+                    created_at=before,
+                    updated_at=before,
+                    health_state="healthy",
+                )
+            )
+    on_loop = DB_ON_LOOP._value.get()
+    await cockpit.cockpit.background().run_job("health")
+    assert DB_ON_LOOP._value.get() == on_loop
+    with cockpit.services.db.session() as s:
+        swept = [
+            d
+            for org in orgs
+            for d in deployments.list_for(s, org_id=org, statuses=monitor.MONITORED)
+            if d.name.startswith("d")
+        ]
+    assert len(swept) == 8
+    assert all(d.last_health_at is not None and d.last_health_at > before for d in swept)

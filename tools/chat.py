@@ -3,12 +3,14 @@ streaming call to the endpoint, the answer streamed to the surface and stored wi
 
 from __future__ import annotations
 
+from typing import Any
+
 from storage import conversations, deployments
 from storage.conversations import NewMessage
 from storage.models import Deployment
 from tools.contract import Reply, Role, SideEffect, ToolContext, ToolInput, arg, tool
 from tools.deploy.plan import pod_api_key
-from tools.deploy.tools import find_deployment
+from tools.deploy.tools import load_deployment
 from tools.errors import Conflict, InvalidInput
 
 CHAT_HISTORY_MESSAGES = 20  # the last 10 exchanges go with each request
@@ -38,7 +40,7 @@ def chat_thread(tc: ToolContext, dep: Deployment) -> tuple[str, str]:
     examples=("/chat 3 write a haiku about GPUs", "/chat prod-chat"),
 )
 async def chat_with_model(tc: ToolContext, args: ChatInput) -> Reply:
-    dep = find_deployment(tc, args.deployment)
+    dep = await load_deployment(tc, args.deployment)
     if dep.status == "starting":
         raise Conflict(
             f"#{dep.id} {dep.name} is starting: its pod is loading the model.",
@@ -54,7 +56,10 @@ async def chat_with_model(tc: ToolContext, args: ChatInput) -> Reply:
     text = " ".join(args.message).strip()
     channel, thread = chat_thread(tc, dep)
     now = tc.services.clock.now()
-    with tc.services.db.session() as s:
+    assert dep.id is not None
+    dep_id = dep.id
+
+    def open_conversation(s: Any) -> tuple[int, list[Any]]:
         conv = conversations.get_or_create(
             s,
             org_id=tc.org_id,
@@ -65,21 +70,24 @@ async def chat_with_model(tc: ToolContext, args: ChatInput) -> Reply:
             workspace_id=tc.request.workspace_id,
             kind=conversations.MODEL_CHAT,
         )
-        if conv.deployment_id != dep.id:
-            conv.deployment_id, conv.kind = dep.id, conversations.MODEL_CHAT
+        if conv.deployment_id != dep_id:
+            conv.deployment_id, conv.kind = dep_id, conversations.MODEL_CHAT
             s.add(conv)
         assert conv.id is not None
-        conv_id = conv.id
         history = conversations.recent_messages(
-            s, org_id=tc.org_id, conversation_id=conv_id, limit=CHAT_HISTORY_MESSAGES
+            s, org_id=tc.org_id, conversation_id=conv.id, limit=CHAT_HISTORY_MESSAGES
         )
+        return conv.id, history
+
+    conv_id, history = await tc.services.db.run(open_conversation)
     if not text:
         return Reply(
             text=f"This conversation now talks to #{dep.id} {dep.name} "
             f"({dep.model_id}). Write your message."
         )
     answer, prompt_tokens, completion_tokens = await _relay(tc, dep, history, text)
-    with tc.services.db.session() as s:
+
+    def record(s: Any) -> None:
         conversations.append(
             s,
             org_id=tc.org_id,
@@ -90,14 +98,15 @@ async def chat_with_model(tc: ToolContext, args: ChatInput) -> Reply:
                 NewMessage("assistant", answer, completion_tokens),
             ],
         )
-        assert dep.id is not None
         deployments.update(
             s,
             org_id=tc.org_id,
-            deployment_id=dep.id,
+            deployment_id=dep_id,
             now=tc.services.clock.now(),
             last_request_at=tc.services.clock.now(),
         )
+
+    await tc.services.db.run(record)
     return Reply(
         text=answer,
         footer=f"#{dep.id} {dep.model_id} · {prompt_tokens} prompt + "
@@ -114,7 +123,7 @@ async def _relay(
         {"role": m.role, "content": m.content} for m in history if m.role in ("user", "assistant")
     ]
     messages.append({"role": "user", "content": text})
-    client = tc.services.runpod_for(tc.org_id)
+    client = await tc.services.db.call(tc.services.runpod_for, tc.org_id)
     parts: list[str] = []
     prompt_tokens = completion_tokens = 0
     if dep.provider_endpoint_id:

@@ -173,16 +173,19 @@ class ClaudeAgent:
         on_text: TextSink | None = None,
     ) -> Reply:
         """Answer one message in its thread. Streams text to `on_text` when given."""
-        api_key = self.api_key_for(ctx.org_id)
+        # Storage (the stored key, the claim, the prompt's figures, memory, usage) runs on the
+        # storage threads: `db.call` of the synchronous helpers below.
+        db = self.services.db
+        api_key = await db.call(self.api_key_for, ctx.org_id)
         if not api_key:
             return await offline.respond(self.dispatcher, ctx, text, progress=progress)
-        replay = self._claim(ctx)
+        replay = await db.call(self._claim, ctx)
         if replay is not None:
             return replay
         skills = skills_for(self.services)
-        system = render_system_prompt(ctx, self.services, skills=skills.enabled())
+        system = await db.call(render_system_prompt, ctx, self.services, skills=skills.enabled())
         tools = self.tool_definitions(ctx, skills)
-        past = self._history(ctx)
+        past = await db.call(self._history, ctx)
         # A key pasted into chat is neither sent to Anthropic nor kept in the thread's memory.
         run = _Run(new=[{"role": "user", "content": redact(text, org_id=ctx.org_id)}])
         try:
@@ -193,16 +196,19 @@ class ClaudeAgent:
             if not run.refused:
                 # After a refusal Anthropic says to reset the context: the refused exchange is
                 # not kept, or every later message in the thread would be refused too.
-                self._remember(ctx, run.new)
+                await db.call(self._remember, ctx, run.new)
         except ClaudeUnavailable as exc:
             log.warning("Claude unavailable for org %s: %s", ctx.org_id, exc.note)
             reply = await self._fallback(ctx, text, run, exc.note, progress)
-            self._remember(
-                ctx, [run.new[0], {"role": "assistant", "content": reply.as_plain_text()}]
+            await db.call(
+                self._remember,
+                ctx,
+                [run.new[0], {"role": "assistant", "content": reply.as_plain_text()}],
             )
         finally:
-            self._record_usage(ctx, run.usage)
-        self._store_result(ctx, reply)
+            # Spend is recorded even when the request is cancelled while it is written.
+            await asyncio.shield(db.call(self._record_usage, ctx, run.usage))
+        await db.call(self._store_result, ctx, reply)
         return reply
 
     def tool_definitions(self, ctx: RequestContext, skills: SkillSet) -> list[dict[str, Any]]:

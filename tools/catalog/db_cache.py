@@ -1,5 +1,5 @@
 """`HubCache` backed by the database's cache table (shared by every organisation: it holds
-public model metadata only)."""
+public model metadata only), read and written on the storage threads."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ class DatabaseHubCache:
         self._clock = clock
 
     async def get(self, key: str) -> dict[str, Any] | None:
-        with self._db.session() as s:
-            return cache.get(s, key=key, now=self._clock.now())
+        return await self._db.read(cache.get, key=key, now=self._clock.now())
 
     async def put(self, key: str, value: dict[str, Any], ttl_seconds: int) -> None:
-        with self._db.session() as s:
-            cache.put(s, key=key, value=value, ttl_seconds=ttl_seconds, now=self._clock.now())
+        await self._db.run(
+            cache.put, key=key, value=value, ttl_seconds=ttl_seconds, now=self._clock.now()
+        )

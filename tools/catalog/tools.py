@@ -38,7 +38,7 @@ async def resolve_model(tc: ToolContext, text: str, *, check_access: bool = Fals
         raise InvalidInput(f"{text.strip()!r} could mean several models. Pick one: {picks}.")
     # Not an alias and no candidates: the Hub tries it as a repo id or names nearest matches.
     model_id = alias.model_id or text.strip()
-    hub = tc.services.hub_for(tc.org_id)
+    hub = await tc.services.db.call(tc.services.hub_for, tc.org_id)
     info: ModelInfo = await hub.model_info(model_id, check_access=check_access)
     return info
 
@@ -46,7 +46,7 @@ async def resolve_model(tc: ToolContext, text: str, *, check_access: bool = Fals
 async def _priced_picks(tc: ToolContext, candidates: list[AliasCandidate]) -> list[str]:
     """ "gpt-oss-20b (openai/gpt-oss-20b): AMPERE_24 (24 GB) at $0.00019/s" per choice, so a
     pick-list says what each choice costs; a choice that cannot be sized is listed bare."""
-    hub = tc.services.hub_for(tc.org_id)
+    hub = await tc.services.db.call(tc.services.hub_for, tc.org_id)
     offers, _ = await current_offers(tc)
     picks = []
     for c in candidates:
@@ -64,7 +64,7 @@ async def _priced_picks(tc: ToolContext, candidates: list[AliasCandidate]) -> li
 async def current_offers(tc: ToolContext) -> tuple[list[GpuOffer], str | None]:
     """Live GPU catalog from RunPod (or the sandbox), else the dated fallback table with a note."""
     try:
-        client = tc.services.runpod_for(tc.org_id)
+        client = await tc.services.db.call(tc.services.runpod_for, tc.org_id)
         offers = offers_from_catalog(await client.list_gpus())
         if offers:
             return offers, None
@@ -111,7 +111,7 @@ class SearchInput(ToolInput):
     examples=("/models qwen", "/models llama --max-params 10"),
 )
 async def search_models(tc: ToolContext, args: SearchInput) -> Reply:
-    hub = tc.services.hub_for(tc.org_id)
+    hub = await tc.services.db.call(tc.services.hub_for, tc.org_id)
     alias = resolve_alias(args.query) if args.query else None
     query = args.query
     if alias and alias.resolved and alias.reason != "passthrough":

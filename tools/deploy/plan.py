@@ -187,7 +187,7 @@ async def check_quantisation(tc: ToolContext, info: ModelInfo, quant: str | None
 async def quantised_sibling(tc: ToolContext, info: ModelInfo, quant: str) -> str | None:
     """The `<repo>-AWQ` / `-GPTQ-Int4` repo of the same model, if the Hub (or the bundled
     catalog) has one quantised that way."""
-    hub = tc.services.hub_for(tc.org_id)
+    hub = await tc.services.db.call(tc.services.hub_for, tc.org_id)
     for suffix in QUANTISED_SIBLING_SUFFIXES.get(quant, ()):
         candidate = f"{info.id}{suffix}"
         try:
