@@ -141,6 +141,11 @@ def reply_view(reply: Reply, *, skip_approval: int | None = None) -> discord.ui.
                 log.info("button %r does not fit a Discord custom_id; left out", b.label)
                 continue
             items.append(CommandButton(command, label=b.label, style=b.style))
+    return _view(items)
+
+
+def _view(items: list[discord.ui.Item[Any]]) -> discord.ui.View | None:
+    """A persistent view (no timeout) of `items`, or None when there are none."""
     if not items:
         return None
     view = discord.ui.View(timeout=None)
@@ -166,12 +171,7 @@ def remaining_view(message: discord.Message | None, approval_id: int) -> discord
                         items.append(cls(other, label=label))
             if custom_id.startswith(COMMAND_PREFIX):
                 items.append(CommandButton(custom_id[len(COMMAND_PREFIX) :], label=label))
-    if not items:
-        return None
-    view = discord.ui.View(timeout=None)
-    for item in items:
-        view.add_item(item)
-    return view
+    return _view(items)
 
 
 def decided_embeds(message: discord.Message | None, decision: str, *, colour: int) -> list[Any]:
