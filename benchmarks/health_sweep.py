@@ -1,4 +1,4 @@
-"""Health sweep benchmark (DESIGN.md §9): 1,000 deployments, 100 ms provider latency, < 3 s wall.
+"""Health sweep benchmark: 1,000 deployments, 100 ms provider latency, < 3 s wall.
 
 The RunPod emulator runs in a child process (so the CPU and memory figures are the bot's side
 only) with 1,000 serverless endpoints created directly in its state and a 100 ms latency fault

@@ -1,4 +1,4 @@
-"""Agent prompt size benchmark (DESIGN.md §9): system prompt + tool schemas under 4k tokens.
+"""Agent prompt size benchmark: system prompt + tool schemas under 4k tokens.
 
 Measures what `ClaudeAgent.respond` sends on every model call, built by the same code: the
 system prompt from `bot.agent.prompt.render_system_prompt` (prompts/system.md.j2; a stable part
@@ -40,7 +40,7 @@ from storage import deployments, ledger
 from tools.contract import Role
 from tools.skills import skills_for
 
-BUDGET_TOKENS = 4_000  # DESIGN.md §9; the test asserts size < 4_000
+BUDGET_TOKENS = 4_000  # the product's budget; the test asserts size < 4_000
 DEFAULT_DEPLOYMENTS = MAX_DEPLOYMENTS_IN_PROMPT + 2
 DEFAULT_TOP = 5
 ROLES = (Role.viewer, Role.member, Role.admin, Role.owner)

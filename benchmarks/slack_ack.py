@@ -1,4 +1,4 @@
-"""Slack slash-command acknowledgement latency under load (DESIGN.md §9).
+"""Slack slash-command acknowledgement latency under load.
 
 Budget: p99 ack < 50 ms with 100 concurrent `/deploy` commands while RunPod is slow (the
 emulator takes 2 s to answer the GPU catalog and endpoint creation).

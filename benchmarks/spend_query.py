@@ -1,4 +1,4 @@
-"""Spend query benchmark (DESIGN.md §9): one organisation's spend over 1 M ledger rows < 200 ms.
+"""Spend query benchmark: one organisation's spend over 1 M ledger rows < 200 ms.
 
 Builds a ledger of 1,000,000 rows (storage.models.LedgerEntry, SQLAlchemy core `insert` with
 executemany in chunks) for 20 organisations and 500 deployments over 90 days: hourly GPU

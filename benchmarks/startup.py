@@ -1,4 +1,4 @@
-"""Startup and footprint benchmark (DESIGN.md §9): `cockpit --help` < 0.5 s, bot ready < 3 s,
+"""Startup and footprint benchmark: `cockpit --help` < 0.5 s, bot ready < 3 s,
 RSS < 200 MB with 1,000 deployments.
 
 1. `cockpit --help` wall time: 10 runs of the console script in a subprocess, median (the

@@ -1,4 +1,4 @@
-"""Settings from the environment and `.env` (names as in DESIGN.md §4)."""
+"""Settings from the environment and `.env` (names as in README.md, Configuration)."""
 
 from __future__ import annotations
 

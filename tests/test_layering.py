@@ -52,10 +52,11 @@ def test_adapters_use_no_mixins_of_each_other() -> None:
     assert not bases, bases
 
 
-def test_bot_imports_no_private_names_from_other_modules() -> None:
+def test_no_private_names_imported_from_other_modules() -> None:
     offenders = [
         f"{path.relative_to(ROOT)}: from {node.module} import {alias.name}"
-        for path in sorted((ROOT / "bot").rglob("*.py"))
+        for package in ("bot", "tools", "storage", "benchmarks", "tests")
+        for path in sorted((ROOT / package).rglob("*.py"))
         for node in ast.walk(ast.parse(path.read_text()))
         if isinstance(node, ast.ImportFrom) and node.module and node.module != "__future__"
         for alias in node.names

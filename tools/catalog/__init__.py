@@ -30,7 +30,6 @@ from pydantic import BaseModel, ConfigDict
 # Public model metadata shipped with the code (dated, labelled wherever it is used): package
 # data, not local state, so it sits next to the module rather than in a data folder.
 CATALOG_PATH = Path(__file__).parent / "catalog_2026-12-01.json"
-SNAPSHOT_PATH = CATALOG_PATH  # older name, kept for callers and the fake Hub
 TEXT_GENERATION = "text-generation"
 # Pipelines vLLM serves as chat models: multimodal chat models (Gemma 3 ≥ 4B, Llama 4, Mistral
 # Small 3.1+) are tagged image-text-to-text on the Hub.
@@ -520,7 +519,6 @@ def default_snapshot() -> Snapshot:
 __all__ = [
     "CATALOG_PATH",
     "CHAT_PIPELINES",
-    "SNAPSHOT_PATH",
     "ArchGeometry",
     "ModelInfo",
     "ModelSummary",

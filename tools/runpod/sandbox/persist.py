@@ -37,8 +37,8 @@ from tools.runpod.sandbox.state import (
     Meter,
     PodSim,
     SandboxState,
-    _round_up_end,
     iso,
+    round_up_end,
 )
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def _job_counts(ep: EndpointSim, now: datetime) -> dict[str, int]:
 def _meter_json(meter: Meter, now: datetime, *, close_open: bool) -> dict[str, Any]:
     end = meter.end
     if end is None and close_open:
-        end = _round_up_end(meter.start, now)
+        end = round_up_end(meter.start, now)
     return {
         "kind": meter.kind,
         "resourceId": meter.resource_id,

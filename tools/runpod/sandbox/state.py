@@ -19,9 +19,10 @@ Serverless lifecycle (per endpoint):
 - A crash turns the live workers UNHEALTHY and fails pending jobs; the endpoint stays unhealthy
   until `recover` or a container-changing PATCH (a new release replaces the workers).
 
-Billing (reference §5.2): per second, rounded up per worker session, at the pool's flex price
-× GPUs per worker. Initializing is not billed; running and the idle-timeout tail are billed;
-unhealthy workers are not. The active-worker discount is not modelled (it is negotiated now).
+Billing, as RunPod's serverless pricing page describes it: per second, rounded up per worker
+session, at the pool's flex price × GPUs per worker. Initializing is not billed; running and the
+idle-timeout tail are billed; unhealthy workers are not. The active-worker discount is not
+modelled (it is negotiated now).
 Pods are billed per second at the catalog's secure/community price × GPU count while RUNNING
 (provisioning is not billed). Disk, CPU and platform fees are reported as 0.
 """
@@ -105,7 +106,7 @@ def iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _round_up_end(start: datetime, at: datetime) -> datetime:
+def round_up_end(start: datetime, at: datetime) -> datetime:
     """End of a billed session that started at `start` and stopped at `at`, whole seconds up."""
     if at <= start:
         return start
@@ -125,7 +126,7 @@ class Meter:
 
     def close(self, at: datetime) -> None:
         if self.end is None:
-            self.end = _round_up_end(self.start, at)
+            self.end = round_up_end(self.start, at)
 
     def span(self, now: datetime) -> tuple[datetime, datetime]:
         end = self.end if self.end is not None else now
