@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from bot.logs import SECRETS, log_context
 from storage import activity, apikeys, approvals, audit, events, orgs
 from storage.db import DATABASE_DOWN_TEXT, DatabaseUnavailable
-from storage.models import Approval
+from storage.models import Approval, ApprovalStatus
 from storage.redaction import scrub
 from tools.contract import (
     Button,
@@ -370,7 +370,7 @@ class Dispatcher:
                 outcome, message = problem
                 if outcome == "expired":
                     approvals.finish(
-                        s, org_id=ctx.org_id, approval_id=approval_id, status="expired"
+                        s, org_id=ctx.org_id, approval_id=approval_id, status=ApprovalStatus.expired
                     )
                 self._audit_row(s, ctx, row.tool, outcome, json.loads(row.args_json), message)
                 return Reply.error(message)
@@ -424,7 +424,7 @@ class Dispatcher:
             reply = await self._execute(
                 requester, tool, args, progress=progress, approved_by=approver.user_id
             )
-            status, reason = ("executed" if reply.ok else "failed"), None
+            status, reason = (ApprovalStatus.executed if reply.ok else ApprovalStatus.failed), None
             result = scrub(reply.as_plain_text())
             return reply
         finally:
@@ -435,7 +435,7 @@ class Dispatcher:
                 status=status,
                 result_text=result,
                 reason=reason,
-                only_if="executing",
+                only_if=ApprovalStatus.executing,
             )
 
     async def _still_within_budget(
@@ -478,7 +478,7 @@ class Dispatcher:
                 s,
                 org_id=ctx.org_id,
                 approval_id=approval_id,
-                status="cancelled",
+                status=ApprovalStatus.cancelled,
                 decided_by=ctx.user_id,
                 now=now,
             )
@@ -503,11 +503,11 @@ class Dispatcher:
         self, ctx: RequestContext, row: Approval, now: Any, *, approving: bool
     ) -> tuple[str, str] | None:
         """Why this person may not decide this approval now: (audit outcome, message)."""
-        if row.status == "pending" and row.expires_at <= now:
+        if row.status == ApprovalStatus.pending and row.expires_at <= now:
             return "expired", (
                 "This approval expired; nothing was done. Run the command again to get a new one."
             )
-        if row.status != "pending":
+        if row.status != ApprovalStatus.pending:
             return "denied", f"This request was already {row.status}; nothing more was done."
         if ctx.user_id != row.requester and not ctx.role.allows(Role.admin):
             return "denied", "Only the person who asked, or an admin, can approve or cancel this."

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from storage.models import Alert, AlertAck, AlertPost, AlertSilence
+from storage.models import Alert, AlertAck, AlertPost, AlertSilence, AlertState
 
 
 def get_alert(s: Session, *, org_id: int, alert_id: int) -> Alert | None:
@@ -21,7 +21,11 @@ def open_alerts(s: Session, *, org_id: int, limit: int = 20) -> list[Alert]:
     return list(
         s.exec(
             select(Alert)
-            .where(Alert.org_id == org_id, Alert.state == "firing", Alert.severity != "info")
+            .where(
+                Alert.org_id == org_id,
+                Alert.state == AlertState.firing,
+                Alert.severity != "info",
+            )
             .order_by(col(Alert.last_seen).desc())
             .limit(limit)
         )

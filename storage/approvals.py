@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from storage.models import Approval
+from storage.models import Approval, ApprovalStatus
 
 
 def create(
@@ -55,10 +55,10 @@ def claim(s: Session, *, org_id: int, approval_id: int, decided_by: str, now: da
         .where(
             col(Approval.id) == approval_id,
             col(Approval.org_id) == org_id,
-            col(Approval.status) == "pending",
+            col(Approval.status) == ApprovalStatus.pending,
             col(Approval.expires_at) > now,
         )
-        .values(status="executing", decided_by=decided_by, decided_at=now)
+        .values(status=ApprovalStatus.executing, decided_by=decided_by, decided_at=now)
     )
     s.flush()
     return bool(getattr(result, "rowcount", 0) == 1)
@@ -102,12 +102,12 @@ def fail_interrupted(s: Session, *, now: datetime, before: datetime | None = Non
     """At start, across organisations: approvals still `executing` were cut short by the last
     shutdown (their run cannot finish any more). They become `failed` with the reason.
     `before` limits this to rows claimed before that moment. Returns how many."""
-    stmt = update(Approval).where(col(Approval.status) == "executing")
+    stmt = update(Approval).where(col(Approval.status) == ApprovalStatus.executing)
     if before is not None:
         stmt = stmt.where(col(Approval.decided_at) <= before)
     result = s.execute(
         stmt.values(
-            status="failed",
+            status=ApprovalStatus.failed,
             result_text=INTERRUPTED_REASON,
             decided_at=func.coalesce(col(Approval.decided_at), now),
         )
@@ -121,10 +121,10 @@ def expire_due(s: Session, *, org_id: int, now: datetime) -> int:
         update(Approval)
         .where(
             col(Approval.org_id) == org_id,
-            col(Approval.status) == "pending",
+            col(Approval.status) == ApprovalStatus.pending,
             col(Approval.expires_at) <= now,
         )
-        .values(status="expired")
+        .values(status=ApprovalStatus.expired)
     )
     return int(getattr(result, "rowcount", 0) or 0)
 
@@ -133,7 +133,9 @@ def list_pending(s: Session, *, org_id: int, now: datetime) -> list[Approval]:
     return list(
         s.exec(
             select(Approval).where(
-                Approval.org_id == org_id, Approval.status == "pending", Approval.expires_at > now
+                Approval.org_id == org_id,
+                Approval.status == ApprovalStatus.pending,
+                Approval.expires_at > now,
             )
         )
     )

@@ -12,10 +12,22 @@ from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, or_, select
 
-from storage.models import Deployment, DeploymentRevision
+from storage.models import Deployment, DeploymentRevision, DeploymentStatus
 
-ACTIVE_STATUSES = ("pending", "creating", "waiting", "healthy", "degraded", "unhealthy")
-RUNNING_STATUSES = ("waiting", "healthy", "degraded", "unhealthy")
+ACTIVE_STATUSES = (
+    DeploymentStatus.pending,
+    DeploymentStatus.creating,
+    DeploymentStatus.waiting,
+    DeploymentStatus.healthy,
+    DeploymentStatus.degraded,
+    DeploymentStatus.unhealthy,
+)
+RUNNING_STATUSES = (
+    DeploymentStatus.waiting,
+    DeploymentStatus.healthy,
+    DeploymentStatus.degraded,
+    DeploymentStatus.unhealthy,
+)
 
 
 def create(s: Session, *, org_id: int, **fields: Any) -> Deployment | None:
@@ -59,7 +71,7 @@ def find(s: Session, *, org_id: int, ref: str, include_deleted: bool = False) ->
         return []
     stmt = select(Deployment).where(Deployment.org_id == org_id)
     if not include_deleted:
-        stmt = stmt.where(col(Deployment.status) != "deleted")
+        stmt = stmt.where(col(Deployment.status) != DeploymentStatus.deleted)
     if ref.isascii() and ref.isdigit() and len(ref) <= len(str(SQL_ID_MAX)):
         number = int(ref)
         if 1 <= number <= SQL_ID_MAX:
@@ -99,7 +111,7 @@ def suggest(
         return []
     stmt = select(Deployment).where(Deployment.org_id == org_id)
     if not include_deleted:
-        stmt = stmt.where(col(Deployment.status) != "deleted")
+        stmt = stmt.where(col(Deployment.status) != DeploymentStatus.deleted)
     rows = _candidates(s, stmt)
     by_name: dict[str, Deployment] = {}
     for d in rows:

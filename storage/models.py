@@ -10,11 +10,63 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+# --- statuses ---------------------------------------------------------------------------------
+# Stored as their plain values (the columns stay strings: no migration), compared by member.
+
+
+class DeploymentStatus(StrEnum):
+    pending = "pending"
+    creating = "creating"
+    waiting = "waiting"  # created at RunPod, waiting for a healthy worker
+    starting = "starting"  # a pod started again
+    healthy = "healthy"
+    degraded = "degraded"
+    unhealthy = "unhealthy"
+    stopped = "stopped"
+    failed = "failed"
+    deleted = "deleted"
+
+
+class HealthState(StrEnum):
+    unknown = "unknown"
+    healthy = "healthy"
+    degraded = "degraded"
+    unhealthy = "unhealthy"
+
+
+class ApprovalStatus(StrEnum):
+    pending = "pending"
+    executing = "executing"
+    executed = "executed"
+    failed = "failed"
+    cancelled = "cancelled"
+    expired = "expired"
+
+
+class AlertState(StrEnum):
+    firing = "firing"
+    resolved = "resolved"
+
+
+class DeliveryStatus(StrEnum):
+    sent = "sent"
+    failed = "failed"
+
+
+class BenchStatus(StrEnum):
+    running = "running"
+    done = "done"
+    stopped = "stopped"
+    cancelled = "cancelled"
+    failed = "failed"
+
 
 MICROS = Decimal(1_000_000)
 
@@ -131,10 +183,8 @@ class Deployment(SQLModel, table=True):
     gpu_pool: str | None = None
     gpu_type: str | None = None
     gpu_count: int = 1
-    # pending|creating|waiting|starting (a pod started again)|healthy|degraded|unhealthy|
-    # stopped|failed|deleted
-    status: str = "pending"
-    health_state: str = "unknown"
+    status: str = DeploymentStatus.pending  # a DeploymentStatus value
+    health_state: str = HealthState.unknown
     provider_template_id: str | None = None
     provider_endpoint_id: str | None = Field(default=None, index=True)
     provider_pod_id: str | None = None
@@ -233,7 +283,7 @@ class Alert(SQLModel, table=True):
     title: str
     details: str = text_field()
     deployment_id: int | None = Field(default=None, foreign_key="deployment.id")
-    state: str = "firing"  # firing | resolved
+    state: str = AlertState.firing
     count: int = 1
     first_seen: datetime
     last_seen: datetime
@@ -246,7 +296,7 @@ class AlertDelivery(SQLModel, table=True):
     org_id: int = Field(foreign_key="organization.id", index=True)
     alert_id: int = Field(foreign_key="alert.id")
     route_id: int = Field(foreign_key="alertroute.id")
-    status: str  # sent | failed
+    status: str  # a DeliveryStatus value
     attempts: int = 1
     error: str | None = None
     created_at: datetime
@@ -373,7 +423,7 @@ class Approval(SQLModel, table=True):
     requester: str
     # None: the requester or an admin may approve; "admin": only an admin (e.g. over a hard cap)
     approver_role: str | None = None
-    status: str = "pending"  # pending|executing|executed|failed|cancelled|expired
+    status: str = ApprovalStatus.pending
     expires_at: datetime
     decided_by: str | None = None
     decided_at: datetime | None = None
@@ -408,7 +458,7 @@ class BenchRun(SQLModel, table=True):
     gpu: str  # pool or GPU type, as the deployment names it
     gpu_count: int = 1
     mode: str = "serverless"
-    status: str = "running"  # running|done|stopped|cancelled|failed
+    status: str = BenchStatus.running
     requested_by: str
     simulated: bool = False  # the sandbox's simulated hardware, not a real GPU
     price_per_hour: Decimal = money_field()  # what the serving workers billed, all GPUs

@@ -24,7 +24,15 @@ from sqlmodel import col, select
 
 from storage import alert_state, deployments, orgs
 from storage.crypto import SecretError, last4
-from storage.models import Alert, AlertDelivery, AlertRoute, Deployment
+from storage.models import (
+    Alert,
+    AlertDelivery,
+    AlertRoute,
+    AlertState,
+    DeliveryStatus,
+    Deployment,
+    DeploymentStatus,
+)
 from tools.contract import (
     Button,
     Reply,
@@ -58,8 +66,13 @@ MAX_SILENCE_HOURS = 24 * 7
 # Which alerts offer which fix (keys are set by the sweeps in tools.monitor).
 STOP_KEY_PREFIXES = ("idle:", "budget-deployment:")
 ROLLBACK_KEY_PREFIXES = ("health:",)
-LIVE_STATUSES = ("healthy", "degraded", "unhealthy", "starting")
-GONE_STATUSES = ("stopped", "deleted", "failed")
+LIVE_STATUSES = (
+    DeploymentStatus.healthy,
+    DeploymentStatus.degraded,
+    DeploymentStatus.unhealthy,
+    DeploymentStatus.starting,
+)
+GONE_STATUSES = (DeploymentStatus.stopped, DeploymentStatus.deleted, DeploymentStatus.failed)
 
 # Where a webhook route may point: Discord's own API hosts only (ptb./canary. are the hosts the
 # documented Discord testing clients hand out), `/api/webhooks/{id}/{token}`, nothing else, so a
@@ -233,7 +246,7 @@ class AlertRouter:
                     last_seen=now,
                     count=0,
                 )
-            elif alert.state == "resolved":
+            elif alert.state == AlertState.resolved:
                 alert.state, alert.first_seen, alert.count, alert.resolved_at = (
                     "firing",
                     now,
@@ -286,7 +299,7 @@ class AlertRouter:
         now = self.services.clock.now()
         with self.services.db.session() as s:
             alert = s.exec(select(Alert).where(Alert.org_id == org_id, Alert.key == key)).first()
-            if alert is None or alert.state != "firing":
+            if alert is None or alert.state != AlertState.firing:
                 return False
             delivered = alert.last_sent_at is not None and alert.last_sent_at >= alert.first_seen
             alert.state, alert.resolved_at = "resolved", now
@@ -321,7 +334,7 @@ class AlertRouter:
                     select(Alert, Deployment)
                     .join(Deployment, col(Deployment.id) == Alert.deployment_id)
                     .where(
-                        Alert.state == "firing",
+                        Alert.state == AlertState.firing,
                         col(Deployment.org_id) == col(Alert.org_id),
                         col(Deployment.status).in_(GONE_STATUSES),
                     )
@@ -472,7 +485,7 @@ class AlertRouter:
                     org_id=message.org_id,
                     alert_id=message.alert_id,
                     route_id=route.id,
-                    status="failed" if error else "sent",
+                    status=DeliveryStatus.failed if error else DeliveryStatus.sent,
                     attempts=max(attempts, 1),
                     error=error,
                     created_at=self.services.clock.now(),
@@ -507,7 +520,7 @@ ROLLBACK_FIX = Fix("rollback_deployment", "Roll back", "roll back")
 def fix_of(alert: Alert, dep: Deployment | None) -> Fix | None:
     """The fix an alert offers: Stop for an idle or over-budget deployment that still runs,
     Roll back for a deployment whose newer revision turned unhealthy."""
-    if dep is None or dep.status not in LIVE_STATUSES or alert.state != "firing":
+    if dep is None or dep.status not in LIVE_STATUSES or alert.state != AlertState.firing:
         return None
     if alert.key.startswith(STOP_KEY_PREFIXES):
         return STOP_FIX
@@ -530,7 +543,7 @@ def compose(s: Any, alert: Alert, now: datetime) -> AlertMessage:
     """The alert as a sink shows it now: its state line and the buttons that still make
     sense (none once resolved; none on info messages such as the digest)."""
     assert alert.id is not None
-    resolved = alert.state == "resolved"
+    resolved = alert.state == AlertState.resolved
     ack = None if resolved else alert_state.ack_of(s, org_id=alert.org_id, alert=alert)
     silenced = (
         None
@@ -714,7 +727,7 @@ def _alert_arg(tc: ToolContext, value: str | None, action: str) -> Alert:
 async def _acknowledge(tc: ToolContext, args: AlertsInput) -> Reply:
     alert = _alert_arg(tc, args.kind, "ack")
     assert alert.id is not None
-    if alert.state != "firing":
+    if alert.state != AlertState.firing:
         return Reply(text=f"Alert #{alert.id} is already resolved.", ephemeral=True)
     now = tc.services.clock.now()
     try:
@@ -978,7 +991,7 @@ def _fix_target(tc: ToolContext, value: str) -> tuple[Alert, Deployment, Fix]:
         dep = _deployment_of(s, alert)
     fix = fix_of(alert, dep)
     if fix is None or dep is None:
-        state = "resolved" if alert.state != "firing" else "firing"
+        state = AlertState.resolved if alert.state != AlertState.firing else AlertState.firing
         raise InvalidInput(
             f"Alert #{alert.id} ({state}) has no fix to run now.",
             fix=f"See /alerts status {alert.id}.",

@@ -7,7 +7,7 @@ from typing import Any
 
 from storage import conversations, deployments
 from storage.conversations import NewMessage
-from storage.models import Deployment
+from storage.models import Deployment, DeploymentStatus
 from tools.contract import Reply, Role, SideEffect, ToolContext, ToolInput, arg, tool
 from tools.deploy.plan import pod_api_key
 from tools.deploy.tools import load_deployment
@@ -41,7 +41,7 @@ def chat_thread(tc: ToolContext, dep: Deployment) -> tuple[str, str]:
 )
 async def chat_with_model(tc: ToolContext, args: ChatInput) -> Reply:
     dep = await load_deployment(tc, args.deployment)
-    if dep.status == "starting":
+    if dep.status == DeploymentStatus.starting:
         raise Conflict(
             f"#{dep.id} {dep.name} is starting: its pod is loading the model.",
             fix=f"`/status {dep.id}` shows when it is healthy; then chat.",
@@ -50,7 +50,7 @@ async def chat_with_model(tc: ToolContext, args: ChatInput) -> Reply:
         raise Conflict(
             f"#{dep.id} {dep.name} is {dep.status}; it cannot chat now.",
             fix=f"`/scale {dep.id} --max 1` starts a stopped deployment."
-            if dep.status == "stopped"
+            if dep.status == DeploymentStatus.stopped
             else "Deploy it again with /deploy.",
         )
     text = " ".join(args.message).strip()

@@ -19,7 +19,15 @@ from typing import Any
 from sqlmodel import col, select
 
 from storage import activity, deployments, ledger, orgs
-from storage.models import Alert, AlertRoute, Budget, Deployment, Organization
+from storage.models import (
+    Alert,
+    AlertRoute,
+    Budget,
+    Deployment,
+    DeploymentStatus,
+    HealthState,
+    Organization,
+)
 from tools.alerts import AlertRouter, alert_state_lines
 from tools.cost.accrual import BudgetStatus, accrue_all, budget_period, new_threshold_alerts
 from tools.cost.estimate import money
@@ -195,11 +203,17 @@ async def _check(
     except CockpitError as exc:
         ok, seen, jobs = False, exc.message, dep.jobs_seen
     now = services.clock.now()
-    if dep.status == "starting" and not ok and now - dep.updated_at < STARTING_GRACE:
+    if dep.status == DeploymentStatus.starting and not ok and now - dep.updated_at < STARTING_GRACE:
         return  # still loading the model after a restart: not a failure yet
     failures = 0 if ok else dep.health_failures + 1
     state = (
-        "healthy" if ok else ("degraded" if failures < UNHEALTHY_AFTER_FAILURES else "unhealthy")
+        HealthState.healthy
+        if ok
+        else (
+            HealthState.degraded
+            if failures < UNHEALTHY_AFTER_FAILURES
+            else HealthState.unhealthy
+        )
     )
     fields: dict[str, object] = {
         "health_failures": failures,
@@ -215,7 +229,7 @@ async def _check(
     DEPLOYMENT_HEALTH.labels(deployment=str(dep.id)).set(1 if ok else 0)
     if not ok:
         report.failures += 1
-    if state == "unhealthy":
+    if state == HealthState.unhealthy:
         sent = await router.fire(
             org_id=dep.org_id,
             key=_health_key(dep),
@@ -229,7 +243,7 @@ async def _check(
             auto_rollback
             and act is not None
             and dep.current_revision > 1
-            and dep.status != "unhealthy"
+            and dep.status != DeploymentStatus.unhealthy
         ):
             await act(
                 dep,
@@ -238,7 +252,7 @@ async def _check(
                 "new revision turned unhealthy",
             )
             report.actions.append(f"rollback #{dep.id}")
-    elif ok and dep.health_state in ("unhealthy", "degraded"):
+    elif ok and dep.health_state in (HealthState.unhealthy, HealthState.degraded):
         resolved = await router.resolve(
             org_id=dep.org_id,
             key=_health_key(dep),

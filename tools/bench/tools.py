@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from storage import bench as bench_store
-from storage.models import BenchRun, Deployment
+from storage.models import BenchRun, BenchStatus, Deployment, DeploymentStatus
 from tools.bench.load import LevelResult, LoadRun, RequestResult
 from tools.catalog.gpus import offers_from_catalog, serverless_pools
 from tools.chat import CHATTABLE
@@ -43,6 +43,7 @@ from tools.cost.guard import hard_cap_breach
 from tools.deploy.plan import DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULT_WORKERS_MAX, pod_api_key
 from tools.deploy.tools import find_deployment
 from tools.errors import CockpitError, Conflict, InvalidInput, NotFound
+from tools.runpod.models import WorkerStatus
 
 DEFAULT_CONCURRENCY = "1,8,32"
 MAX_CONCURRENCY = 64
@@ -131,7 +132,7 @@ def _check_servable(dep: Deployment, args: BenchInput) -> None:
         raise Conflict(
             f"#{dep.id} {dep.name} is {dep.status}; there is nothing to benchmark.",
             fix=f"`/scale {dep.id} --max 1` starts a stopped deployment."
-            if dep.status == "stopped"
+            if dep.status == DeploymentStatus.stopped
             else "Deploy it with /deploy, then /bench it.",
         )
     context = int(_settings(dep).get("context") or 0)
@@ -246,7 +247,7 @@ async def run_benchmark(tc: ToolContext, args: BenchInput) -> Reply:
                 org_id=tc.org_id,
                 run_id=run_id,
                 now=clock.now(),
-                status="failed",
+                status=BenchStatus.failed,
                 stop_reason="interrupted",
             )
         )
@@ -318,7 +319,7 @@ async def _serving(tc: ToolContext, dep: Deployment) -> tuple[int, str | None]:
         listing = await tc.services.runpod_for(tc.org_id).list_workers(dep.provider_endpoint_id)
     except CockpitError:
         return 1, None
-    busy = [w for w in listing.workers if w.status in ("RUNNING", "IDLE")]
+    busy = [w for w in listing.workers if w.status in (WorkerStatus.RUNNING, WorkerStatus.IDLE)]
     gpu = next((w.gpu_type_id for w in busy if w.gpu_type_id), None)
     return max(len(busy), 1), gpu
 

@@ -11,14 +11,20 @@ from decimal import Decimal
 from sqlmodel import select
 
 from storage import deployments, ledger
-from storage.models import Alert, Budget, Deployment
+from storage.models import Alert, Budget, Deployment, DeploymentStatus
 from tools.cost.periods import Period, resolve_period
 from tools.errors import CockpitError
+from tools.runpod.models import PodStatus
 from tools.services import Services
 
 log = logging.getLogger(__name__)
 
-BILLED_STATUSES = ("waiting", "healthy", "degraded", "unhealthy")
+BILLED_STATUSES = (
+    DeploymentStatus.waiting,
+    DeploymentStatus.healthy,
+    DeploymentStatus.degraded,
+    DeploymentStatus.unhealthy,
+)
 DEFAULT_THRESHOLDS = (50, 80, 100)
 MAX_ACCRUAL_GAP = timedelta(hours=6)  # after a long outage, do not invent hours of spend
 
@@ -33,7 +39,7 @@ async def running_units(services: Services, dep: Deployment) -> int:
             return int(health.ready_workers)
         if dep.provider_pod_id:
             pod = await client.get_pod(dep.provider_pod_id)
-            return 1 if pod.status == "RUNNING" else 0
+            return 1 if pod.status == PodStatus.RUNNING else 0
     except CockpitError as exc:
         log.warning("could not sample deployment #%s for accrual: %s", dep.id, exc)
     return 0

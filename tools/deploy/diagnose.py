@@ -15,6 +15,7 @@ from typing import Any
 
 from storage.redaction import scrub
 from tools.errors import CockpitError
+from tools.runpod.models import PodStatus
 
 MAX_REASON_LINES = 2
 MAX_LINE_CHARS = 400
@@ -115,7 +116,7 @@ class PodView:
     crashed: bool = False
 
     def describe(self) -> str:
-        if self.status != "RUNNING":
+        if self.status != PodStatus.RUNNING:
             return f"pod {self.status.lower()}"
         if self.serving:
             return "pod running, vLLM answers"
@@ -129,7 +130,7 @@ async def pod_server(client: Any, pod_id: str, api_key: str) -> PodView:
     """The pod's status, and whether its vLLM answers through the proxy; if not, its logs say
     whether it is still loading (with progress) or crash-looping (with the reason)."""
     pod = await client.get_pod(pod_id)
-    if pod.status != "RUNNING":
+    if pod.status != PodStatus.RUNNING:
         return PodView(status=pod.status, serving=False, http_status=0)
     check = await client.check_pod_server(pod_id, api_key)
     view = PodView(status=pod.status, serving=check.serving, http_status=check.status)

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from storage import approvals, deployments
-from storage.models import Deployment
+from storage.models import Deployment, DeploymentStatus, HealthState
 from tools.catalog.sizing import GPU_MEMORY_UTILIZATION
 from tools.contract import ToolContext
 from tools.deploy import diagnose
@@ -51,7 +51,11 @@ PROGRESS_EVERY_SECONDS = 60.0
 # A job that makes a scaled-to-zero endpoint start a worker; worker-vllm answers it with a GET
 # of /v1/models, which is cheap.
 WARMUP_INPUT = {"openai_route": "/v1/models"}
-IN_FLIGHT_STATUSES = ("pending", "creating", "waiting")
+IN_FLIGHT_STATUSES = (
+    DeploymentStatus.pending,
+    DeploymentStatus.creating,
+    DeploymentStatus.waiting,
+)
 # The key in Deployment.settings_json that holds the name given to the provider's resources.
 PROVIDER_NAME_KEY = "provider_name"
 INTERRUPTED_REASON = "interrupted by a restart before it became healthy"
@@ -98,7 +102,8 @@ class _Saga:
         try:
             # Intent first, with the name: a crash after any create below can be found by it.
             self.record(
-                status="creating", settings_json=with_provider_name(self.dep.settings_json, name)
+                status=DeploymentStatus.creating,
+                settings_json=with_provider_name(self.dep.settings_json, name),
             )
             await self.say(f"queued #{self.dep.id}: {self.plan.model_id} on {self.plan.gpu_label}")
             if self.plan.mode == "pod":
@@ -146,7 +151,7 @@ class _Saga:
                 scaling=QueueDelayScalingRequest(queue_delay=4),
             )
         )
-        self.record(provider_endpoint_id=endpoint.id, status="waiting")
+        self.record(provider_endpoint_id=endpoint.id, status=DeploymentStatus.waiting)
         self.phase("create_endpoint")
 
     async def create_pod(self, name: str, hf_token: str | None) -> None:
@@ -175,7 +180,7 @@ class _Saga:
                 ports=["8000/http"],
             )
         )
-        self.record(provider_pod_id=pod.id, status="waiting")
+        self.record(provider_pod_id=pod.id, status=DeploymentStatus.waiting)
         self.phase("create_pod")
 
     def healthy_timeout(self) -> float:
@@ -209,8 +214,8 @@ class _Saga:
         self.phase("wait_healthy")
         healthy_at = self.clock.now()
         self.record(
-            status="healthy",
-            health_state="healthy",
+            status=DeploymentStatus.healthy,
+            health_state=HealthState.healthy,
             healthy_at=healthy_at,
             last_request_at=healthy_at,
         )
@@ -363,7 +368,7 @@ def _mark_failed(services: Services, dep: Deployment, detail: str) -> Deployment
             org_id=dep.org_id,
             deployment_id=dep.id,
             now=services.clock.now(),
-            status="failed",
+            status=DeploymentStatus.failed,
             failure_reason=detail[:500],
-            health_state="unknown",
+            health_state=HealthState.unknown,
         )

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from storage import deployments
-from storage.models import Deployment
+from storage.models import Deployment, DeploymentStatus
 from tools.catalog.sizing import DEFAULT_CONTEXT
 from tools.contract import (
     Reply,
@@ -120,7 +120,7 @@ async def deploy_model(tc: ToolContext, args: DeployInput) -> Reply:
             gpu_pool=plan.gpu if plan.mode == "serverless" else None,
             gpu_type=plan.gpu if plan.mode == "pod" else None,
             gpu_count=plan.gpu_count,
-            status="pending",
+            status=DeploymentStatus.pending,
             price_per_hour=plan.price_per_hour,
             settings_json=plan.settings_json(),
             protected=args.protected,
@@ -280,7 +280,7 @@ async def deployment_status(tc: ToolContext, args: RefInput) -> Reply:
     reply.add_field("Revision", dep.current_revision)
     if dep.failure_reason:
         reply.add_field("Last failure", dep.failure_reason)
-    if dep.status in ("deleted", "failed"):
+    if dep.status in (DeploymentStatus.deleted, DeploymentStatus.failed):
         return reply
     client = tc.services.runpod_for(tc.org_id)
     if dep.provider_endpoint_id:
@@ -312,7 +312,7 @@ async def deployment_status(tc: ToolContext, args: RefInput) -> Reply:
 
 
 def _health_sentence(dep: Deployment, ready: int, unhealthy: int, failed: int) -> str:
-    if dep.status == "stopped":
+    if dep.status == DeploymentStatus.stopped:
         return "Stopped: no workers will start until you `/scale` it up."
     if unhealthy and not ready:
         return "Unhealthy: workers are crashing (see the worker log line). Try `/rollback`."
@@ -370,12 +370,12 @@ async def _start_or_stop_pod(tc: ToolContext, dep: Deployment, *, running: bool)
     if running:
         # "starting": the health sweep marks it healthy once RUNNING; until then no alerts,
         # and the restart counts as use so the idle sweep does not stop it right away.
-        _save(tc, dep, status="starting", stopped_at=None, last_request_at=now)
+        _save(tc, dep, status=DeploymentStatus.starting, stopped_at=None, last_request_at=now)
         return Reply(
             text=f"Starting #{dep.id} {dep.name}: the pod is billed again from now; vLLM "
             f"loads the model in a few minutes. `/status {dep.id}` shows when it is ready."
         )
-    _save(tc, dep, status="stopped", stopped_at=now)
+    _save(tc, dep, status=DeploymentStatus.stopped, stopped_at=now)
     return Reply(text=f"#{dep.id} {dep.name}: pod stopped, no GPU is billed for it now.")
 
 
@@ -408,7 +408,7 @@ async def stop_resources(tc: ToolContext, dep: Deployment) -> None:
         )
     elif dep.provider_pod_id:
         await client.pod_action(dep.provider_pod_id, "stop")
-    _save(tc, dep, status="stopped", stopped_at=tc.services.clock.now())
+    _save(tc, dep, status=DeploymentStatus.stopped, stopped_at=tc.services.clock.now())
 
 
 @tool(
@@ -424,7 +424,7 @@ async def stop_resources(tc: ToolContext, dep: Deployment) -> None:
 )
 async def delete_deployment(tc: ToolContext, args: RefInput) -> Reply:
     dep = find_deployment(tc, args.deployment)
-    if dep.status == "deleted":
+    if dep.status == DeploymentStatus.deleted:
         return Reply(text=f"#{dep.id} is already deleted.")
     problems = await delete_provider_resources(tc.services.runpod_for(tc.org_id), dep)
     if problems:
@@ -433,7 +433,7 @@ async def delete_deployment(tc: ToolContext, args: RefInput) -> Reply:
             service="runpod",
             fix=f"Nothing was marked deleted; try `/delete {dep.id}` again in a minute.",
         )
-    _save(tc, dep, status="deleted", stopped_at=tc.services.clock.now())
+    _save(tc, dep, status=DeploymentStatus.deleted, stopped_at=tc.services.clock.now())
     return Reply(text=f"Deleted #{dep.id} {dep.name} and its RunPod resources.")
 
 
@@ -595,9 +595,9 @@ async def _apply_revision(
 
 
 def _live(dep: Deployment) -> Deployment:
-    if dep.status in ("deleted", "failed"):
+    if dep.status in (DeploymentStatus.deleted, DeploymentStatus.failed):
         raise Conflict(f"#{dep.id} is {dep.status}.", fix="Deploy it again with /deploy.")
-    if dep.status in ("pending", "creating"):
+    if dep.status in (DeploymentStatus.pending, DeploymentStatus.creating):
         raise Conflict(f"#{dep.id} is still being created.", fix="Wait for it to be healthy.")
     return dep
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,6 +17,41 @@ SECONDS_PER_HOUR = Decimal(3600)
 
 BucketSize = Literal["hour", "day", "week", "month", "year"]
 PodAction = Literal["start", "stop", "restart", "terminate"]
+
+class PodStatus(StrEnum):
+    """`PodStatus` in the REST v2 spec."""
+
+    PROVISIONING = "PROVISIONING"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    EXITED = "EXITED"
+    ERROR = "ERROR"
+    TERMINATED = "TERMINATED"
+
+
+class WorkerStatus(StrEnum):
+    """`WorkerStatus` in the REST v2 spec."""
+
+    RUNNING = "RUNNING"
+    IDLE = "IDLE"
+    INITIALIZING = "INITIALIZING"
+    THROTTLED = "THROTTLED"
+    UNHEALTHY = "UNHEALTHY"
+
+
+class JobState(StrEnum):
+    """A serverless job's `status` on the data plane."""
+
+    IN_QUEUE = "IN_QUEUE"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    TIMED_OUT = "TIMED_OUT"
+
+
+JOB_FINAL_STATES = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMED_OUT)
+
 
 # =========================================================================================
 # Wire models (read): camelCase aliases, unknown fields ignored.
@@ -126,7 +162,7 @@ class Endpoint(_Wire):
 
 class Worker(_Wire):
     id: str
-    status: str  # RUNNING | IDLE | INITIALIZING | THROTTLED | UNHEALTHY
+    status: str  # a WorkerStatus value
     is_stale: bool = False
     version: int | None = None
     gpu_count: int = 0
@@ -280,7 +316,7 @@ class JobStatus(_Wire):
 
     @property
     def done(self) -> bool:
-        return self.status in ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
+        return self.status in JOB_FINAL_STATES
 
 
 class ChatUsage(BaseModel):
