@@ -198,7 +198,7 @@ def known_provider_ids(s: Session) -> set[str]:
     reconcile). A failed or deleted deployment owns nothing any more: whatever of it still
     exists at the provider is an orphan."""
     ids: set[str] = set()
-    live = col(Deployment.status).not_in(("failed", "deleted"))
+    live = col(Deployment.status).not_in((DeploymentStatus.failed, DeploymentStatus.deleted))
     for dep in s.exec(select(Deployment).where(live)):
         ids.update(
             x
@@ -242,3 +242,8 @@ def update_many(
     for rows in groups.values():
         # The SET clause comes from the rows' keys (the b_ ones are the WHERE's).
         s.connection().execute(stmt, rows)
+
+
+def org_ids_with_deployments(s: Session) -> list[int]:
+    """Every organisation that has ever had a deployment, ascending (the reconcile sweep)."""
+    return sorted(set(s.exec(select(Deployment.org_id).distinct())))

@@ -177,3 +177,8 @@ def accrue(
         cursor = slice_end
     s.flush()
     return added
+
+
+def budgets_of_all_orgs(s: Session) -> list[Budget]:
+    """Every organisation's budget (the budget sweep)."""
+    return list(s.exec(select(Budget)))

@@ -188,3 +188,8 @@ def move_workspace(s: Session, *, from_org_id: int, to_org_id: int, workspace_id
     for m in list_members(s, org_id=from_org_id):
         s.delete(m)
     s.flush()
+
+
+def idle_stop_minutes_by_org(s: Session) -> dict[int, int]:
+    """Each organisation's idle auto-stop policy in minutes (the idle sweep)."""
+    return {o.id: o.idle_stop_minutes for o in s.exec(select(Organization)) if o.id is not None}

@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
 
 from storage import alert_state, deployments, orgs
+from storage import alerts as alert_store
 from storage.crypto import SecretError, last4
 from storage.models import (
     Alert,
@@ -233,7 +233,7 @@ class AlertRouter:
         the incident's first message. Returns whether anything was sent."""
         now = self.services.clock.now()
         with self.services.db.session() as s:
-            alert = s.exec(select(Alert).where(Alert.org_id == org_id, Alert.key == key)).first()
+            alert = alert_store.find(s, org_id=org_id, key=key)
             if alert is None:
                 alert = Alert(
                     org_id=org_id,
@@ -298,7 +298,7 @@ class AlertRouter:
         say it is resolved. An incident silenced from start to end resolves quietly."""
         now = self.services.clock.now()
         with self.services.db.session() as s:
-            alert = s.exec(select(Alert).where(Alert.org_id == org_id, Alert.key == key)).first()
+            alert = alert_store.find(s, org_id=org_id, key=key)
             if alert is None or alert.state != AlertState.firing:
                 return False
             delivered = alert.last_sent_at is not None and alert.last_sent_at >= alert.first_seen
@@ -329,16 +329,8 @@ class AlertRouter:
         failed), whoever stopped them: an idle or unhealthy deployment that is gone is no
         longer idle or unhealthy. Returns how many were resolved."""
         with self.services.db.session() as s:
-            rows = list(
-                s.exec(
-                    select(Alert, Deployment)
-                    .join(Deployment, col(Deployment.id) == Alert.deployment_id)
-                    .where(
-                        Alert.state == AlertState.firing,
-                        col(Deployment.org_id) == col(Alert.org_id),
-                        col(Deployment.status).in_(GONE_STATUSES),
-                    )
-                )
+            rows = alert_store.firing_on_deployments_in_all_orgs(
+                s, statuses=GONE_STATUSES, state=AlertState.firing
             )
         resolved = 0
         for alert, dep in rows:
@@ -390,7 +382,7 @@ class AlertRouter:
         assert message.alert_id is not None
         now = self.services.clock.now()
         with self.services.db.session() as s:
-            routes = list(s.exec(select(AlertRoute).where(AlertRoute.org_id == message.org_id)))
+            routes = alert_store.routes_of(s, org_id=message.org_id)
             tz = orgs.timezone_of(s, org_id=message.org_id)
         for route in routes:
             if severity_rank(message.severity) < severity_rank(route.min_severity):
@@ -422,10 +414,7 @@ class AlertRouter:
         if not posts:
             return
         with self.services.db.session() as s:
-            routes = {
-                r.id: r
-                for r in s.exec(select(AlertRoute).where(AlertRoute.org_id == message.org_id))
-            }
+            routes = {r.id: r for r in alert_store.routes_of(s, org_id=message.org_id)}
         for route_id, post in posts.items():
             route = routes.get(route_id)
             sink = self.sinks.get(route.kind) if route is not None else None
@@ -889,34 +878,18 @@ def _remove_route(tc: ToolContext, args: AlertsInput) -> Reply:
     if not args.kind or not ROUTE_ID.fullmatch(args.kind):
         raise InvalidInput("Which route?", fix="/alerts remove <id> (ids are in /alerts)")
     with tc.services.db.session() as s:
-        route = s.exec(
-            select(AlertRoute).where(
-                AlertRoute.org_id == tc.org_id, AlertRoute.id == int(args.kind)
-            )
-        ).first()
+        route = alert_store.get_route(s, org_id=tc.org_id, route_id=int(args.kind))
         if route is None:
             raise NotFound(f"No alert route #{args.kind} here.", fix="See /alerts.")
-        for d in s.exec(select(AlertDelivery).where(AlertDelivery.route_id == route.id)):
-            s.delete(d)
-        assert route.id is not None
-        alert_state.forget_route(s, org_id=tc.org_id, route_id=route.id)
-        s.delete(route)
+        alert_store.delete_route(s, org_id=tc.org_id, route=route)
     return Reply(text=f"Route #{args.kind} removed.")
 
 
 def _list_routes(tc: ToolContext) -> Reply:
     now = tc.services.clock.now()
     with tc.services.db.session() as s:
-        routes = list(s.exec(select(AlertRoute).where(AlertRoute.org_id == tc.org_id)))
-        recent = list(
-            s.exec(
-                select(AlertDelivery, Alert)
-                .join(Alert, col(Alert.id) == AlertDelivery.alert_id)
-                .where(AlertDelivery.org_id == tc.org_id)
-                .order_by(col(AlertDelivery.id).desc())
-                .limit(10)
-            )
-        )
+        routes = alert_store.routes_of(s, org_id=tc.org_id)
+        recent = alert_store.recent_deliveries(s, org_id=tc.org_id, limit=10)
         state = alert_state_lines(s, org_id=tc.org_id, now=now)
     if not routes:
         reply = Reply(

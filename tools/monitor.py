@@ -16,17 +16,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlmodel import col, select
-
 from storage import activity, deployments, ledger, orgs
+from storage import alerts as alert_store
 from storage.models import (
-    Alert,
-    AlertRoute,
     Budget,
     Deployment,
     DeploymentStatus,
     HealthState,
-    Organization,
 )
 from tools.alerts import AlertRouter, alert_state_lines
 from tools.cost.accrual import BudgetStatus, accrue_all, budget_period, new_threshold_alerts
@@ -272,7 +268,7 @@ async def cost_sweep(
     await accrue_all(services)
     report = SweepReport()
     with services.db.session() as s:
-        budgets = list(s.exec(select(Budget)))
+        budgets = ledger.budgets_of_all_orgs(s)
     for budget in budgets:
         await _check_budget(services, router, budget, act, report)
     return report
@@ -340,7 +336,7 @@ async def idle_sweep(services: Services, router: AlertRouter, *, act: Act | None
     report.alerts += await router.resolve_gone()
     with services.db.session() as s:
         deps = deployments.list_all_active(s, statuses=MONITORED)
-        policies = {o.id: o.idle_stop_minutes for o in s.exec(select(Organization))}
+        policies = orgs.idle_stop_minutes_by_org(s)
     for dep in deps:
         if dep.protected or not bills_while_idle(dep):
             continue
@@ -400,7 +396,7 @@ async def reconcile_sweep(services: Services, router: AlertRouter) -> SweepRepor
     failed or deleted deployment): one alert each."""
     report = SweepReport()
     with services.db.session() as s:
-        org_ids = sorted({d.org_id for d in s.exec(select(Deployment))})
+        org_ids = deployments.org_ids_with_deployments(s)
     for org_id in org_ids:
         try:
             orphans = await find_orphans(services, org_id)
@@ -428,22 +424,15 @@ async def digest(services: Services, router: AlertRouter) -> SweepReport:
     report = SweepReport()
     now = services.clock.now()
     with services.db.session() as s:
-        org_ids = sorted({r.org_id for r in s.exec(select(AlertRoute))})
+        org_ids = alert_store.orgs_with_routes(s)
     for org_id in org_ids:
         tz = _org_timezone(services, org_id)
         period = resolve_period("yesterday", now=now, tz=tz)
         spend, _ = await compute_spend(services, org_id=org_id, period=period)
         with services.db.session() as s:
             live = deployments.list_for(s, org_id=org_id, statuses=MONITORED)
-            incidents = list(
-                s.exec(
-                    select(Alert).where(
-                        Alert.org_id == org_id,
-                        col(Alert.first_seen) >= period.start,
-                        col(Alert.first_seen) < period.end,
-                        col(Alert.severity) != "info",
-                    )
-                )
+            incidents = alert_store.incidents_between(
+                s, org_id=org_id, start=period.start, end=period.end
             )
             agent = ledger.total(s, org_id=org_id, start=period.start, end=period.end, kind="agent")
             people = activity.per_user(s, org_id=org_id, since=period.start, until=period.end)

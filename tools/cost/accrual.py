@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlmodel import select
-
+from storage import alerts as alert_store
 from storage import deployments, ledger
 from storage.models import Alert, Budget, Deployment, DeploymentStatus
 from tools.cost.periods import Period, resolve_period
@@ -123,7 +122,7 @@ def new_threshold_alerts(services: Services, status: BudgetStatus) -> list[Alert
     for threshold in status.crossed():
         key = budget_alert_key(status, threshold)
         with services.db.session() as s:
-            exists = s.exec(select(Alert).where(Alert.org_id == org_id, Alert.key == key)).first()
+            exists = alert_store.find(s, org_id=org_id, key=key)
             if exists:
                 continue
             severity = "critical" if threshold >= 100 else "warning"
