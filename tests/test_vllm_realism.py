@@ -19,7 +19,7 @@ from bot.background.scheduler import BackgroundJobs
 from bot.testing import BotHarness, running_bot
 from storage import deployments
 from storage.models import Deployment
-from tools.catalog import tools as catalog_tools
+from tools.catalog import resolve as catalog_resolve
 from tools.catalog.gpus import GpuOffer, fallback_offers
 from tools.deploy import plan as deploy_plan
 from tools.runpod.models import CreateEndpointRequest, EndpointGpuRequest, WorkersRequest
@@ -146,7 +146,7 @@ async def test_a_model_that_does_not_fit_its_card_fails_with_vllms_reason_and_le
             offers.append(offer)
         return offers, "stale test catalog"
 
-    monkeypatch.setattr(catalog_tools, "current_offers", overstated)
+    monkeypatch.setattr(catalog_resolve, "current_offers", overstated)
     ask = await bot.send(f"/deploy {BF16_7B}", user="alice")
     assert "AMPERE_16" in ask.as_plain_text()
     done = await bot.approve(ask.approval_id, user="alice")

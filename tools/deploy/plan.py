@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 from tools.catalog import ModelInfo
 from tools.catalog.fit import FitReport
 from tools.catalog.gpus import fallback_offers
+from tools.catalog.resolve import Mode, Quant, plan_fit, resolve_model
 from tools.catalog.sizing import (
     GPU_MEMORY_UTILIZATION,
     normalise_quant,
     normalise_quant_or_none,
     weights_bytes,
 )
-from tools.catalog.tools import Mode, Quant, plan_fit, resolve_model
 from tools.contract import ToolContext, ToolInput, arg
 from tools.cost.estimate import CostEstimate, pod_estimate, serverless_estimate
 from tools.errors import CockpitError, InvalidInput
