@@ -351,7 +351,8 @@ class Cockpit:
             refused = self._over_rate_limit(ctx)
         if refused is not None:
             return refused
-        if self.agent.api_key_for(ctx.org_id):
+        # The organisation's own key is a database read: on a storage thread, not the loop.
+        if await self.db.call(self.agent.api_key_for, ctx.org_id):
             return await self.agent.respond(ctx, text, progress=progress, on_text=on_text)
         return await offline.respond(self.dispatcher, ctx, text, progress=progress)
 
