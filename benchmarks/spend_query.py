@@ -3,7 +3,7 @@
 Builds a ledger of 1,000,000 rows (storage.models.LedgerEntry, SQLAlchemy core `insert` with
 executemany in chunks) for 20 organisations and 500 deployments over 90 days: hourly GPU
 estimate rows per deployment (96 %) and hourly agent (Claude) usage rows per organisation (4 %).
-Then it times the storage queries `tools.cost.tools.compute_spend` makes for one organisation
+Then it times the storage queries `tools.cost.billing.compute_spend` makes for one organisation
 and "this month" (resolved by `tools.cost.periods.resolve_period`, as the tool does):
 `storage.ledger.entries(kind="gpu")`, `storage.ledger.total(kind="agent")`, and both together
 in one session (the spend query), 20 runs each after one warm-up, printing p50/p95/max.

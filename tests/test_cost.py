@@ -11,8 +11,8 @@ import pytest
 from bot.testing import BotHarness, running_bot
 from storage import ledger
 from tools.cost.accrual import BudgetStatus, accrue_all, budget_period, new_threshold_alerts
+from tools.cost.billing import compute_spend
 from tools.cost.periods import resolve_period
-from tools.cost.tools import compute_spend
 
 
 @pytest.fixture

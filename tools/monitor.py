@@ -26,9 +26,9 @@ from storage.models import (
 )
 from tools.alerts import AlertRouter, alert_state_lines
 from tools.cost.accrual import BudgetStatus, accrue_all, budget_period, new_threshold_alerts
+from tools.cost.billing import compute_spend
 from tools.cost.estimate import money
 from tools.cost.periods import resolve_period
-from tools.cost.tools import compute_spend
 from tools.deploy import diagnose
 from tools.deploy.plan import pod_api_key
 from tools.deploy.tools import find_orphans

@@ -8,8 +8,8 @@ from decimal import Decimal
 from storage import ledger
 from tools.contract import ToolContext
 from tools.cost.accrual import budget_period
+from tools.cost.billing import compute_spend
 from tools.cost.estimate import HOURS_PER_MONTH, money
-from tools.cost.tools import compute_spend
 
 
 @dataclass(frozen=True)

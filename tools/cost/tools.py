@@ -10,19 +10,16 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
-from sqlmodel import col
-
 from storage import ledger
-from storage.models import Budget, Deployment
+from storage.models import Budget
 from tools.contract import Image, Reply, Role, SideEffect, Table, ToolContext, ToolInput, arg, tool
 from tools.cost.accrual import DEFAULT_THRESHOLDS, BudgetStatus, budget_period
+from tools.cost.billing import compute_spend, deployment_infos
 from tools.cost.estimate import money, per_second, rate
 from tools.cost.periods import Period, resolve_period
-from tools.cost.spend import BillingLine, DeploymentInfo, EstimateLine, GroupBy, SpendSummary, merge
+from tools.cost.spend import DeploymentInfo, GroupBy, SpendSummary
 from tools.deploy.plan import PlanInput, plan_for
-from tools.errors import CockpitError, InvalidInput
-from tools.services import Services
+from tools.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 
@@ -56,84 +53,6 @@ async def estimate_cost(tc: ToolContext, args: EstimateInput) -> Reply:
 
 
 # --- spend ------------------------------------------------------------------------------------
-
-
-# The most deployments a spend report names (newest first), as before.
-MAX_SPEND_DEPLOYMENTS = 10_000
-
-
-async def compute_spend(
-    services: Services,
-    *,
-    org_id: int,
-    period: Period,
-    infos: list[DeploymentInfo] | None = None,
-) -> tuple[SpendSummary, str | None]:
-    """Billing (this organisation's resources only) merged with the ledger for the hours billing
-    lacks. Returns the summary and a note when billing could not be read. `infos` (from
-    `deployment_infos`) saves reading the deployments again when one report needs several
-    periods. The storage part is one read off the event loop."""
-
-    def read(s: Any) -> tuple[list[DeploymentInfo], list[EstimateLine], Decimal]:
-        deps = infos if infos is not None else deployment_infos(s, org_id=org_id)
-        estimates = [
-            EstimateLine(e.deployment_id, e.period_start, e.amount)
-            for e in ledger.entries(
-                s, org_id=org_id, start=period.start, end=period.end, kind="gpu"
-            )
-            if e.deployment_id is not None
-        ]
-        agent = ledger.total(s, org_id=org_id, start=period.start, end=period.end, kind="agent")
-        return deps, estimates, agent
-
-    deps, estimates, agent = await services.db.read(read)
-    billing, note = await _billing(services, org_id, period, any(i.resource_ids for i in deps))
-    return merge(
-        period=period, deployments=deps, billing=billing, estimates=estimates, agent_total=agent
-    ), note
-
-
-def deployment_infos(s: Any, *, org_id: int) -> list[DeploymentInfo]:
-    """What a spend report needs of the organisation's deployments: plain column tuples, not
-    ORM objects (10,000 Deployment instances cost ~100 ms of CPU)."""
-    columns: tuple[Any, ...] = (
-        Deployment.id,
-        Deployment.name,
-        Deployment.created_by,
-        Deployment.gpu_pool,
-        Deployment.gpu_type,
-        Deployment.provider_endpoint_id,
-        Deployment.provider_pod_id,
-    )
-    rows = s.connection().execute(
-        sa.select(*columns)
-        .where(col(Deployment.org_id) == org_id)
-        .order_by(col(Deployment.id).desc())
-        .limit(MAX_SPEND_DEPLOYMENTS)
-    )
-    return [
-        DeploymentInfo(
-            dep_id, name, by, pool or gpu or "?", tuple(x for x in (endpoint, pod) if x)
-        )
-        for dep_id, name, by, pool, gpu, endpoint, pod in rows
-    ]
-
-
-async def _billing(
-    services: Services, org_id: int, period: Period, any_resources: bool
-) -> tuple[list[BillingLine], str | None]:
-    if not any_resources or period.end <= period.start:
-        return [], None
-    try:
-        client = services.runpod_for(org_id)
-        sls = await client.billing_serverless(period.start, period.end, bucket_size="hour")
-        pods = await client.billing_pods(period.start, period.end, bucket_size="hour")
-    except CockpitError as exc:
-        log.warning("billing unavailable for org %s: %s", org_id, exc)
-        return [], f"RunPod billing unavailable ({exc.message}); figures are estimates"
-    lines = [BillingLine(r.serverless_id, r.start_time, r.total_amount) for r in sls.records]
-    lines += [BillingLine(r.pod_id, r.start_time, r.total_amount) for r in pods.records]
-    return lines, None
 
 
 class SpendInput(ToolInput):
