@@ -1,8 +1,9 @@
 """The agent's skill tools: `activate_skill` and `read_skill_file`.
 
 These are handled inside the agent loop, not by the dispatcher: they only read the skill folders
-the server loaded (no side effect, no organisation data), so they need no role or approval. The
-loader itself is `tools.skills` (shared with the `/skills` command).
+the server loaded (no side effect, no organisation data), so they need no role or approval.
+Loading and validating skills has one home, `tools.skills` (shared with the `/skills` command);
+this module only turns a loaded `SkillSet` into the agent's two tools.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from html import escape
 from typing import Any
 
 from tools.errors import CockpitError
-from tools.skills import Skill, SkillSet, load_skill, load_skills, skills_for
+from tools.skills import Skill, SkillSet
 
 ACTIVATE_SKILL = "activate_skill"
 READ_SKILL_FILE = "read_skill_file"
@@ -84,12 +85,7 @@ __all__ = [
     "ACTIVATE_SKILL",
     "READ_SKILL_FILE",
     "SKILL_TOOL_NAMES",
-    "Skill",
-    "SkillSet",
     "activation_text",
-    "load_skill",
-    "load_skills",
     "run_skill_tool",
     "skill_tool_schemas",
-    "skills_for",
 ]
