@@ -5,6 +5,7 @@ circuit breaker) are built once per process."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.logs import SECRETS
@@ -22,7 +23,9 @@ log = logging.getLogger(__name__)
 
 
 def org_secret(services: Services, org_id: int, provider: str) -> str | None:
-    with services.db.session() as s:
+    """Synchronous, for a storage thread: async code reaches it through the client factories
+    under `db.call` (`await db.call(services.runpod_for, org_id)`), never on the event loop."""
+    with services.db.read_session() as s:
         value = credentials.get_secret(s, org_id=org_id, provider=provider, box=services.secrets)
     SECRETS.add(value, org_id=org_id)  # stored, so accepted: redacted in this org's log lines
     return value
@@ -108,12 +111,13 @@ class RunPodWiring:
 
 def slack_token_for(settings: Settings, services: Services) -> TokenLookup:
     """The Slack bot token that speaks for an organisation: its workspace's installation (HTTP
-    mode, multi-workspace) or the single-workspace SLACK_BOT_TOKEN."""
+    mode, multi-workspace) or the single-workspace SLACK_BOT_TOKEN. Synchronous, for a storage
+    thread (`slack_token_off_loop` is the async one)."""
     from storage import orgs, slack_store
 
     def token_for(org_id: int) -> str | None:
         if settings.slack_client_id:
-            with services.db.session() as s:
+            with services.db.read_session() as s:
                 teams = [
                     ws.external_id
                     for ws in orgs.workspaces_of(s, org_id=org_id)
@@ -134,6 +138,21 @@ def slack_token_for(settings: Settings, services: Services) -> TokenLookup:
     return token_for
 
 
+def slack_token_off_loop(
+    settings: Settings, services: Services
+) -> Callable[[int], Awaitable[str | None]]:
+    """`slack_token_for` on a storage thread; without an OAuth app nothing is stored, so the
+    single-workspace token is answered at once."""
+    token_for = slack_token_for(settings, services)
+
+    async def lookup(org_id: int) -> str | None:
+        if not settings.slack_client_id:
+            return settings.slack_bot_token
+        return await services.db.call(token_for, org_id)
+
+    return lookup
+
+
 def wire_alerts(settings: Settings, services: Services) -> Any:
     """The alert router with its sinks; returns a closer for the Discord HTTP session."""
     from datetime import timedelta
@@ -151,7 +170,7 @@ def wire_alerts(settings: Settings, services: Services) -> Any:
         "discord_webhook": discord_sink,
         "discord_channel": DiscordChannelSink(services, sandbox=services.sandbox),
         "slack_channel": SlackChannelSink(
-            slack_token_for(settings, services), settings.slack_api_url
+            slack_token_off_loop(settings, services), settings.slack_api_url
         ),
     }
     router = AlertRouter(

@@ -10,7 +10,7 @@ cannot carry interactive components, so there the message lists the commands to 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -170,14 +170,16 @@ class SlackChannelSink:
     """chat.postMessage to a channel with the organisation's Slack bot token; buttons in an
     actions block, repeats and the resolve in the first message's thread, chat.update on it."""
 
-    def __init__(self, token_for: Callable[[int], str | None], base_url: str | None) -> None:
-        self._token_for = token_for
+    def __init__(
+        self, token_for: Callable[[int], Awaitable[str | None]], base_url: str | None
+    ) -> None:
+        self._token_for = token_for  # async: the stored installation is read off the loop
         self._base_url = base_url
 
-    def _client(self, org_id: int) -> Any:
+    async def _client(self, org_id: int) -> Any:
         from slack_sdk.web.async_client import AsyncWebClient
 
-        token = self._token_for(org_id)
+        token = await self._token_for(org_id)
         if not token:
             raise ProviderError(
                 "No Slack bot token for this organisation.",
@@ -192,7 +194,7 @@ class SlackChannelSink:
     async def send(
         self, *, target: str, message: AlertMessage, reply_to: PostRef | None = None
     ) -> PostRef | None:
-        client = self._client(message.org_id)
+        client = await self._client(message.org_id)
         kwargs = slack_alert(message)
         if reply_to is not None:
             kwargs.update(channel=reply_to.channel, thread_ts=reply_to.ref)
@@ -203,7 +205,7 @@ class SlackChannelSink:
         return PostRef(channel=str(channel), ref=str(ts)) if channel and ts else None
 
     async def update(self, *, target: str, post: PostRef, message: AlertMessage) -> None:
-        client = self._client(message.org_id)
+        client = await self._client(message.org_id)
         await self._call(
             client.chat_update, channel=post.channel, ts=post.ref, **slack_alert(message)
         )

@@ -90,18 +90,22 @@ class _Saga:
         DEPLOY_PHASE_SECONDS.labels(phase=name).observe((now - self.phase_started).total_seconds())
         self.phase_started = now
 
-    def record(self, **fields: Any) -> None:
+    async def record(self, **fields: Any) -> None:
+        """One unit of work on a storage thread: the saga's state is written before it goes on."""
         assert self.dep.id is not None
-        with self.services.db.session() as s:
-            self.dep = deployments.update(
-                s, org_id=self.dep.org_id, deployment_id=self.dep.id, now=self.clock.now(), **fields
-            )
+        self.dep = await self.services.db.run(
+            deployments.update,
+            org_id=self.dep.org_id,
+            deployment_id=self.dep.id,
+            now=self.clock.now(),
+            **fields,
+        )
 
     async def run(self, hf_token: str | None) -> Deployment:
         name = resource_name(self.dep.org_id, self.dep.id or 0, self.plan.model_id)
         try:
             # Intent first, with the name: a crash after any create below can be found by it.
-            self.record(
+            await self.record(
                 status=DeploymentStatus.creating,
                 settings_json=with_provider_name(self.dep.settings_json, name),
             )
@@ -135,7 +139,7 @@ class _Saga:
                 serverless=True,
             )
         )
-        self.record(provider_template_id=template.id)
+        await self.record(provider_template_id=template.id)
         self.phase("create_template")
         await self.say(f"creating endpoint on {self.plan.gpu_label}")
         endpoint = await self.client.create_endpoint(
@@ -151,7 +155,7 @@ class _Saga:
                 scaling=QueueDelayScalingRequest(queue_delay=4),
             )
         )
-        self.record(provider_endpoint_id=endpoint.id, status=DeploymentStatus.waiting)
+        await self.record(provider_endpoint_id=endpoint.id, status=DeploymentStatus.waiting)
         self.phase("create_endpoint")
 
     async def create_pod(self, name: str, hf_token: str | None) -> None:
@@ -180,7 +184,7 @@ class _Saga:
                 ports=["8000/http"],
             )
         )
-        self.record(provider_pod_id=pod.id, status=DeploymentStatus.waiting)
+        await self.record(provider_pod_id=pod.id, status=DeploymentStatus.waiting)
         self.phase("create_pod")
 
     def healthy_timeout(self) -> float:
@@ -213,7 +217,7 @@ class _Saga:
             await self.clock.sleep(HEALTH_POLL_SECONDS)
         self.phase("wait_healthy")
         healthy_at = self.clock.now()
-        self.record(
+        await self.record(
             status=DeploymentStatus.healthy,
             health_state=HealthState.healthy,
             healthy_at=healthy_at,
@@ -318,7 +322,7 @@ async def compensate(services: Services, dep: Deployment, client: Any, reason: s
     happens."""
     problems = await delete_provider_resources(client, dep, by_name=True)
     detail = reason if not problems else f"{reason}; cleanup failed for {', '.join(problems)}"
-    dep = _mark_failed(services, dep, detail)
+    dep = await _mark_failed(services, dep, detail)
     DEPLOYS.labels(outcome="failed").inc()
     if problems:
         log.error("deploy #%s left resources behind: %s", dep.id, problems)
@@ -336,39 +340,38 @@ async def recover_interrupted(services: Services, *, before: datetime | None = N
     resources, found by id or by their recorded name, deleted; marked failed), and approvals
     still `executing` become `failed` "interrupted by a restart", so a restart never leaves a
     half-created deployment or an approval that never ends. Returns the deploys cleaned up."""
-    with services.db.session() as s:
-        stuck = deployments.list_all_active(s, statuses=IN_FLIGHT_STATUSES)
+    stuck = await services.db.read(deployments.list_all_active, statuses=IN_FLIGHT_STATUSES)
     count = 0
     for dep in stuck:
         if before is not None and dep.updated_at > before:
             continue
         try:
-            client = services.runpod_for(dep.org_id)
+            client = await services.db.call(services.runpod_for, dep.org_id)
         except CockpitError as exc:
             # No way to reach the provider for this organisation: mark it failed anyway so it
             # does not stay in flight forever; reconcile reports whatever still exists.
             log.warning("deploy #%s interrupted; cannot reach RunPod to clean up: %s", dep.id, exc)
-            _mark_failed(services, dep, f"{INTERRUPTED_REASON}; cleanup not possible: {exc}")
+            await _mark_failed(services, dep, f"{INTERRUPTED_REASON}; cleanup not possible: {exc}")
             count += 1
             continue
         await compensate(services, dep, client, INTERRUPTED_REASON)
         count += 1
-    with services.db.session() as s:
-        ended = approvals.fail_interrupted(s, now=services.clock.now(), before=before)
+    ended = await services.db.run(
+        approvals.fail_interrupted, now=services.clock.now(), before=before
+    )
     if ended:
         log.warning("%d approval(s) were executing at the last shutdown: marked failed", ended)
     return count
 
 
-def _mark_failed(services: Services, dep: Deployment, detail: str) -> Deployment:
+async def _mark_failed(services: Services, dep: Deployment, detail: str) -> Deployment:
     assert dep.id is not None
-    with services.db.session() as s:
-        return deployments.update(
-            s,
-            org_id=dep.org_id,
-            deployment_id=dep.id,
-            now=services.clock.now(),
-            status=DeploymentStatus.failed,
-            failure_reason=detail[:500],
-            health_state=HealthState.unknown,
-        )
+    return await services.db.run(
+        deployments.update,
+        org_id=dep.org_id,
+        deployment_id=dep.id,
+        now=services.clock.now(),
+        status=DeploymentStatus.failed,
+        failure_reason=detail[:500],
+        health_state=HealthState.unknown,
+    )
