@@ -9,8 +9,8 @@ from storage import conversations, deployments
 from storage.conversations import NewMessage
 from storage.models import Deployment, DeploymentStatus
 from tools.contract import Reply, Role, SideEffect, ToolContext, ToolInput, arg, tool
+from tools.deploy.lookup import load_deployment
 from tools.deploy.plan import pod_api_key
-from tools.deploy.tools import load_deployment
 from tools.errors import Conflict, InvalidInput
 
 CHAT_HISTORY_MESSAGES = 20  # the last 10 exchanges go with each request

@@ -30,8 +30,8 @@ from tools.cost.billing import compute_spend
 from tools.cost.estimate import money
 from tools.cost.periods import resolve_period
 from tools.deploy import diagnose
+from tools.deploy.lookup import find_orphans
 from tools.deploy.plan import pod_api_key
-from tools.deploy.tools import find_orphans
 from tools.errors import CockpitError
 from tools.metrics import DEPLOYMENT_HEALTH
 from tools.services import Services

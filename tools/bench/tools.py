@@ -40,8 +40,8 @@ from tools.contract import (
 )
 from tools.cost.estimate import money, per_second, rate
 from tools.cost.guard import hard_cap_breach
+from tools.deploy.lookup import find_deployment
 from tools.deploy.plan import DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULT_WORKERS_MAX, pod_api_key
-from tools.deploy.tools import find_deployment
 from tools.errors import CockpitError, Conflict, InvalidInput, NotFound
 from tools.runpod.models import WorkerStatus
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any
 
 from storage import deployments
 from storage.models import Deployment, DeploymentStatus
@@ -24,11 +23,11 @@ from tools.contract import (
 from tools.cost.estimate import money, per_second, rate
 from tools.cost.guard import hard_cap_breach
 from tools.deploy import diagnose
+from tools.deploy.lookup import find_deployment, find_orphans, load_deployment
 from tools.deploy.plan import (
     DEFAULT_IDLE_TIMEOUT_SECONDS,
     DEFAULT_WORKERS_MAX,
     MAX_WORKERS,
-    RESOURCE_PREFIX,
     DeployPlan,
     PlanInput,
     build_plan,
@@ -38,9 +37,8 @@ from tools.deploy.plan import (
     worker_env,
 )
 from tools.deploy.saga import delete_provider_resources, run_deploy
-from tools.errors import Conflict, InvalidInput, NotFound, ProviderError
+from tools.errors import Conflict, InvalidInput, ProviderError
 from tools.runpod.models import UpdateEndpointRequest, WorkersRequest
-from tools.services import Services
 
 # How a tool argument names a deployment (storage.deployments.find): never a fragment.
 DEPLOYMENT_REF = "Number, name or full model id of the deployment"
@@ -176,48 +174,6 @@ async def preview_deploy(tc: ToolContext, args: DeployInput) -> Reply:
 
 
 # --- reading ----------------------------------------------------------------------------------
-
-
-MAX_REF_SHOWN = 60
-
-
-def find_deployment(tc: ToolContext, ref: str, *, include_deleted: bool = False) -> Deployment:
-    with tc.services.db.session() as s:
-        found, close = _find_or_suggest(s, tc.org_id, ref, include_deleted)
-    return _one_deployment(ref, found, close)
-
-
-async def load_deployment(
-    tc: ToolContext, ref: str, *, include_deleted: bool = False
-) -> Deployment:
-    """`find_deployment` off the event loop, as one read (one round trip for an id)."""
-    found, close = await tc.services.db.read(_find_or_suggest, tc.org_id, ref, include_deleted)
-    return _one_deployment(ref, found, close)
-
-
-def _find_or_suggest(
-    s: Any, org_id: int, ref: str, include_deleted: bool
-) -> tuple[list[Deployment], list[Deployment]]:
-    found = deployments.find(s, org_id=org_id, ref=ref, include_deleted=include_deleted)
-    if found:
-        return found, []
-    return [], deployments.suggest(s, org_id=org_id, ref=ref, include_deleted=include_deleted)
-
-
-def _one_deployment(ref: str, found: list[Deployment], close: list[Deployment]) -> Deployment:
-    if not found:
-        shown = ref if len(ref) <= MAX_REF_SHOWN else ref[: MAX_REF_SHOWN - 1] + "…"
-        hint = ", ".join(f"#{d.id} {d.name}" for d in close)
-        raise NotFound(
-            f"No deployment matches {shown!r} (use its number or its exact name).",
-            fix=f"Did you mean {hint}? See /deployments." if hint else "See /deployments.",
-        )
-    if len(found) > 1:
-        names = ", ".join(f"#{d.id} {d.name} ({d.status})" for d in found[:5])
-        raise InvalidInput(
-            f"{ref!r} matches several deployments: {names}.", fix="Use the number, e.g. /status 3."
-        )
-    return found[0]
 
 
 class ListInput(ToolInput):
@@ -697,20 +653,3 @@ async def reconcile(tc: ToolContext, args: ReconcileInput) -> Reply:
         "the RunPod console if they are not yours.",
         table=Table(columns=["kind", "id", "name"], rows=[list(o) for o in orphans]),
     )
-
-
-async def find_orphans(services: Services, org_id: int) -> list[tuple[str, str, str]]:
-    """Provider resources with our prefix (for this organisation's name tag) unknown to the
-    database."""
-    client = services.runpod_for(org_id)
-    prefix = f"{RESOURCE_PREFIX}o{org_id}-"
-    with services.db.session() as s:
-        known = deployments.known_provider_ids(s)
-    found: list[tuple[str, str, str]] = []
-    for kind, items in (
-        ("endpoint", await client.list_endpoints(name_prefix=prefix)),
-        ("template", await client.list_templates(name_prefix=prefix)),
-        ("pod", await client.list_pods(name_prefix=prefix)),
-    ):
-        found.extend((kind, item.id, item.name) for item in items if item.id not in known)
-    return found
