@@ -20,12 +20,14 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
 
 from storage import alert_state, deployments, orgs
 from storage import alerts as alert_store
 from storage.crypto import SecretError, last4
 from storage.models import (
     Alert,
+    AlertAck,
     AlertDelivery,
     AlertRoute,
     AlertState,
@@ -232,7 +234,8 @@ class AlertRouter:
         cooldown, its incident is acknowledged, or the key is silenced. A repeat replies to
         the incident's first message. Returns whether anything was sent."""
         now = self.services.clock.now()
-        with self.services.db.session() as s:
+
+        def record(s: Session) -> tuple[AlertMessage, dict[int, PostRef], datetime] | None:
             alert = alert_store.find(s, org_id=org_id, key=key)
             if alert is None:
                 alert = Alert(
@@ -276,12 +279,16 @@ class AlertRouter:
                 or now - alert.last_sent_at >= self.cooldown
             )
             if not due:
-                return False
+                return None
             alert.last_sent_at = now
             s.add(alert)
-            message = compose(s, alert, now)
-            posts = _post_refs(s, alert)
-            incident_at = alert.first_seen
+            return compose(s, alert, now), _post_refs(s, alert), alert.first_seen
+
+        # One unit of work on a storage thread: the firing, its quiet check and the message.
+        due = await self.services.db.run(record)
+        if due is None:
+            return False
+        message, posts, incident_at = due
         if not posts:
             await self._deliver(message, incident_at=incident_at, reply_to=posts)
             return True
@@ -297,17 +304,21 @@ class AlertRouter:
         message) if the alert was firing and was delivered; the first message is edited to
         say it is resolved. An incident silenced from start to end resolves quietly."""
         now = self.services.clock.now()
-        with self.services.db.session() as s:
+
+        def record(s: Session) -> tuple[bool, AlertMessage, dict[int, PostRef], datetime] | None:
             alert = alert_store.find(s, org_id=org_id, key=key)
             if alert is None or alert.state != AlertState.firing:
-                return False
+                return None
             delivered = alert.last_sent_at is not None and alert.last_sent_at >= alert.first_seen
             alert.state, alert.resolved_at = "resolved", now
             s.add(alert)
             s.flush()
-            original = compose(s, alert, now)
-            posts = _post_refs(s, alert)
-            incident_at = alert.first_seen
+            return delivered, compose(s, alert, now), _post_refs(s, alert), alert.first_seen
+
+        found = await self.services.db.run(record)
+        if found is None:
+            return False
+        delivered, original, posts, incident_at = found
         if not delivered:
             return False
         await self._deliver(
@@ -328,10 +339,11 @@ class AlertRouter:
         """Resolve firing alerts of deployments that are no longer running (stopped, deleted,
         failed), whoever stopped them: an idle or unhealthy deployment that is gone is no
         longer idle or unhealthy. Returns how many were resolved."""
-        with self.services.db.session() as s:
-            rows = alert_store.firing_on_deployments_in_all_orgs(
-                s, statuses=GONE_STATUSES, state=AlertState.firing
-            )
+        rows = await self.services.db.read(
+            alert_store.firing_on_deployments_in_all_orgs,
+            statuses=GONE_STATUSES,
+            state=AlertState.firing,
+        )
         resolved = 0
         for alert, dep in rows:
             resolved += int(
@@ -347,43 +359,54 @@ class AlertRouter:
         """Edit the incident's messages to show its current state (after an acknowledgement
         or a silence)."""
         now = self.services.clock.now()
-        with self.services.db.session() as s:
+
+        def current(s: Session) -> tuple[AlertMessage, dict[int, PostRef]] | None:
             alert = alert_state.get_alert(s, org_id=org_id, alert_id=alert_id)
             if alert is None:
-                return
-            message = compose(s, alert, now)
-            posts = _post_refs(s, alert)
-        await self._update_posts(message, posts)
+                return None
+            return compose(s, alert, now), _post_refs(s, alert)
+
+        found = await self.services.db.read(current)
+        if found is not None:
+            await self._update_posts(*found)
 
     async def deliver_existing(self, alert: Alert) -> None:
         """Deliver an alert row created elsewhere (budget thresholds) and mark it sent; a
         silenced key is marked handled without a message."""
         assert alert.id is not None
         now = self.services.clock.now()
-        with self.services.db.session() as s:
-            row = s.get(Alert, alert.id)
+        alert_id = alert.id
+
+        def mark_sent(s: Session) -> tuple[AlertMessage, datetime] | None:
+            row = s.get(Alert, alert_id)
             if row is None or row.last_sent_at is not None:
-                return
+                return None
             silenced = alert_state.active_silence(s, org_id=row.org_id, key=row.key, now=now)
             row.last_sent_at = now if silenced is None else None
             if silenced is not None:
                 row.last_seen = now
                 s.add(row)
-                return
+                return None
             s.add(row)
             s.flush()
-            message = compose(s, row, now)
-            incident_at = row.first_seen
-        await self._deliver(message, incident_at=incident_at, reply_to={})
+            return compose(s, row, now), row.first_seen
+
+        due = await self.services.db.run(mark_sent)
+        if due is not None:
+            message, incident_at = due
+            await self._deliver(message, incident_at=incident_at, reply_to={})
 
     async def _deliver(
         self, message: AlertMessage, *, incident_at: datetime, reply_to: dict[int, PostRef]
     ) -> None:
         assert message.alert_id is not None
         now = self.services.clock.now()
-        with self.services.db.session() as s:
-            routes = alert_store.routes_of(s, org_id=message.org_id)
-            tz = orgs.timezone_of(s, org_id=message.org_id)
+        org_id = message.org_id
+
+        def routes_and_timezone(s: Session) -> tuple[list[AlertRoute], str]:
+            return alert_store.routes_of(s, org_id=org_id), orgs.timezone_of(s, org_id=org_id)
+
+        routes, tz = await self.services.db.read(routes_and_timezone)
         for route in routes:
             if severity_rank(message.severity) < severity_rank(route.min_severity):
                 continue
@@ -393,28 +416,17 @@ class AlertRouter:
             # and logged, and the routes after it are still delivered.
             assert route.id is not None
             try:
-                post = await self._deliver_one(route, message, reply_to.get(route.id))
+                await self._deliver_one(
+                    route, message, reply_to.get(route.id), incident_at=incident_at, now=now
+                )
             except Exception:
                 log.exception("alert %s: route %s could not be processed", message.key, route.id)
-                continue
-            if post is not None and route.id not in reply_to and not message.resolved:
-                with self.services.db.session() as s:
-                    alert_state.record_post(
-                        s,
-                        org_id=message.org_id,
-                        alert_id=message.alert_id,
-                        route_id=route.id,
-                        incident_at=incident_at,
-                        channel=post.channel,
-                        ref=post.ref,
-                        now=now,
-                    )
 
     async def _update_posts(self, message: AlertMessage, posts: dict[int, PostRef]) -> None:
         if not posts:
             return
-        with self.services.db.session() as s:
-            routes = {r.id: r for r in alert_store.routes_of(s, org_id=message.org_id)}
+        listed = await self.services.db.read(alert_store.routes_of, org_id=message.org_id)
+        routes = {r.id: r for r in listed}
         for route_id, post in posts.items():
             route = routes.get(route_id)
             sink = self.sinks.get(route.kind) if route is not None else None
@@ -443,9 +455,18 @@ class AlertRouter:
         return (None, problem) if problem else (target, None)
 
     async def _deliver_one(
-        self, route: AlertRoute, message: AlertMessage, reply_to: PostRef | None
-    ) -> PostRef | None:
+        self,
+        route: AlertRoute,
+        message: AlertMessage,
+        reply_to: PostRef | None,
+        *,
+        incident_at: datetime,
+        now: datetime,
+    ) -> None:
+        """Send to one route (with retries), then record the delivery and, for an incident's
+        first message, where it was posted: one unit of work."""
         assert message.alert_id is not None
+        alert_id = message.alert_id
         sink = self.sinks.get(route.kind)
         error: str | None = "no sink is configured for " + route.kind if sink is None else None
         attempts = 0
@@ -467,22 +488,36 @@ class AlertRouter:
                 if attempts < DELIVERY_ATTEMPTS:
                     await self.services.clock.sleep(DELIVERY_BACKOFF_SECONDS * 2 ** (attempts - 1))
         assert route.id is not None
+        route_id = route.id
         ALERTS.labels(sink=route.kind, outcome="failed" if error else "sent").inc()
-        with self.services.db.session() as s:
-            s.add(
-                AlertDelivery(
+        delivery = AlertDelivery(
+            org_id=message.org_id,
+            alert_id=alert_id,
+            route_id=route_id,
+            status=DeliveryStatus.failed if error else DeliveryStatus.sent,
+            attempts=max(attempts, 1),
+            error=error,
+            created_at=self.services.clock.now(),
+        )
+        first_post = post if reply_to is None and not message.resolved else None
+
+        def record(s: Session) -> None:
+            s.add(delivery)
+            if first_post is not None:
+                alert_state.record_post(
+                    s,
                     org_id=message.org_id,
-                    alert_id=message.alert_id,
-                    route_id=route.id,
-                    status=DeliveryStatus.failed if error else DeliveryStatus.sent,
-                    attempts=max(attempts, 1),
-                    error=error,
-                    created_at=self.services.clock.now(),
+                    alert_id=alert_id,
+                    route_id=route_id,
+                    incident_at=incident_at,
+                    channel=first_post.channel,
+                    ref=first_post.ref,
+                    now=now,
                 )
-            )
+
+        await self.services.db.run(record)
         if error:
             log.warning("alert %s to route %s failed: %s", message.key, route.id, error)
-        return post
 
 
 def _post_refs(s: Any, alert: Alert) -> dict[int, PostRef]:
@@ -670,13 +705,11 @@ async def alerts_tool(tc: ToolContext, args: AlertsInput) -> Reply:
     needed = ACTION_ROLES[args.action]
     if not tc.request.role.allows(needed):
         what = "Changing alert routes" if needed is Role.admin else f"/alerts {args.action}"
-        raise Forbidden(
-            f"{what} needs the {needed.value} role; you are {tc.request.role.value}."
-        )
+        raise Forbidden(f"{what} needs the {needed.value} role; you are {tc.request.role.value}.")
     if args.action == "add":
-        return _add_route(tc, args)
+        return await _add_route(tc, args)
     if args.action == "remove":
-        return _remove_route(tc, args)
+        return await _remove_route(tc, args)
     if args.action == "test":
         sent = await router_of(tc.services).fire(
             org_id=tc.org_id,
@@ -691,13 +724,13 @@ async def alerts_tool(tc: ToolContext, args: AlertsInput) -> Reply:
     if args.action == "silence":
         return await _silence(tc, args)
     if args.action == "unsilence":
-        return _unsilence(tc, args)
+        return await _unsilence(tc, args)
     if args.action == "status":
         return await _status(tc, args)
-    return _list_routes(tc)
+    return await _list_routes(tc)
 
 
-def _alert_arg(tc: ToolContext, value: str | None, action: str) -> Alert:
+async def _alert_arg(tc: ToolContext, value: str | None, action: str) -> Alert:
     """The alert a command or button names, looked up in the caller's organisation only; a
     button value is client-controlled text, so it is read like anything typed."""
     alert_id = parse_id(value)
@@ -706,35 +739,37 @@ def _alert_arg(tc: ToolContext, value: str | None, action: str) -> Alert:
             f"Which alert? {action} takes an alert number.",
             fix=f"/alerts {action} <alert id> (the number is on the alert and in /alerts)",
         )
-    with tc.services.db.session() as s:
-        alert = alert_state.get_alert(s, org_id=tc.org_id, alert_id=alert_id)
+    alert = await tc.services.db.read(alert_state.get_alert, org_id=tc.org_id, alert_id=alert_id)
     if alert is None:
         raise NotFound(f"No alert #{alert_id} here.", fix="See /alerts for the open ones.")
     return alert
 
 
 async def _acknowledge(tc: ToolContext, args: AlertsInput) -> Reply:
-    alert = _alert_arg(tc, args.kind, "ack")
-    assert alert.id is not None
+    alert = await _alert_arg(tc, args.kind, "ack")
+    alert_id = alert.id
+    assert alert_id is not None
     if alert.state != AlertState.firing:
         return Reply(text=f"Alert #{alert.id} is already resolved.", ephemeral=True)
     now = tc.services.clock.now()
+
+    def acknowledge(s: Session) -> tuple[AlertAck, bool]:
+        row = s.get(Alert, alert_id)
+        assert row is not None
+        ack = alert_state.acknowledge(
+            s,
+            org_id=tc.org_id,
+            alert=row,
+            user_id=tc.request.user_id,
+            user_name=tc.request.display_name,
+            now=now,
+        )
+        return ack, ack.user_id == tc.request.user_id and ack.created_at == now
+
     try:
-        with tc.services.db.session() as s:
-            row = s.get(Alert, alert.id)
-            assert row is not None
-            ack = alert_state.acknowledge(
-                s,
-                org_id=tc.org_id,
-                alert=row,
-                user_id=tc.request.user_id,
-                user_name=tc.request.display_name,
-                now=now,
-            )
-            fresh = ack.user_id == tc.request.user_id and ack.created_at == now
+        ack, fresh = await tc.services.db.run(acknowledge)
     except IntegrityError:  # two clicks at once (another process): the first one stands
-        with tc.services.db.session() as s:
-            found = alert_state.ack_of(s, org_id=tc.org_id, alert=alert)
+        found = await tc.services.db.read(alert_state.ack_of, org_id=tc.org_id, alert=alert)
         assert found is not None
         ack, fresh = found, False
     if not fresh:
@@ -743,7 +778,7 @@ async def _acknowledge(tc: ToolContext, args: AlertsInput) -> Reply:
             f"{_clock_time(ack.created_at)}.",
             ephemeral=True,
         )
-    await router_of(tc.services).refresh(org_id=tc.org_id, alert_id=alert.id)
+    await router_of(tc.services).refresh(org_id=tc.org_id, alert_id=alert_id)
     return Reply(
         text=f"Acknowledged alert #{alert.id} ({alert.title}): repeats stay quiet until it "
         "resolves.",
@@ -752,22 +787,21 @@ async def _acknowledge(tc: ToolContext, args: AlertsInput) -> Reply:
 
 
 async def _silence(tc: ToolContext, args: AlertsInput) -> Reply:
-    alert = _alert_arg(tc, args.kind, "silence")
+    alert = await _alert_arg(tc, args.kind, "silence")
     assert alert.id is not None
     now = tc.services.clock.now()
     ends = now + timedelta(hours=args.hours)
-    with tc.services.db.session() as s:
-        row = alert_state.silence(
-            s,
-            org_id=tc.org_id,
-            key=alert.key,
-            title=alert.title,
-            user_id=tc.request.user_id,
-            user_name=tc.request.display_name,
-            now=now,
-            ends_at=ends,
-        )
-        silence_id = row.id
+    row = await tc.services.db.run(
+        alert_state.silence,
+        org_id=tc.org_id,
+        key=alert.key,
+        title=alert.title,
+        user_id=tc.request.user_id,
+        user_name=tc.request.display_name,
+        now=now,
+        ends_at=ends,
+    )
+    silence_id = row.id
     await router_of(tc.services).refresh(org_id=tc.org_id, alert_id=alert.id)
     return Reply(
         text=f"Silenced {alert.title} for {args.hours} h (until {ends:%Y-%m-%d %H:%M} UTC). "
@@ -776,18 +810,17 @@ async def _silence(tc: ToolContext, args: AlertsInput) -> Reply:
     )
 
 
-def _unsilence(tc: ToolContext, args: AlertsInput) -> Reply:
+async def _unsilence(tc: ToolContext, args: AlertsInput) -> Reply:
     silence_id = parse_id(args.kind)
     if silence_id is None:
         raise InvalidInput("Which silence?", fix="/alerts unsilence <id> (ids are in /alerts)")
-    with tc.services.db.session() as s:
-        row = alert_state.end_silence(
-            s,
-            org_id=tc.org_id,
-            silence_id=silence_id,
-            user_id=tc.request.user_id,
-            now=tc.services.clock.now(),
-        )
+    row = await tc.services.db.run(
+        alert_state.end_silence,
+        org_id=tc.org_id,
+        silence_id=silence_id,
+        user_id=tc.request.user_id,
+        now=tc.services.clock.now(),
+    )
     if row is None:
         raise NotFound(f"No silence #{silence_id} in force here.", fix="See /alerts.")
     return Reply(text=f"Silence #{silence_id} ended: {row.title} alerts go out again.")
@@ -796,10 +829,9 @@ def _unsilence(tc: ToolContext, args: AlertsInput) -> Reply:
 async def _status(tc: ToolContext, args: AlertsInput) -> Reply:
     """The alert and, when it is about a deployment, that deployment's status (the
     `deployment_status` tool, run for the caller): a private answer to whoever asked."""
-    alert = _alert_arg(tc, args.kind, "status")
+    alert = await _alert_arg(tc, args.kind, "status")
     now = tc.services.clock.now()
-    with tc.services.db.session() as s:
-        message = compose(s, alert, now)
+    message = await tc.services.db.read(compose, alert, now)
     reply = Reply(title=f"Alert #{alert.id}: {alert.title}", text=alert.details)
     reply.add_field("State", message.state or alert.state)
     reply.add_field("Seen", f"{alert.count}× since {alert.first_seen:%Y-%m-%d %H:%M} UTC")
@@ -821,7 +853,7 @@ async def _status(tc: ToolContext, args: AlertsInput) -> Reply:
 STATUS_TOOL = "deployment_status"
 
 
-def _add_route(tc: ToolContext, args: AlertsInput) -> Reply:
+async def _add_route(tc: ToolContext, args: AlertsInput) -> Reply:
     kind_word = (args.kind or "").lower()
     target = (args.target or "").strip()
     if kind_word not in ("discord", "slack") or not target:
@@ -850,21 +882,23 @@ def _add_route(tc: ToolContext, args: AlertsInput) -> Reply:
             "or a Discord channel id.",
             fix="Copy the webhook URL from Discord: channel settings → Integrations → Webhooks.",
         )
-    now = tc.services.clock.now()
-    with tc.services.db.session() as s:
-        route = AlertRoute(
-            org_id=tc.org_id,
-            kind=kind,
-            target_encrypted=tc.services.secrets.encrypt(target),
-            target_label=label,
-            min_severity=args.severity,
-            quiet_hours=args.quiet,
-            created_by=tc.request.user_id,
-            created_at=now,
-        )
+    route = AlertRoute(
+        org_id=tc.org_id,
+        kind=kind,
+        target_encrypted=tc.services.secrets.encrypt(target),
+        target_label=label,
+        min_severity=args.severity,
+        quiet_hours=args.quiet,
+        created_by=tc.request.user_id,
+        created_at=tc.services.clock.now(),
+    )
+
+    def add(s: Session) -> int | None:
         s.add(route)
         s.flush()
-        route_id = route.id
+        return route.id
+
+    route_id = await tc.services.db.run(add)
     quiet = f", quiet {args.quiet}" if args.quiet else ""
     return Reply(
         text=f"Route #{route_id} added: {label}, {args.severity} and above{quiet}. "
@@ -872,25 +906,36 @@ def _add_route(tc: ToolContext, args: AlertsInput) -> Reply:
     )
 
 
-def _remove_route(tc: ToolContext, args: AlertsInput) -> Reply:
+async def _remove_route(tc: ToolContext, args: AlertsInput) -> Reply:
     # ASCII digits within the id column's range: "²".isdigit() is true, and int() of 20,000
     # nines overflows the database driver.
     if not args.kind or not ROUTE_ID.fullmatch(args.kind):
         raise InvalidInput("Which route?", fix="/alerts remove <id> (ids are in /alerts)")
-    with tc.services.db.session() as s:
-        route = alert_store.get_route(s, org_id=tc.org_id, route_id=int(args.kind))
+    route_id = int(args.kind)
+
+    def remove(s: Session) -> bool:
+        route = alert_store.get_route(s, org_id=tc.org_id, route_id=route_id)
         if route is None:
-            raise NotFound(f"No alert route #{args.kind} here.", fix="See /alerts.")
+            return False
         alert_store.delete_route(s, org_id=tc.org_id, route=route)
+        return True
+
+    if not await tc.services.db.run(remove):
+        raise NotFound(f"No alert route #{args.kind} here.", fix="See /alerts.")
     return Reply(text=f"Route #{args.kind} removed.")
 
 
-def _list_routes(tc: ToolContext) -> Reply:
+async def _list_routes(tc: ToolContext) -> Reply:
     now = tc.services.clock.now()
-    with tc.services.db.session() as s:
-        routes = alert_store.routes_of(s, org_id=tc.org_id)
-        recent = alert_store.recent_deliveries(s, org_id=tc.org_id, limit=10)
-        state = alert_state_lines(s, org_id=tc.org_id, now=now)
+
+    def listing(s: Session) -> tuple[list[AlertRoute], list[Any], list[str]]:
+        return (
+            alert_store.routes_of(s, org_id=tc.org_id),
+            alert_store.recent_deliveries(s, org_id=tc.org_id, limit=10),
+            alert_state_lines(s, org_id=tc.org_id, now=now),
+        )
+
+    routes, recent, state = await tc.services.db.read(listing)
     if not routes:
         reply = Reply(
             text="No alert routes. An admin adds one: `/alerts add discord <webhook-url>`"
@@ -958,10 +1003,9 @@ class FixInput(ToolInput):
     alert: str = arg(description="Alert number (on the alert message)", positional=True)
 
 
-def _fix_target(tc: ToolContext, value: str) -> tuple[Alert, Deployment, Fix]:
-    alert = _alert_arg(tc, value, "fix")
-    with tc.services.db.session() as s:
-        dep = _deployment_of(s, alert)
+async def _fix_target(tc: ToolContext, value: str) -> tuple[Alert, Deployment, Fix]:
+    alert = await _alert_arg(tc, value, "fix")
+    dep = await tc.services.db.read(_deployment_of, alert)
     fix = fix_of(alert, dep)
     if fix is None or dep is None:
         state = AlertState.resolved if alert.state != AlertState.firing else AlertState.firing
@@ -999,7 +1043,7 @@ def _fix_tool(tc: ToolContext, fix: Fix) -> Any:
     examples=("/fix 12",),
 )
 async def fix_alert(tc: ToolContext, args: FixInput) -> Reply:
-    alert, dep, fix = _fix_target(tc, args.alert)
+    alert, dep, fix = await _fix_target(tc, args.alert)
     inner = _fix_tool(tc, fix)
     reply: Reply = await inner.func(tc, inner.parse_args({"deployment": str(dep.id)}))
     if reply.ok:
@@ -1013,7 +1057,7 @@ async def fix_alert(tc: ToolContext, args: FixInput) -> Reply:
 
 @previewer(fix_alert)
 async def _fix_preview(tc: ToolContext, args: FixInput) -> Reply:
-    alert, dep, fix = _fix_target(tc, args.alert)
+    alert, dep, fix = await _fix_target(tc, args.alert)
     inner = _fix_tool(tc, fix)
     preview = Reply(text=f"This will {fix.verb} #{dep.id} {dep.name}.")
     if inner.preview is not None:
