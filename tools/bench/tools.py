@@ -40,7 +40,7 @@ from tools.contract import (
 )
 from tools.cost.estimate import money, per_second, rate
 from tools.cost.guard import hard_cap_breach
-from tools.deploy.lookup import find_deployment
+from tools.deploy.lookup import load_deployment
 from tools.deploy.plan import DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULT_WORKERS_MAX, pod_api_key
 from tools.errors import CockpitError, Conflict, InvalidInput, NotFound
 from tools.runpod.models import WorkerStatus
@@ -161,7 +161,8 @@ async def _billing(tc: ToolContext, dep: Deployment) -> Billing:
     count = max(dep.gpu_count, 1)
     label = gpu + (f" ×{count}" if count > 1 else "")
     try:
-        offers = offers_from_catalog(await tc.services.runpod_for(tc.org_id).list_gpus())
+        client = await tc.services.db.call(tc.services.runpod_for, tc.org_id)
+        offers = offers_from_catalog(await client.list_gpus())
     except CockpitError:
         offers = []
     if dep.mode == "serverless":
@@ -211,7 +212,7 @@ def _at_most(dep: Deployment, billing: Billing, args: BenchInput) -> Decimal:
     examples=("/bench 1", "/bench qwen --concurrency 1,8,32 --compare-price 0.60"),
 )
 async def run_benchmark(tc: ToolContext, args: BenchInput) -> Reply:
-    dep = find_deployment(tc, args.deployment)
+    dep = await load_deployment(tc, args.deployment)
     _check_servable(dep, args)
     levels = _levels(args.concurrency)
     billing = await _billing(tc, dep)
@@ -305,7 +306,8 @@ async def _scaled_to_zero(tc: ToolContext, dep: Deployment) -> bool:
     if not dep.provider_endpoint_id:
         return False
     try:
-        health = await tc.services.runpod_for(tc.org_id).health(dep.provider_endpoint_id)
+        client = await tc.services.db.call(tc.services.runpod_for, tc.org_id)
+        health = await client.health(dep.provider_endpoint_id)
     except CockpitError:
         return False
     return health.ready_workers == 0
@@ -316,7 +318,8 @@ async def _serving(tc: ToolContext, dep: Deployment) -> tuple[int, str | None]:
     if not dep.provider_endpoint_id:
         return 1, dep.gpu_type
     try:
-        listing = await tc.services.runpod_for(tc.org_id).list_workers(dep.provider_endpoint_id)
+        client = await tc.services.db.call(tc.services.runpod_for, tc.org_id)
+        listing = await client.list_workers(dep.provider_endpoint_id)
     except CockpitError:
         return 1, None
     busy = [w for w in listing.workers if w.status in (WorkerStatus.RUNNING, WorkerStatus.IDLE)]
@@ -600,7 +603,7 @@ def _chart(tc: ToolContext, levels: list[dict[str, Any]], title: str, run_id: in
 
 @previewer(run_benchmark)
 async def preview_benchmark(tc: ToolContext, args: BenchInput) -> Reply:
-    dep = find_deployment(tc, args.deployment)
+    dep = await load_deployment(tc, args.deployment)
     _check_servable(dep, args)
     levels = _levels(args.concurrency)
     billing = await _billing(tc, dep)

@@ -16,16 +16,12 @@ from tools.services import Services
 MAX_REF_SHOWN = 60
 
 
-def find_deployment(tc: ToolContext, ref: str, *, include_deleted: bool = False) -> Deployment:
-    with tc.services.db.session() as s:
-        found, close = _find_or_suggest(s, tc.org_id, ref, include_deleted)
-    return _one_deployment(ref, found, close)
-
-
 async def load_deployment(
     tc: ToolContext, ref: str, *, include_deleted: bool = False
 ) -> Deployment:
-    """`find_deployment` off the event loop, as one read (one round trip for an id)."""
+    """The deployment a person named (number, name or model id) in the caller's organisation,
+    or a NotFound with the close ones; one read off the event loop (one round trip for an
+    id)."""
     found, close = await tc.services.db.read(_find_or_suggest, tc.org_id, ref, include_deleted)
     return _one_deployment(ref, found, close)
 
@@ -58,10 +54,9 @@ def _one_deployment(ref: str, found: list[Deployment], close: list[Deployment]) 
 async def find_orphans(services: Services, org_id: int) -> list[tuple[str, str, str]]:
     """Provider resources with our prefix (for this organisation's name tag) unknown to the
     database."""
-    client = services.runpod_for(org_id)
+    client = await services.db.call(services.runpod_for, org_id)
     prefix = f"{RESOURCE_PREFIX}o{org_id}-"
-    with services.db.session() as s:
-        known = deployments.known_provider_ids(s)
+    known = await services.db.read(deployments.known_provider_ids)
     found: list[tuple[str, str, str]] = []
     for kind, items in (
         ("endpoint", await client.list_endpoints(name_prefix=prefix)),

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+from sqlmodel import Session
+
 from storage import deployments
 from storage.models import Deployment, DeploymentStatus
 from tools.catalog.sizing import DEFAULT_CONTEXT
@@ -23,7 +25,7 @@ from tools.contract import (
 from tools.cost.estimate import money, per_second, rate
 from tools.cost.guard import hard_cap_breach
 from tools.deploy import diagnose
-from tools.deploy.lookup import find_deployment, find_orphans, load_deployment
+from tools.deploy.lookup import find_orphans, load_deployment
 from tools.deploy.plan import (
     DEFAULT_IDLE_TIMEOUT_SECONDS,
     DEFAULT_WORKERS_MAX,
@@ -38,7 +40,9 @@ from tools.deploy.plan import (
 )
 from tools.deploy.saga import delete_provider_resources, run_deploy
 from tools.errors import Conflict, InvalidInput, ProviderError
+from tools.runpod.client import RunPodClient
 from tools.runpod.models import UpdateEndpointRequest, WorkersRequest
+from tools.services import Services
 
 # How a tool argument names a deployment (storage.deployments.find): never a fragment.
 DEPLOYMENT_REF = "Number, name or full model id of the deployment"
@@ -107,7 +111,10 @@ async def deploy_model(tc: ToolContext, args: DeployInput) -> Reply:
     plan = await plan_for(tc, args, check_access=not tc.services.sandbox)
     key = tc.request.idempotency_key or f"request:{tc.request.request_id}"
     now = tc.services.clock.now()
-    with tc.services.db.session() as s:
+
+    def record_intent(s: Session) -> tuple[Deployment | None, Deployment | None]:
+        """(the new deployment with its first revision, None) or (None, the one this key
+        already made)."""
         dep = deployments.create(
             s,
             org_id=tc.org_id,
@@ -130,9 +137,7 @@ async def deploy_model(tc: ToolContext, args: DeployInput) -> Reply:
             updated_at=now,
         )
         if dep is None:
-            existing = deployments.by_idempotency_key(s, org_id=tc.org_id, key=key)
-            assert existing is not None
-            return Reply(text=f"Already handled: deployment #{existing.id} is {existing.status}.")
+            return None, deployments.by_idempotency_key(s, org_id=tc.org_id, key=key)
         assert dep.id is not None
         deployments.add_revision(
             s,
@@ -144,9 +149,14 @@ async def deploy_model(tc: ToolContext, args: DeployInput) -> Reply:
             created_by=tc.request.user_id,
             now=now,
         )
-    client = tc.services.runpod_for(tc.org_id)
-    hf_token = tc.services.extras.get("hf_token_for", lambda _org: None)(tc.org_id)
-    dep = await run_deploy(tc, dep, plan, client=client, hf_token=hf_token)
+        return dep, None
+
+    created, existing = await tc.services.db.run(record_intent)
+    if created is None:
+        assert existing is not None
+        return Reply(text=f"Already handled: deployment #{existing.id} is {existing.status}.")
+    client, hf_token = await tc.services.db.call(_provider_access, tc.services, tc.org_id)
+    dep = await run_deploy(tc, created, plan, client=client, hf_token=hf_token)
     reply = _plan_reply(plan, title=f"#{dep.id} {dep.name} is healthy")
     if dep.provider_endpoint_id:
         reply.text = (
@@ -238,7 +248,7 @@ async def deployment_status(tc: ToolContext, args: RefInput) -> Reply:
         reply.add_field("Last failure", dep.failure_reason)
     if dep.status in (DeploymentStatus.deleted, DeploymentStatus.failed):
         return reply
-    client = tc.services.runpod_for(tc.org_id)
+    client = await runpod_of(tc)
     if dep.provider_endpoint_id:
         health = await client.health(dep.provider_endpoint_id)
         # /health documents only idle/running: per-status counts come from /workers.
@@ -299,8 +309,7 @@ class ScaleInput(ToolInput):
 async def scale_deployment(tc: ToolContext, args: ScaleInput) -> Reply:
     if args.min > args.max:
         raise InvalidInput("--min cannot be more than --max.")
-    dep = _live(find_deployment(tc, args.deployment))
-    client = tc.services.runpod_for(tc.org_id)
+    dep = _live(await load_deployment(tc, args.deployment))
     if dep.provider_pod_id and not dep.provider_endpoint_id:
         return await _start_or_stop_pod(tc, dep, running=args.max > 0)
     if not dep.provider_endpoint_id:
@@ -308,30 +317,33 @@ async def scale_deployment(tc: ToolContext, args: ScaleInput) -> Reply:
             f"#{dep.id} {dep.name} has no RunPod resource to scale yet.",
             fix=f"`/status {dep.id}` shows where its deploy got to.",
         )
+    client = await runpod_of(tc)
     await client.update_endpoint(
         dep.provider_endpoint_id,
         UpdateEndpointRequest(workers=WorkersRequest(min=args.min, max=args.max)),
     )
     status = "stopped" if args.max == 0 else "healthy"
-    _save(tc, dep, status=status, stopped_at=tc.services.clock.now() if args.max == 0 else None)
+    await _save(
+        tc, dep, status=status, stopped_at=tc.services.clock.now() if args.max == 0 else None
+    )
     return Reply(text=f"#{dep.id} {dep.name}: workers {args.min}–{args.max} ({status}).")
 
 
 async def _start_or_stop_pod(tc: ToolContext, dep: Deployment, *, running: bool) -> Reply:
     """A pod has one GPU set: `/scale --max 0` stops it, any larger --max starts it again."""
     assert dep.provider_pod_id
-    client = tc.services.runpod_for(tc.org_id)
+    client = await runpod_of(tc)
     await client.pod_action(dep.provider_pod_id, "start" if running else "stop")
     now = tc.services.clock.now()
     if running:
         # "starting": the health sweep marks it healthy once RUNNING; until then no alerts,
         # and the restart counts as use so the idle sweep does not stop it right away.
-        _save(tc, dep, status=DeploymentStatus.starting, stopped_at=None, last_request_at=now)
+        await _save(tc, dep, status=DeploymentStatus.starting, stopped_at=None, last_request_at=now)
         return Reply(
             text=f"Starting #{dep.id} {dep.name}: the pod is billed again from now; vLLM "
             f"loads the model in a few minutes. `/status {dep.id}` shows when it is ready."
         )
-    _save(tc, dep, status=DeploymentStatus.stopped, stopped_at=now)
+    await _save(tc, dep, status=DeploymentStatus.stopped, stopped_at=now)
     return Reply(text=f"#{dep.id} {dep.name}: pod stopped, no GPU is billed for it now.")
 
 
@@ -347,7 +359,7 @@ async def _start_or_stop_pod(tc: ToolContext, dep: Deployment, *, running: bool)
     examples=("/stop 3",),
 )
 async def stop_deployment(tc: ToolContext, args: RefInput) -> Reply:
-    dep = _live(find_deployment(tc, args.deployment))
+    dep = _live(await load_deployment(tc, args.deployment))
     await stop_resources(tc, dep)
     return Reply(
         text=f"Stopped #{dep.id} {dep.name}: no GPU is billed for it now. "
@@ -357,14 +369,14 @@ async def stop_deployment(tc: ToolContext, args: RefInput) -> Reply:
 
 
 async def stop_resources(tc: ToolContext, dep: Deployment) -> None:
-    client = tc.services.runpod_for(dep.org_id)
+    client = await tc.services.db.call(tc.services.runpod_for, dep.org_id)
     if dep.provider_endpoint_id:
         await client.update_endpoint(
             dep.provider_endpoint_id, UpdateEndpointRequest(workers=WorkersRequest(min=0, max=0))
         )
     elif dep.provider_pod_id:
         await client.pod_action(dep.provider_pod_id, "stop")
-    _save(tc, dep, status=DeploymentStatus.stopped, stopped_at=tc.services.clock.now())
+    await _save(tc, dep, status=DeploymentStatus.stopped, stopped_at=tc.services.clock.now())
 
 
 @tool(
@@ -379,23 +391,23 @@ async def stop_resources(tc: ToolContext, dep: Deployment) -> None:
     examples=("/delete 3",),
 )
 async def delete_deployment(tc: ToolContext, args: RefInput) -> Reply:
-    dep = find_deployment(tc, args.deployment)
+    dep = await load_deployment(tc, args.deployment)
     if dep.status == DeploymentStatus.deleted:
         return Reply(text=f"#{dep.id} is already deleted.")
-    problems = await delete_provider_resources(tc.services.runpod_for(tc.org_id), dep)
+    problems = await delete_provider_resources(await runpod_of(tc), dep)
     if problems:
         raise ProviderError(
             f"Could not delete everything for #{dep.id}: {'; '.join(problems)}.",
             service="runpod",
             fix=f"Nothing was marked deleted; try `/delete {dep.id}` again in a minute.",
         )
-    _save(tc, dep, status=DeploymentStatus.deleted, stopped_at=tc.services.clock.now())
+    await _save(tc, dep, status=DeploymentStatus.deleted, stopped_at=tc.services.clock.now())
     return Reply(text=f"Deleted #{dep.id} {dep.name} and its RunPod resources.")
 
 
 @previewer(delete_deployment)
 async def preview_delete(tc: ToolContext, args: RefInput) -> Reply:
-    dep = find_deployment(tc, args.deployment)
+    dep = await load_deployment(tc, args.deployment)
     return Reply(
         title=f"Delete #{dep.id} {dep.name}?",
         text=f"{dep.model_id} on {_gpu(dep)}. This removes "
@@ -424,14 +436,14 @@ class UpdateInput(ToolInput):
     examples=("/update 3 --model qwen 14b", "/update 3 --context 16384"),
 )
 async def update_deployment(tc: ToolContext, args: UpdateInput) -> Reply:
-    dep = _live(find_deployment(tc, args.deployment))
+    dep = _live(await load_deployment(tc, args.deployment))
     plan = await _update_plan(tc, dep, args)
     return await _apply_revision(tc, dep, plan.model_id, plan.settings_json(), plan, "update")
 
 
 @previewer(update_deployment)
 async def preview_update(tc: ToolContext, args: UpdateInput) -> Reply:
-    dep = _live(find_deployment(tc, args.deployment))
+    dep = _live(await load_deployment(tc, args.deployment))
     plan = await _update_plan(tc, dep, args)
     return _plan_reply(plan, title=f"Update #{dep.id} {dep.name} to {plan.model_id}?")
 
@@ -471,10 +483,9 @@ class RollbackInput(ToolInput):
     examples=("/rollback 3",),
 )
 async def rollback_deployment(tc: ToolContext, args: RollbackInput) -> Reply:
-    dep = _live(find_deployment(tc, args.deployment))
+    dep = _live(await load_deployment(tc, args.deployment))
     assert dep.id is not None
-    with tc.services.db.session() as s:
-        revs = deployments.revisions(s, org_id=tc.org_id, deployment_id=dep.id)
+    revs = await tc.services.db.read(deployments.revisions, org_id=tc.org_id, deployment_id=dep.id)
     current = next((r for r in revs if r.revision == dep.current_revision), None)
     previous = [r for r in revs if r.revision < dep.current_revision]
     if current is None or not previous:
@@ -502,17 +513,15 @@ async def _apply_revision(
 ) -> Reply:
     assert dep.id is not None and dep.provider_endpoint_id
     settings = json.loads(settings_json)
+    client, hf_token = await tc.services.db.call(_provider_access, tc.services, tc.org_id)
     env = worker_env(
         model_id=model_id,
         context=settings.get("context", DEFAULT_CONTEXT),
         gpu_count=settings.get("gpu_count", dep.gpu_count),
         quant=settings.get("quant"),
-        hf_token=tc.services.extras.get("hf_token_for", lambda _org: None)(tc.org_id)
-        if settings.get("gated")  # public models need no token
-        else None,
+        hf_token=hf_token if settings.get("gated") else None,  # public models need no token
         init_timeout=settings.get("init_timeout"),
     )
-    client = tc.services.runpod_for(tc.org_id)
     await client.update_endpoint(
         dep.provider_endpoint_id,
         UpdateEndpointRequest(
@@ -523,11 +532,20 @@ async def _apply_revision(
     release_id = releases.releases[0].id if releases.releases else None
     now = tc.services.clock.now()
     new_rev = dep.current_revision + 1
-    with tc.services.db.session() as s:
+    dep_id = dep.id
+    fields: dict[str, object] = {
+        "model_id": model_id,
+        "settings_json": settings_json,
+        "current_revision": new_rev,
+    }
+    if plan is not None:
+        fields["price_per_hour"] = plan.price_per_hour
+
+    def record_revision(s: Session) -> None:
         deployments.add_revision(
             s,
             org_id=tc.org_id,
-            deployment_id=dep.id,
+            deployment_id=dep_id,
             revision=new_rev,
             model_id=model_id,
             settings_json=settings_json,
@@ -535,14 +553,9 @@ async def _apply_revision(
             now=now,
             provider_release=release_id,
         )
-        fields: dict[str, object] = {
-            "model_id": model_id,
-            "settings_json": settings_json,
-            "current_revision": new_rev,
-        }
-        if plan is not None:
-            fields["price_per_hour"] = plan.price_per_hour
-        deployments.update(s, org_id=tc.org_id, deployment_id=dep.id, now=now, **fields)
+        deployments.update(s, org_id=tc.org_id, deployment_id=dep_id, now=now, **fields)
+
+    await tc.services.db.run(record_revision)  # the revision and the row: one unit of work
     return Reply(
         title=f"#{dep.id} {dep.name}: revision {new_rev}",
         text=f"{why}: now serving {model_id} (RunPod release {release_id}). Workers "
@@ -558,12 +571,27 @@ def _live(dep: Deployment) -> Deployment:
     return dep
 
 
-def _save(tc: ToolContext, dep: Deployment, **fields: object) -> None:
+async def _save(tc: ToolContext, dep: Deployment, **fields: object) -> None:
     assert dep.id is not None
-    with tc.services.db.session() as s:
-        deployments.update(
-            s, org_id=tc.org_id, deployment_id=dep.id, now=tc.services.clock.now(), **fields
-        )
+    await tc.services.db.run(
+        deployments.update,
+        org_id=tc.org_id,
+        deployment_id=dep.id,
+        now=tc.services.clock.now(),
+        **fields,
+    )
+
+
+async def runpod_of(tc: ToolContext) -> RunPodClient:
+    """The organisation's RunPod client, resolved on a storage thread (it reads the stored key)."""
+    return await tc.services.db.call(tc.services.runpod_for, tc.org_id)
+
+
+def _provider_access(services: Services, org_id: int) -> tuple[RunPodClient, str | None]:
+    """The organisation's RunPod client and Hugging Face token, for a storage thread: both read
+    its stored keys."""
+    hf_token_for = services.extras.get("hf_token_for", lambda _org: None)
+    return services.runpod_for(org_id), hf_token_for(org_id)
 
 
 class StopIdleInput(ToolInput):
@@ -583,10 +611,9 @@ class StopIdleInput(ToolInput):
 async def stop_idle_deployments(tc: ToolContext, args: StopIdleInput) -> Reply:
     now = tc.services.clock.now()
     cutoff = now - timedelta(minutes=args.minutes)
-    with tc.services.db.session() as s:
-        live = deployments.list_for(
-            s, org_id=tc.org_id, statuses=("healthy", "degraded", "unhealthy")
-        )
+    live = await tc.services.db.read(
+        deployments.list_for, org_id=tc.org_id, statuses=("healthy", "degraded", "unhealthy")
+    )
     idle = [d for d in live if (d.last_request_at or d.healthy_at or d.created_at) <= cutoff]
     stopped, kept = [], []
     for dep in idle:
@@ -622,8 +649,8 @@ class ProtectInput(ToolInput):
     examples=("/protect 3", "/protect 3 --off"),
 )
 async def protect_deployment(tc: ToolContext, args: ProtectInput) -> Reply:
-    dep = find_deployment(tc, args.deployment)
-    _save(tc, dep, protected=not args.off)
+    dep = await load_deployment(tc, args.deployment)
+    await _save(tc, dep, protected=not args.off)
     state = "no longer protected" if args.off else "protected: idle and budget rules skip it"
     return Reply(text=f"#{dep.id} {dep.name} is {state}.")
 
