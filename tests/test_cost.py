@@ -86,7 +86,7 @@ async def test_budget_alert_fires_once_per_threshold_per_period(bot: BotHarness)
     async def sweep() -> list[str]:
         spend, _ = await compute_spend(bot.services, org_id=org, period=period)
         status = BudgetStatus(budget=budget, period=period, spent=spend.total)
-        return [a.title for a in new_threshold_alerts(bot.services, status)]
+        return [a.title for a in await new_threshold_alerts(bot.services, status)]
 
     first = await sweep()
     assert first == ["Spend reached 50% of the weekly budget",

@@ -283,7 +283,7 @@ async def _check_budget(
     spend, _ = await compute_spend(services, org_id=budget.org_id, period=period)
     status = BudgetStatus(budget=budget, period=period, spent=spend.total)
     report.checked += 1
-    for alert in new_threshold_alerts(services, status):
+    for alert in await new_threshold_alerts(services, status):
         await router.deliver_existing(alert)
         report.alerts += 1
     forecast = spend.forecast()

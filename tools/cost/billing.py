@@ -75,9 +75,7 @@ def deployment_infos(s: Any, *, org_id: int) -> list[DeploymentInfo]:
         .limit(MAX_SPEND_DEPLOYMENTS)
     )
     return [
-        DeploymentInfo(
-            dep_id, name, by, pool or gpu or "?", tuple(x for x in (endpoint, pod) if x)
-        )
+        DeploymentInfo(dep_id, name, by, pool or gpu or "?", tuple(x for x in (endpoint, pod) if x))
         for dep_id, name, by, pool, gpu, endpoint, pod in rows
     ]
 
@@ -88,7 +86,7 @@ async def billing_lines(
     if not any_resources or period.end <= period.start:
         return [], None
     try:
-        client = services.runpod_for(org_id)
+        client = await services.db.call(services.runpod_for, org_id)
         sls = await client.billing_serverless(period.start, period.end, bucket_size="hour")
         pods = await client.billing_pods(period.start, period.end, bucket_size="hour")
     except CockpitError as exc:

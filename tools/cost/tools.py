@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from sqlmodel import Session
+
 from storage import ledger
 from storage.models import Budget
 from tools.contract import Image, Reply, Role, SideEffect, Table, ToolContext, ToolInput, arg, tool
@@ -22,7 +24,6 @@ from tools.deploy.plan import PlanInput, plan_for
 from tools.errors import InvalidInput
 
 log = logging.getLogger(__name__)
-
 
 
 # --- estimate ---------------------------------------------------------------------------------
@@ -90,10 +91,7 @@ async def get_spend(tc: ToolContext, args: SpendInput) -> Reply:
         b_period = budget_period(budget, now=now, tz=tc.request.timezone)
         spans.append(b_period)
     results = await asyncio.gather(
-        *(
-            compute_spend(tc.services, org_id=tc.org_id, period=span, infos=infos)
-            for span in spans
-        )
+        *(compute_spend(tc.services, org_id=tc.org_id, period=span, infos=infos) for span in spans)
     )
     (summary, note), (prev, _) = results[0], results[1]
     reply = Reply(title=f"Spend {period.label}: {money(summary.total)}", text=period.describe())
@@ -207,15 +205,11 @@ async def budget_tool(tc: ToolContext, args: BudgetInput) -> Reply:
         )
     now = tc.services.clock.now()
     if args.action == "set":
-        return _set_budget(tc, args)
+        return await _set_budget(tc, args)
     if args.action == "clear":
-        with tc.services.db.session() as s:
-            row = ledger.get_budget(s, org_id=tc.org_id)
-            if row is not None:
-                s.delete(row)
+        await tc.services.db.run(_clear_budget, tc.org_id)
         return Reply(text="Budget removed: no thresholds, cap or auto-stop apply.")
-    with tc.services.db.session() as s:
-        budget = ledger.get_budget(s, org_id=tc.org_id)
+    budget = await tc.services.db.read(ledger.get_budget, org_id=tc.org_id)
     if budget is None:
         return Reply(text="No budget set. An admin can set one: `/budget set 500 --monthly`.")
     period = budget_period(budget, now=now, tz=tc.request.timezone)
@@ -237,7 +231,13 @@ async def budget_tool(tc: ToolContext, args: BudgetInput) -> Reply:
     return reply
 
 
-def _set_budget(tc: ToolContext, args: BudgetInput) -> Reply:
+def _clear_budget(s: Session, org_id: int) -> None:
+    row = ledger.get_budget(s, org_id=org_id)
+    if row is not None:
+        s.delete(row)
+
+
+async def _set_budget(tc: ToolContext, args: BudgetInput) -> Reply:
     if args.amount is None:
         raise InvalidInput("Give an amount.", fix="For example: /budget set 500 --monthly")
     if args.weekly and args.monthly:
@@ -248,18 +248,17 @@ def _set_budget(tc: ToolContext, args: BudgetInput) -> Reply:
         raise InvalidInput("Thresholds are whole percentages, e.g. 50,80,100.") from None
     if not marks or any(m <= 0 or m > 1000 for m in marks):
         marks = list(DEFAULT_THRESHOLDS)
-    with tc.services.db.session() as s:
-        budget = ledger.set_budget(
-            s,
-            org_id=tc.org_id,
-            period="weekly" if args.weekly else "monthly",
-            amount=args.amount,
-            thresholds=",".join(str(m) for m in marks),
-            hard_cap=args.hard_cap,
-            auto_stop=args.auto_stop,
-            actor=tc.request.user_id,
-            now=tc.services.clock.now(),
-        )
+    budget = await tc.services.db.run(
+        ledger.set_budget,
+        org_id=tc.org_id,
+        period="weekly" if args.weekly else "monthly",
+        amount=args.amount,
+        thresholds=",".join(str(m) for m in marks),
+        hard_cap=args.hard_cap,
+        auto_stop=args.auto_stop,
+        actor=tc.request.user_id,
+        now=tc.services.clock.now(),
+    )
     extras = [x for x, on in (("hard cap", budget.hard_cap), ("auto-stop", budget.auto_stop)) if on]
     return Reply(
         text=f"Budget set: {money(budget.amount)} {budget.period}, alerts at "
