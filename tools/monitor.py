@@ -13,12 +13,17 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
+
+from sqlmodel import Session
 
 from storage import activity, deployments, ledger, orgs
 from storage import alerts as alert_store
+from storage.activity import UserActivity
 from storage.models import (
+    Alert,
     Budget,
     Deployment,
     DeploymentStatus,
@@ -28,7 +33,7 @@ from tools.alerts import AlertRouter, alert_state_lines
 from tools.cost.accrual import BudgetStatus, accrue_all, budget_period, new_threshold_alerts
 from tools.cost.billing import compute_spend
 from tools.cost.estimate import money
-from tools.cost.periods import resolve_period
+from tools.cost.periods import Period, resolve_period
 from tools.deploy import diagnose
 from tools.deploy.lookup import find_orphans
 from tools.deploy.plan import pod_api_key
@@ -206,9 +211,7 @@ async def _check(
         HealthState.healthy
         if ok
         else (
-            HealthState.degraded
-            if failures < UNHEALTHY_AFTER_FAILURES
-            else HealthState.unhealthy
+            HealthState.degraded if failures < UNHEALTHY_AFTER_FAILURES else HealthState.unhealthy
         )
     )
     fields: dict[str, object] = {
@@ -267,8 +270,7 @@ async def cost_sweep(
     when the forecast overruns, and auto-stop at 100% when the organisation asked for it."""
     await accrue_all(services)
     report = SweepReport()
-    with services.db.session() as s:
-        budgets = ledger.budgets_of_all_orgs(s)
+    budgets = await services.db.read(ledger.budgets_of_all_orgs)
     for budget in budgets:
         await _check_budget(services, router, budget, act, report)
     return report
@@ -278,7 +280,7 @@ async def _check_budget(
     services: Services, router: AlertRouter, budget: Budget, act: Act | None, report: SweepReport
 ) -> None:
     now = services.clock.now()
-    tz = _org_timezone(services, budget.org_id)
+    tz = await services.db.read(orgs.timezone_of, org_id=budget.org_id)
     period = budget_period(budget, now=now, tz=tz)
     spend, _ = await compute_spend(services, org_id=budget.org_id, period=period)
     status = BudgetStatus(budget=budget, period=period, spent=spend.total)
@@ -298,8 +300,9 @@ async def _check_budget(
         )
         report.alerts += int(sent)
     if budget.auto_stop and status.percent >= 100 and act is not None:
-        with services.db.session() as s:
-            running = deployments.list_for(s, org_id=budget.org_id, statuses=MONITORED)
+        running = await services.db.read(
+            deployments.list_for, org_id=budget.org_id, statuses=MONITORED
+        )
         for dep in running:
             if not dep.protected:
                 await act(
@@ -309,11 +312,6 @@ async def _check_budget(
                     f"budget reached {status.percent:.0f}% with auto-stop on",
                 )
                 report.actions.append(f"stop #{dep.id}")
-
-
-def _org_timezone(services: Services, org_id: int) -> str:
-    with services.db.session() as s:
-        return orgs.timezone_of(s, org_id=org_id)
 
 
 # --- idle ---------------------------------------------------------------------------------------
@@ -334,9 +332,7 @@ async def idle_sweep(services: Services, router: AlertRouter, *, act: Act | None
     report = SweepReport()
     # Stopped, deleted or failed since (by /stop, /fix or anyone): their alerts are over.
     report.alerts += await router.resolve_gone()
-    with services.db.session() as s:
-        deps = deployments.list_all_active(s, statuses=MONITORED)
-        policies = orgs.idle_stop_minutes_by_org(s)
+    deps, policies = await services.db.read(_idle_candidates)
     for dep in deps:
         if dep.protected or not bills_while_idle(dep):
             continue
@@ -348,11 +344,11 @@ async def idle_sweep(services: Services, router: AlertRouter, *, act: Act | None
         assert dep.id is not None
         if idle < limit:
             if dep.idle_warned_at is not None:
-                _set(services, dep, idle_warned_at=None)
+                await _set(services, dep, idle_warned_at=None)
                 await router.resolve(org_id=dep.org_id, key=key, details="In use again.")
             continue
         if dep.idle_warned_at is None:
-            _set(services, dep, idle_warned_at=now)
+            await _set(services, dep, idle_warned_at=now)
             report.alerts += int(
                 await router.fire(
                     org_id=dep.org_id,
@@ -380,12 +376,19 @@ async def idle_sweep(services: Services, router: AlertRouter, *, act: Act | None
     return report
 
 
-def _set(services: Services, dep: Deployment, **fields: object) -> None:
+def _idle_candidates(s: Session) -> tuple[list[Deployment], dict[int, int]]:
+    return deployments.list_all_active(s, statuses=MONITORED), orgs.idle_stop_minutes_by_org(s)
+
+
+async def _set(services: Services, dep: Deployment, **fields: object) -> None:
     assert dep.id is not None
-    with services.db.session() as s:
-        deployments.update(
-            s, org_id=dep.org_id, deployment_id=dep.id, now=services.clock.now(), **fields
-        )
+    await services.db.run(
+        deployments.update,
+        org_id=dep.org_id,
+        deployment_id=dep.id,
+        now=services.clock.now(),
+        **fields,
+    )
 
 
 # --- reconcile and digest -----------------------------------------------------------------------
@@ -395,8 +398,7 @@ async def reconcile_sweep(services: Services, router: AlertRouter) -> SweepRepor
     """Resources named by this bot that no live deployment owns (never recorded, or left by a
     failed or deleted deployment): one alert each."""
     report = SweepReport()
-    with services.db.session() as s:
-        org_ids = deployments.org_ids_with_deployments(s)
+    org_ids = await services.db.read(deployments.org_ids_with_deployments)
     for org_id in org_ids:
         try:
             orphans = await find_orphans(services, org_id)
@@ -419,24 +421,32 @@ async def reconcile_sweep(services: Services, router: AlertRouter) -> SweepRepor
     return report
 
 
+DigestFigures = tuple[list[Deployment], list[Alert], Decimal, list[UserActivity], list[str]]
+
+
+def _digest_figures(s: Session, org_id: int, period: Period, now: datetime) -> DigestFigures:
+    """What one organisation's digest reports, in one read."""
+    return (
+        deployments.list_for(s, org_id=org_id, statuses=MONITORED),
+        alert_store.incidents_between(s, org_id=org_id, start=period.start, end=period.end),
+        ledger.total(s, org_id=org_id, start=period.start, end=period.end, kind="agent"),
+        activity.per_user(s, org_id=org_id, since=period.start, until=period.end),
+        alert_state_lines(s, org_id=org_id, now=now),
+    )
+
+
 async def digest(services: Services, router: AlertRouter) -> SweepReport:
     """Yesterday in one message per organisation that has alert routes."""
     report = SweepReport()
     now = services.clock.now()
-    with services.db.session() as s:
-        org_ids = alert_store.orgs_with_routes(s)
+    org_ids = await services.db.read(alert_store.orgs_with_routes)
     for org_id in org_ids:
-        tz = _org_timezone(services, org_id)
+        tz = await services.db.read(orgs.timezone_of, org_id=org_id)
         period = resolve_period("yesterday", now=now, tz=tz)
         spend, _ = await compute_spend(services, org_id=org_id, period=period)
-        with services.db.session() as s:
-            live = deployments.list_for(s, org_id=org_id, statuses=MONITORED)
-            incidents = alert_store.incidents_between(
-                s, org_id=org_id, start=period.start, end=period.end
-            )
-            agent = ledger.total(s, org_id=org_id, start=period.start, end=period.end, kind="agent")
-            people = activity.per_user(s, org_id=org_id, since=period.start, until=period.end)
-            alert_lines = alert_state_lines(s, org_id=org_id, now=now)
+        live, incidents, agent, people, alert_lines = await services.db.read(
+            _digest_figures, org_id, period, now
+        )
         lines = [
             f"Spend: {money(spend.total)} (GPU {money(spend.gpu_total)}, agent {money(agent)})",
             f"Running deployments: {len(live)}"
