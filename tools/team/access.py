@@ -46,16 +46,15 @@ async def connect_provider(tc: ToolContext, args: ConnectInput) -> Reply:
         raise InvalidInput("That does not look like an API key (too short).")
     if tc.services.credential_verifier is not None:
         await tc.services.credential_verifier(args.provider, key)
-    with tc.services.db.session() as s:
-        cred = credentials.put(
-            s,
-            org_id=tc.org_id,
-            provider=args.provider,
-            secret=key,
-            box=tc.services.secrets,
-            actor=tc.request.user_id,
-            now=tc.services.clock.now(),
-        )
+    cred = await tc.services.db.run(
+        credentials.put,
+        org_id=tc.org_id,
+        provider=args.provider,
+        secret=key,
+        box=tc.services.secrets,
+        actor=tc.request.user_id,
+        now=tc.services.clock.now(),
+    )
     return Reply(
         text=f"Saved the {args.provider} key {cred.last4}; calls for this organisation "
         "use it from now on.",
@@ -78,8 +77,7 @@ class ProviderInput(ToolInput):
     description="Delete this organisation's stored key for a provider.",
 )
 async def disconnect_provider(tc: ToolContext, args: ProviderInput) -> Reply:
-    with tc.services.db.session() as s:
-        gone = credentials.delete(s, org_id=tc.org_id, provider=args.provider)
+    gone = await tc.services.db.run(credentials.delete, org_id=tc.org_id, provider=args.provider)
     if not gone:
         raise NotFound(f"No {args.provider} key is stored for this organisation.")
     return Reply(text=f"Deleted the {args.provider} key; the server's default (if any) applies.")
@@ -93,8 +91,7 @@ async def disconnect_provider(tc: ToolContext, args: ProviderInput) -> Reply:
     description="Show which provider keys this organisation has stored (…last4 only).",
 )
 async def list_credentials(tc: ToolContext, args: ToolInput) -> Reply:
-    with tc.services.db.session() as s:
-        rows = credentials.list_for(s, org_id=tc.org_id)
+    rows = await tc.services.db.read(credentials.list_for, org_id=tc.org_id)
     if not rows:
         return Reply(text="No keys stored. Add one with /connect runpod|huggingface|anthropic.")
     return Reply(
@@ -136,18 +133,17 @@ async def create_api_key(tc: ToolContext, args: ApiKeyCreateInput) -> Reply:
         raise InvalidInput(f"Unknown tool(s) in scopes: {', '.join(unknown)}.", fix="See /help.")
     key = apikeys.KEY_PREFIX + secrets.token_urlsafe(32)
     now = tc.services.clock.now()
-    with tc.services.db.session() as s:
-        row = apikeys.create(
-            s,
-            org_id=tc.org_id,
-            name=args.name,
-            key=key,
-            role=role.value,
-            scopes=args.scopes,
-            created_by=tc.request.user_id,
-            now=now,
-            expires_at=now + timedelta(days=args.days),
-        )
+    row = await tc.services.db.run(
+        apikeys.create,
+        org_id=tc.org_id,
+        name=args.name,
+        key=key,
+        role=role.value,
+        scopes=args.scopes,
+        created_by=tc.request.user_id,
+        now=now,
+        expires_at=now + timedelta(days=args.days),
+    )
     return Reply(
         title=f"API key #{row.id} {args.name}",
         text=f"{key}\nCopy it now: it is not shown again. Send it as "
@@ -165,8 +161,7 @@ async def create_api_key(tc: ToolContext, args: ApiKeyCreateInput) -> Reply:
     description="List API keys (prefix, role, scopes, expiry, revoked).",
 )
 async def list_api_keys(tc: ToolContext, args: ToolInput) -> Reply:
-    with tc.services.db.session() as s:
-        rows = apikeys.list_for(s, org_id=tc.org_id)
+    rows = await tc.services.db.read(apikeys.list_for, org_id=tc.org_id)
     return Reply(
         table=Table(
             columns=["id", "name", "prefix", "role", "scopes", "expires", "state"],
@@ -201,8 +196,9 @@ class RevokeInput(ToolInput):
     description="Revoke an API key.",
 )
 async def revoke_api_key(tc: ToolContext, args: RevokeInput) -> Reply:
-    with tc.services.db.session() as s:
-        ok = apikeys.revoke(s, org_id=tc.org_id, key_id=args.key_id, now=tc.services.clock.now())
+    ok = await tc.services.db.run(
+        apikeys.revoke, org_id=tc.org_id, key_id=args.key_id, now=tc.services.clock.now()
+    )
     if not ok:
         raise NotFound(f"No active API key #{args.key_id} in this organisation.")
     return Reply(text=f"API key #{args.key_id} revoked.")

@@ -31,15 +31,14 @@ async def audit_tool(tc: ToolContext, args: AuditInput) -> Reply:
         if args.since
         else None
     )
-    with tc.services.db.session() as s:
-        rows = audit.query(
-            s,
-            org_id=tc.org_id,
-            actor=args.user.lstrip("@") if args.user else None,
-            tool=args.tool,
-            since=since,
-            limit=args.limit,
-        )
+    rows = await tc.services.db.read(
+        audit.query,
+        org_id=tc.org_id,
+        actor=args.user.lstrip("@") if args.user else None,
+        tool=args.tool,
+        since=since,
+        limit=args.limit,
+    )
     return Reply(
         title=f"Audit trail ({len(rows)} rows, newest first)",
         table=Table(
@@ -76,8 +75,9 @@ async def activity_tool(tc: ToolContext, args: ActivityInput) -> Reply:
 
     now = tc.services.clock.now()
     period = resolve_period(f"last {args.days} days", now=now, tz=tc.request.timezone)
-    with tc.services.db.session() as s:
-        rows = activity.per_user(s, org_id=tc.org_id, since=period.start, until=period.full_end)
+    rows = await tc.services.db.read(
+        activity.per_user, org_id=tc.org_id, since=period.start, until=period.full_end
+    )
     if not rows:
         return Reply(text="No activity in that period.")
     return Reply(

@@ -39,10 +39,12 @@ async def timezone_tool(tc: ToolContext, args: TimezoneInput) -> Reply:
             f"Changing the timezone needs the admin role; you are {tc.request.role.value}."
         )
     zone_for(args.timezone)  # raises with the fix when the name is unknown
-    with tc.services.db.session() as s:
-        orgs.set_timezone(
-            s, org_id=tc.org_id, workspace_id=tc.request.workspace_id, timezone=args.timezone
-        )
+    await tc.services.db.run(
+        orgs.set_timezone,
+        org_id=tc.org_id,
+        workspace_id=tc.request.workspace_id,
+        timezone=args.timezone,
+    )
     return Reply(
         text=f'Timezone set to {args.timezone}: "this week" now starts Monday 00:00 there.'
     )
