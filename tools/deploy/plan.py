@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from storage.models import Deployment
     from tools.services import Services
 
-# worker-vllm ≥ v2.24 runs `vllm serve` configured by env (reference §3).
+# worker-vllm ≥ v2.24 runs `vllm serve` configured by env (runpod-workers/worker-vllm README).
 VLLM_WORKER_IMAGE = "runpod/worker-v1-vllm:v2.25.2"
 VLLM_POD_IMAGE = "vllm/vllm-openai:v0.27.1"
 RESOURCE_PREFIX = "cockpit-"
