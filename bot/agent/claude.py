@@ -129,7 +129,7 @@ class ClaudeAgent:
 
     def _stored_key(self, org_id: int) -> str | None:
         try:
-            with self.services.db.session() as s:
+            with self.services.db.read_session() as s:  # a storage thread (`db.call`)
                 return credentials.get_secret(
                     s, org_id=org_id, provider=ANTHROPIC_PROVIDER, box=self.services.secrets
                 )
@@ -415,7 +415,7 @@ class ClaudeAgent:
     # -- memory, usage, idempotency -----------------------------------------------------------
 
     def _history(self, ctx: RequestContext) -> list[memory.MessageParam]:
-        with self.services.db.session() as s:
+        with self.services.db.read_session() as s:  # reads only: no transaction
             conv = conversations.find(
                 s,
                 org_id=ctx.org_id,

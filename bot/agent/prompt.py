@@ -75,7 +75,7 @@ def render_system_prompt(
     now = services.clock.now()
     zone = _zone(ctx.timezone)
     local = now.astimezone(zone)
-    with services.db.session() as s:
+    with services.db.read_session() as s:  # on a storage thread (`db.call`); reads only
         org = orgs.get_organization(s, org_id=ctx.org_id)
         budget_text = _budget_status(s, ctx, now)
         rows = deployment_store.list_for(
