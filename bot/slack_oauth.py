@@ -200,7 +200,7 @@ class CockpitInstallationStore(AsyncInstallationStore):
     def _find_bot(
         self, enterprise_id: str | None, team_id: str | None, is_enterprise: bool
     ) -> InstallationRecord | None:
-        with self.db.session() as s:
+        with self.db.read_session() as s:  # every event's authorize: a read, no transaction
             return slack_store.find_bot(
                 s,
                 client_id=self.client_id,
@@ -219,7 +219,7 @@ class CockpitInstallationStore(AsyncInstallationStore):
         is_enterprise_install: bool | None = False,
     ) -> Installation | None:
         def find() -> InstallationRecord | None:
-            with self.db.session() as s:
+            with self.db.read_session() as s:
                 return slack_store.find_installation(
                     s,
                     client_id=self.client_id,
