@@ -270,4 +270,4 @@ class BackgroundJobs:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
-        self.lease.release()
+        await self.services.db.call(self.lease.release)  # on a storage thread, as acquiring
