@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench install clean console doctor wheel-smoke
+.PHONY: run test lint format-check typecheck pytest bench install clean console doctor wheel-smoke
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,13 +26,17 @@ doctor: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check bot tools storage tests benchmarks
 
+# `ruff format bot tools storage tests benchmarks` fixes what this reports.
+format-check: $(STAMP)
+	$(BIN)/ruff format --check bot tools storage tests benchmarks
+
 typecheck: $(STAMP)
 	$(BIN)/mypy bot tools storage
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
-test: lint typecheck pytest
+test: lint format-check typecheck pytest
 
 bench: $(STAMP)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

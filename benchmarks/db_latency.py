@@ -87,16 +87,34 @@ class Postgres:
     def start(self) -> str:
         run = lambda *cmd: subprocess.run([*self.run_as, *cmd], check=True, capture_output=True)  # noqa: E731
         run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "cockpit", "--auth=trust")
-        run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o",
+        run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
             f"-p {self.port} -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=200",
-            "-l", str(self.data / "server.log"), "-w", "start")
-        run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "cockpit",
-            "cockpit_bench")
+            "-l",
+            str(self.data / "server.log"),
+            "-w",
+            "start",
+        )
+        run(
+            str(self.bin / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "cockpit",
+            "cockpit_bench",
+        )
         return f"postgresql://cockpit@127.0.0.1:{self.port}/cockpit_bench"
 
     def stop(self) -> None:
-        subprocess.run([*self.run_as, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast",
-                        "stop"], capture_output=True)
+        subprocess.run(
+            [*self.run_as, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "stop"],
+            capture_output=True,
+        )
         shutil.rmtree(self.data, ignore_errors=True)
 
 
@@ -131,11 +149,14 @@ class LatencyProxy:
         up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target_port)
         state = {"last": "server"}
         await asyncio.gather(
-            self._pipe(reader, up_w, state, "client"), self._pipe(up_r, writer, state, "server"),
-            return_exceptions=True)
+            self._pipe(reader, up_w, state, "client"),
+            self._pipe(up_r, writer, state, "server"),
+            return_exceptions=True,
+        )
 
-    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter,
-                    state: dict[str, str], side: str) -> None:
+    async def _pipe(
+        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, state: dict[str, str], side: str
+    ) -> None:
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
         loop = asyncio.get_running_loop()
 
@@ -225,11 +246,25 @@ def seed_deployments(cockpit: Any, org_id: int, workspace_id: int, endpoint_ids:
 
     now = datetime.now(UTC)
     rows = [
-        dict(org_id=org_id, workspace_id=workspace_id, name=f"bench-{i}", model_id="Qwen/Qwen3-8B",
-             mode="serverless", gpu_pool="ADA_24", gpu_count=1, status="healthy",
-             price_per_hour=Decimal("0.5"), created_by="bench", provider_endpoint_id=eid,
-             idempotency_key=f"bench-{i}", created_at=now, updated_at=now, healthy_at=now,
-             last_request_at=now, health_state="healthy")
+        dict(
+            org_id=org_id,
+            workspace_id=workspace_id,
+            name=f"bench-{i}",
+            model_id="Qwen/Qwen3-8B",
+            mode="serverless",
+            gpu_pool="ADA_24",
+            gpu_count=1,
+            status="healthy",
+            price_per_hour=Decimal("0.5"),
+            created_by="bench",
+            provider_endpoint_id=eid,
+            idempotency_key=f"bench-{i}",
+            created_at=now,
+            updated_at=now,
+            healthy_at=now,
+            last_request_at=now,
+            health_state="healthy",
+        )
         for i, eid in enumerate(endpoint_ids)
     ]
     for chunk in range(0, len(rows), 2000):
@@ -239,7 +274,8 @@ def seed_deployments(cockpit: Any, org_id: int, workspace_id: int, endpoint_ids:
 
 def endpoint_body(index: int) -> dict[str, Any]:
     return {
-        "name": f"cockpit-o1-bench-{index:05d}", "type": "QUEUE",
+        "name": f"cockpit-o1-bench-{index:05d}",
+        "type": "QUEUE",
         # As the planner deploys it: 8k context (the model's 40k would not fit the KV cache
         # of a 24 GB card, and the strict sandbox crash-loops such a worker as vLLM does).
         "image": "runpod/worker-v1-vllm:v2.25.2",
@@ -270,8 +306,13 @@ async def context(cockpit: Any, user: str) -> Any:
     before it existed, the Slack adapter's single database thread."""
     from tools.contract import Platform
 
-    kwargs = dict(platform=Platform.slack, workspace_id="TBENCH", workspace_name="bench",
-                  user_id=user, display_name=user)
+    kwargs = dict(
+        platform=Platform.slack,
+        workspace_id="TBENCH",
+        workspace_name="bench",
+        user_id=user,
+        display_name=user,
+    )
     if hasattr(cockpit, "context"):
         return await cockpit.context(**kwargs)
     global _OLD_DB_THREAD
@@ -312,9 +353,18 @@ async def ack_p99(cockpit: Any, fake: Any, rate: float, seconds: float) -> float
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         try:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, __file__, "--client", f"http://127.0.0.1:{port}/slack/events",
-                "--response-base", fake.response_url(""), "--rate", str(rate),
-                "--seconds", str(seconds), stdout=asyncio.subprocess.PIPE)
+                sys.executable,
+                __file__,
+                "--client",
+                f"http://127.0.0.1:{port}/slack/events",
+                "--response-base",
+                fake.response_url(""),
+                "--rate",
+                str(rate),
+                "--seconds",
+                str(seconds),
+                stdout=asyncio.subprocess.PIPE,
+            )
             out, _ = await proc.communicate()
             await adapter.drain(60)
         finally:
@@ -330,15 +380,27 @@ async def client(url: str, response_base: str, rate: float, seconds: float) -> N
     def signed(body: str) -> dict[str, str]:
         ts = str(int(time.time()))
         digest = hmac.new(SECRET.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
-        return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}",
-                "Content-Type": "application/x-www-form-urlencoded"}
+        return {
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": f"v0={digest}",
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
 
     async def send(http: aiohttp.ClientSession, i: int) -> float:
-        body = urlencode({
-            "team_id": "TBENCH", "team_domain": "bench", "channel_id": "CBENCH",
-            "user_id": f"U{i % 20}", "user_name": f"user{i % 20}", "command": "/status",
-            "text": "1", "response_url": f"{response_base}r{i}", "trigger_id": f"trigger-{i}",
-            "api_app_id": "ABENCH"})
+        body = urlencode(
+            {
+                "team_id": "TBENCH",
+                "team_domain": "bench",
+                "channel_id": "CBENCH",
+                "user_id": f"U{i % 20}",
+                "user_name": f"user{i % 20}",
+                "command": "/status",
+                "text": "1",
+                "response_url": f"{response_base}r{i}",
+                "trigger_id": f"trigger-{i}",
+                "api_app_id": "ABENCH",
+            }
+        )
         started = time.perf_counter()
         async with http.post(url, data=body, headers=signed(body)) as resp:
             await resp.read()
@@ -377,16 +439,18 @@ async def health_sweep(
     return wall, 0.0
 
 
-async def run_config(name: str, db_url: str | None, proxy: LatencyProxy | None,
-                     args: argparse.Namespace) -> dict[str, Any]:
+async def run_config(
+    name: str, db_url: str | None, proxy: LatencyProxy | None, args: argparse.Namespace
+) -> dict[str, Any]:
     from fakes.fake_slack import FakeSlack
 
     async with FakeSlack() as fake:
         return await _run_config(name, db_url, proxy, args, fake)
 
 
-async def _run_config(name: str, db_url: str | None, proxy: LatencyProxy | None,
-                      args: argparse.Namespace, fake: Any) -> dict[str, Any]:
+async def _run_config(
+    name: str, db_url: str | None, proxy: LatencyProxy | None, args: argparse.Namespace, fake: Any
+) -> dict[str, Any]:
 
     out: dict[str, Any] = {"config": name}
     if not args.sweeps_only:
@@ -394,13 +458,19 @@ async def _run_config(name: str, db_url: str | None, proxy: LatencyProxy | None,
     return await _sweeps(name, db_url, args, out)
 
 
-async def _commands(name: str, db_url: str | None, proxy: LatencyProxy | None,
-                    args: argparse.Namespace, fake: Any) -> dict[str, Any]:
+async def _commands(
+    name: str, db_url: str | None, proxy: LatencyProxy | None, args: argparse.Namespace, fake: Any
+) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix=f"cockpit-bench-{name}-"))
     if db_url:
         reset_postgres(db_url)
-    cockpit = await boot(tmp, db_url, SLACK_SIGNING_SECRET=SECRET, SLACK_BOT_TOKEN="xoxb-bench",
-                         SLACK_API_URL=fake.api_url)
+    cockpit = await boot(
+        tmp,
+        db_url,
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_BOT_TOKEN="xoxb-bench",
+        SLACK_API_URL=fake.api_url,
+    )
     meter = StallMeter()
     meter.start()
     out: dict[str, Any] = {}
@@ -446,8 +516,9 @@ async def _commands(name: str, db_url: str | None, proxy: LatencyProxy | None,
     return out
 
 
-async def _sweeps(name: str, db_url: str | None, args: argparse.Namespace,
-                  out: dict[str, Any]) -> dict[str, Any]:
+async def _sweeps(
+    name: str, db_url: str | None, args: argparse.Namespace, out: dict[str, Any]
+) -> dict[str, Any]:
     for n in args.sweeps:
         if name not in ("loopback", "5") and not (name == "sqlite" and n <= 1000):
             continue

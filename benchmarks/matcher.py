@@ -103,10 +103,14 @@ async def end_to_end(runs: int) -> None:
         async with running_bot(Path(tmp), COCKPIT_RATE_LIMIT_PER_MINUTE=0) as bot:
             cases = (
                 ("100,000 characters (too long)", "deploy " + "qwen " * 20_000),
-                (f"{MAX_MESSAGE_CHARS:,} characters, spaces (matched)",
-                 "who am i" + " " * (MAX_MESSAGE_CHARS - 8)),
-                (f"{MAX_MESSAGE_CHARS:,} characters, words (not understood)",
-                 ("who am i " + "please " * MAX_MESSAGE_CHARS)[:MAX_MESSAGE_CHARS]),
+                (
+                    f"{MAX_MESSAGE_CHARS:,} characters, spaces (matched)",
+                    "who am i" + " " * (MAX_MESSAGE_CHARS - 8),
+                ),
+                (
+                    f"{MAX_MESSAGE_CHARS:,} characters, words (not understood)",
+                    ("who am i " + "please " * MAX_MESSAGE_CHARS)[:MAX_MESSAGE_CHARS],
+                ),
                 ('"who am i"', "who am i"),
             )
             for label, text in cases:
@@ -126,10 +130,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=DEFAULT_RUNS)
     args = parser.parse_args()
 
-    rows = table("offline.match, every tool available", lambda t: offline.match(t, ALL_TOOLS),
-                 args.runs)
-    rows += table("Intent patterns alone on normalised text, no length cap", patterns_only,
-                  args.runs)
+    rows = table(
+        "offline.match, every tool available", lambda t: offline.match(t, ALL_TOOLS), args.runs
+    )
+    rows += table(
+        "Intent patterns alone on normalised text, no length cap", patterns_only, args.runs
+    )
 
     print("\nBefore the fix: the old deploy pattern on 'deploy a' + N spaces + 'b' (one run, ms)")
     for spaces in OLD_SPACES:
@@ -141,8 +147,10 @@ def main() -> int:
     worst = max(figures[2] for _, figures in rows)
     growth = max(f[2] / f[1] for _, f in rows if f[1] > 0)
     ok = worst < BUDGET_100K_MS and growth < MAX_GROWTH_10K_TO_100K
-    print(f"\n100k worst {worst:.2f} ms (budget {BUDGET_100K_MS:.0f} ms); worst 10k→100k growth "
-          f"{growth:.1f}× (linear ≈ 10×). Verdict: {'within budget' if ok else 'OVER BUDGET'}")
+    print(
+        f"\n100k worst {worst:.2f} ms (budget {BUDGET_100K_MS:.0f} ms); worst 10k→100k growth "
+        f"{growth:.1f}× (linear ≈ 10×). Verdict: {'within budget' if ok else 'OVER BUDGET'}"
+    )
     return 0 if ok else 1
 
 

@@ -46,15 +46,23 @@ BUDGET_P99_MS = 50.0
 def signed(body: str) -> dict[str, str]:
     ts = str(int(time.time()))
     digest = hmac.new(SECRET.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}",
-            "Content-Type": "application/x-www-form-urlencoded"}
+    return {
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": f"v0={digest}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
 
 
 async def main(commands: int, latency: float) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="cockpit-bench-"))
     async with FakeSlack() as fake:
-        settings = test_settings(tmp, SLACK_SIGNING_SECRET=SECRET, SLACK_BOT_TOKEN="xoxb-bench",
-                                 SLACK_API_URL=fake.api_url, COCKPIT_RATE_LIMIT_PER_MINUTE=0)
+        settings = test_settings(
+            tmp,
+            SLACK_SIGNING_SECRET=SECRET,
+            SLACK_BOT_TOKEN="xoxb-bench",
+            SLACK_API_URL=fake.api_url,
+            COCKPIT_RATE_LIMIT_PER_MINUTE=0,
+        )
         cockpit = Cockpit(settings)
         await cockpit.start()
         emulator = cockpit.runpod.emulator
@@ -84,8 +92,10 @@ async def main(commands: int, latency: float) -> int:
     ms = sorted(x * 1000 for x in latencies)
     p = lambda q: ms[min(len(ms) - 1, int(q * len(ms)))]  # noqa: E731
     print(f"{commands} concurrent /deploy commands, provider latency {latency:.1f}s")
-    print(f"ack latency ms: p50 {p(0.5):.1f}  p95 {p(0.95):.1f}  p99 {p(0.99):.1f}  "
-          f"max {ms[-1]:.1f}  mean {statistics.mean(ms):.1f}")
+    print(
+        f"ack latency ms: p50 {p(0.5):.1f}  p95 {p(0.95):.1f}  p99 {p(0.99):.1f}  "
+        f"max {ms[-1]:.1f}  mean {statistics.mean(ms):.1f}"
+    )
     cards = len(fake.calls_to("chat.postMessage"))
     print(f"approval cards posted after the acks: {cards}")
     ok = p(0.99) < BUDGET_P99_MS
@@ -95,8 +105,16 @@ async def main(commands: int, latency: float) -> int:
 
 async def load_from_child(url: str, fake: FakeSlack, commands: int) -> list[float]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--client", url, "--response-base", fake.response_url(""),
-        "--commands", str(commands), stdout=asyncio.subprocess.PIPE)
+        sys.executable,
+        __file__,
+        "--client",
+        url,
+        "--response-base",
+        fake.response_url(""),
+        "--commands",
+        str(commands),
+        stdout=asyncio.subprocess.PIPE,
+    )
     out, _ = await proc.communicate()
     return [float(x) for x in out.decode().split()]
 
@@ -104,16 +122,26 @@ async def load_from_child(url: str, fake: FakeSlack, commands: int) -> list[floa
 async def client(url: str, response_base: str, commands: int) -> None:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=commands)) as http:
         latencies = await asyncio.gather(
-            *(send(http, url, f"{response_base}r{i}", i) for i in range(1, commands + 1)))
+            *(send(http, url, f"{response_base}r{i}", i) for i in range(1, commands + 1))
+        )
     print(" ".join(f"{x:.6f}" for x in latencies))
 
 
 async def send(http: aiohttp.ClientSession, url: str, response_url: str, i: int) -> float:
-    body = urlencode({
-        "team_id": "TBENCH", "team_domain": "bench", "channel_id": "CBENCH", "user_id": f"U{i}",
-        "user_name": f"user{i}", "command": "/deploy", "text": "qwen 0.5b",
-        "response_url": response_url, "trigger_id": f"trigger-{i}", "api_app_id": "ABENCH",
-    })
+    body = urlencode(
+        {
+            "team_id": "TBENCH",
+            "team_domain": "bench",
+            "channel_id": "CBENCH",
+            "user_id": f"U{i}",
+            "user_name": f"user{i}",
+            "command": "/deploy",
+            "text": "qwen 0.5b",
+            "response_url": response_url,
+            "trigger_id": f"trigger-{i}",
+            "api_app_id": "ABENCH",
+        }
+    )
     started = time.perf_counter()
     async with http.post(url, data=body, headers=signed(body)) as resp:
         await resp.read()

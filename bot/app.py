@@ -441,8 +441,11 @@ class Cockpit:
         if too_long is not None:
             return too_long
         return await self.dispatcher.run(
-            ctx, CHAT_TOOL, {"deployment": str(deployment_id), "message": [text]},
-            progress=progress, stream=stream,
+            ctx,
+            CHAT_TOOL,
+            {"deployment": str(deployment_id), "message": [text]},
+            progress=progress,
+            stream=stream,
         )
 
     async def run_tool(self, ctx: RequestContext, tool: str, args: dict[str, Any]) -> Reply:
@@ -497,8 +500,13 @@ class Cockpit:
 
         def decision(outcome: DecisionOutcome, reply: Reply, **statuses: Any) -> Decision:
             return Decision(
-                outcome=outcome, approval_id=approval_id, reply=reply, approve=approve,
-                who=ctx.user_id, when=now, **statuses,
+                outcome=outcome,
+                approval_id=approval_id,
+                reply=reply,
+                approve=approve,
+                who=ctx.user_id,
+                when=now,
+                **statuses,
             )
 
         if approval_id is None:
@@ -516,9 +524,7 @@ class Cockpit:
             after = await self._approval_status(ctx, approval_id)
         finally:
             self._deciding.discard(key)
-        return decision(
-            decision_outcome(before, after), reply, status_before=before, status=after
-        )
+        return decision(decision_outcome(before, after), reply, status_before=before, status=after)
 
     async def _approval_status(self, ctx: RequestContext, approval_id: int) -> str | None:
         def status(s: Any) -> str | None:

@@ -129,9 +129,7 @@ def end_silence(
 ) -> AlertSilence | None:
     """End a silence early; None when this organisation has no such silence in force."""
     row = s.exec(
-        select(AlertSilence).where(
-            AlertSilence.org_id == org_id, AlertSilence.id == silence_id
-        )
+        select(AlertSilence).where(AlertSilence.org_id == org_id, AlertSilence.id == silence_id)
     ).first()
     if row is None or row.ended_at is not None or row.ends_at <= now:
         return None

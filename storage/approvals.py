@@ -110,8 +110,7 @@ def fail_interrupted(s: Session, *, now: datetime, before: datetime | None = Non
             status=ApprovalStatus.failed,
             result_text=INTERRUPTED_REASON,
             decided_at=func.coalesce(col(Approval.decided_at), now),
-        )
-        .execution_options(synchronize_session=False)
+        ).execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
 

@@ -133,8 +133,12 @@ class SlackEnv:
             msg["thread_ts"] = thread_ts
         payload = {
             "type": "block_actions",
-            "user": {"id": user, "username": user.lower(), "name": user.lower(),
-                     "team_id": DEFAULT_TEAM_ID},
+            "user": {
+                "id": user,
+                "username": user.lower(),
+                "name": user.lower(),
+                "team_id": DEFAULT_TEAM_ID,
+            },
             "api_app_id": "AFAKE",
             "token": "legacy",
             "container": {"type": "message", "message_ts": ts, "channel_id": ALERTS_CHANNEL},
@@ -144,9 +148,13 @@ class SlackEnv:
             "message": msg,
             "response_url": self.fake.response_url(f"act{self._n}"),
             "actions": [
-                {"action_id": action_id, "block_id": "cockpit_actions",
-                 "value": real_value if value is None else value, "type": "button",
-                 "action_ts": "1700000000.1"}
+                {
+                    "action_id": action_id,
+                    "block_id": "cockpit_actions",
+                    "value": real_value if value is None else value,
+                    "type": "button",
+                    "action_ts": "1700000000.1",
+                }
             ],
         }
         body = urlencode({"payload": json.dumps(payload)})
@@ -160,19 +168,23 @@ class SlackEnv:
 
     def private_notes(self) -> str:
         return "\n".join(
-            json.dumps(c.body) for c in self.fake.calls
+            json.dumps(c.body)
+            for c in self.fake.calls
             if c.method in ("response_url", "chat.postEphemeral")
         )
 
 
 @pytest.fixture
 async def slack(tmp_path: Path) -> AsyncIterator[SlackEnv]:
-    async with FakeSlack() as fake, running_bot(
-        tmp_path,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_API_URL=fake.api_url,
-    ) as bot:
+    async with (
+        FakeSlack() as fake,
+        running_bot(
+            tmp_path,
+            SLACK_SIGNING_SECRET=SIGNING_SECRET,
+            SLACK_BOT_TOKEN=BOT_TOKEN,
+            SLACK_API_URL=fake.api_url,
+        ) as bot,
+    ):
         adapter = SlackAdapter(bot.cockpit, mode="http")
         await adapter.start()
         owner = slack_ctx(bot, "UALICE", Role.owner)
@@ -255,8 +267,11 @@ async def test_slack_viewer_may_acknowledge_but_not_stop(slack: SlackEnv) -> Non
     for _ in range(3):
         slack.bot.clock.advance(20 * 60)
         sent = await router.fire(
-            org_id=slack.owner.org_id, key=f"idle:{dep_id}", severity="warning",
-            title="still idle", deployment_id=dep_id,
+            org_id=slack.owner.org_id,
+            key=f"idle:{dep_id}",
+            severity="warning",
+            title="still idle",
+            deployment_id=dep_id,
         )
         assert not sent
     assert len(slack.fake.calls_to("chat.postMessage")) == before
@@ -273,8 +288,11 @@ async def test_slack_unacknowledged_repeat_threads_under_the_first_message(
     dep_id, alert = await idle_alert(slack)
     slack.bot.clock.advance(20 * 60)  # past the cooldown
     assert await router_of(slack.bot.services).fire(
-        org_id=slack.owner.org_id, key=f"idle:{dep_id}", severity="warning",
-        title="still idle", deployment_id=dep_id,
+        org_id=slack.owner.org_id,
+        key=f"idle:{dep_id}",
+        severity="warning",
+        title="still idle",
+        deployment_id=dep_id,
     )
     assert len(slack.alert_posts()) == 1
     (repeat,) = slack.thread(slack.ts_of(alert))
@@ -282,7 +300,9 @@ async def test_slack_unacknowledged_repeat_threads_under_the_first_message(
     assert "still idle" in repeat.body["text"] and "seen 2×" in blocks
     assert '"actions"' not in blocks  # the buttons stay on the first message
     edit = slack.fake.calls_to("chat.update")[-1]
-    assert edit.body["ts"] == slack.ts_of(alert) and "seen 2×" in json.dumps(edit.blocks(), ensure_ascii=False)
+    assert edit.body["ts"] == slack.ts_of(alert) and "seen 2×" in json.dumps(
+        edit.blocks(), ensure_ascii=False
+    )
 
 
 async def test_tampered_button_and_other_organisations_alert_are_refused(
@@ -325,8 +345,9 @@ async def test_silence_holds_across_a_restart_and_ends_on_time(tmp_path: Path) -
         "COCKPIT_SECRET_KEY": Fernet.generate_key().decode(),  # the same key after the restart
     }
     async with FakeSlack() as fake:
-        async with running_bot(tmp_path, clock=clock, SLACK_API_URL=fake.api_url,
-                               **settings) as bot:
+        async with running_bot(
+            tmp_path, clock=clock, SLACK_API_URL=fake.api_url, **settings
+        ) as bot:
             adapter = SlackAdapter(bot.cockpit, mode="http")
             await adapter.start()
             owner = slack_ctx(bot, "UALICE", Role.owner)
@@ -347,14 +368,20 @@ async def test_silence_holds_across_a_restart_and_ends_on_time(tmp_path: Path) -
         posts_before = len(fake.calls_to("chat.postMessage"))
 
         # A new process on the same database: the silence still holds.
-        async with running_bot(tmp_path, clock=clock, SLACK_API_URL=fake.api_url,
-                               **settings) as bot:
+        async with running_bot(
+            tmp_path, clock=clock, SLACK_API_URL=fake.api_url, **settings
+        ) as bot:
             router = router_of(bot.services)
             org_id = owner.org_id
 
             async def fire(key: str = f"idle:{dep_id}", severity: str = "warning") -> bool:
-                return await router.fire(org_id=org_id, key=key, severity=severity,
-                                         title=f"{key} firing", deployment_id=dep_id)
+                return await router.fire(
+                    org_id=org_id,
+                    key=key,
+                    severity=severity,
+                    title=f"{key} firing",
+                    deployment_id=dep_id,
+                )
 
             clock.advance(20 * 60)
             assert not await fire()
@@ -385,8 +412,9 @@ async def test_digest_lists_open_acknowledged_and_silenced_alerts(slack: SlackEn
     _, alert = await idle_alert(slack)
     await slack.click(alert, "Acknowledge", user="UBOB")
     router = router_of(slack.bot.services)
-    await router.fire(org_id=slack.owner.org_id, key="orphan:x", severity="warning",
-                      title="Orphaned RunPod pod x")
+    await router.fire(
+        org_id=slack.owner.org_id, key="orphan:x", severity="warning", title="Orphaned RunPod pod x"
+    )
     assert (await slack.bot.cockpit.handle(slack.owner, "/alerts silence 2 --hours 48")).ok
     slack.bot.clock.advance(24 * 3600)
     await slack.bot.cockpit.background().run_job("digest")
@@ -446,7 +474,9 @@ async def dc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[D
     async with FakeDiscord(clock=clock) as fake:
         monkeypatch.setattr(discord.http.Route, "BASE", fake.api_base)
         async with running_bot(
-            tmp_path, clock=clock, DISCORD_BOT_TOKEN="discord-test-token",
+            tmp_path,
+            clock=clock,
+            DISCORD_BOT_TOKEN="discord-test-token",
             DISCORD_API_URL=fake.api_base,
         ) as bot:
             adapter = DiscordAdapter(bot.cockpit)
@@ -483,9 +513,7 @@ async def test_discord_idle_alert_stop_approval_resolves_as_a_reply(dc: DiscordE
 
     # Carol (viewer): Stop is refused, privately; Acknowledge is allowed and shows on the alert.
     (refusal,) = await dc.click(f"cockpit:cmd:fix {alert_id}", message, p.CAROL_ID)
-    assert refusal.flags & EPHEMERAL_FLAG and "needs the member role" in embed_text(
-        refusal.embeds
-    )
+    assert refusal.flags & EPHEMERAL_FLAG and "needs the member role" in embed_text(refusal.embeds)
     (noted,) = await dc.click(f"cockpit:cmd:alerts ack {alert_id}", message, p.CAROL_ID)
     assert noted.flags & EPHEMERAL_FLAG and "Acknowledged alert" in embed_text(noted.embeds)
     shown = dc.fake.messages[original]
@@ -504,7 +532,8 @@ async def test_discord_idle_alert_stop_approval_resolves_as_a_reply(dc: DiscordE
 
     # The resolve is a reply to the alert; the alert itself now says resolved, no buttons.
     replies = [
-        c for c in dc.fake.calls_matching("POST", rf"/channels/{p.CHANNEL_ID}/messages$")
+        c
+        for c in dc.fake.calls_matching("POST", rf"/channels/{p.CHANNEL_ID}/messages$")
         if str((c.payload.get("message_reference") or {}).get("message_id")) == str(original)
     ]
     assert len(replies) == 1 and "Resolved:" in embed_text(replies[0].embeds)

@@ -10,9 +10,10 @@ from bot.testing import running_bot
 
 
 async def test_catalog_commands_against_the_fake_hub(tmp_path: Path) -> None:
-    async with running_fake_hub() as hub, running_bot(
-        tmp_path, HF_ENDPOINT=hub.url, COCKPIT_HUB_OFFLINE="off"
-    ) as bot:
+    async with (
+        running_fake_hub() as hub,
+        running_bot(tmp_path, HF_ENDPOINT=hub.url, COCKPIT_HUB_OFFLINE="off") as bot,
+    ):
         hub.models["Qwen/Qwen3-8B"]["downloads"] = 1_000  # the catalog has no counts
         found = await bot.send("/models qwen --limit 3")
         assert found.ok and found.table is not None

@@ -78,8 +78,15 @@ async def test_budget_alert_fires_once_per_threshold_per_period(bot: BotHarness)
     now = bot.clock.now()
     with bot.services.db.session() as s:
         budget = ledger.get_budget(s, org_id=org)
-        ledger.add(s, org_id=org, kind="agent", start=now - timedelta(hours=1), end=now,
-                   amount=Decimal("8.50"), now=now)
+        ledger.add(
+            s,
+            org_id=org,
+            kind="agent",
+            start=now - timedelta(hours=1),
+            end=now,
+            amount=Decimal("8.50"),
+            now=now,
+        )
     assert budget is not None
     period = budget_period(budget, now=now, tz="UTC")
 
@@ -89,8 +96,10 @@ async def test_budget_alert_fires_once_per_threshold_per_period(bot: BotHarness)
         return [a.title for a in await new_threshold_alerts(bot.services, status)]
 
     first = await sweep()
-    assert first == ["Spend reached 50% of the weekly budget",
-                     "Spend reached 80% of the weekly budget"]
+    assert first == [
+        "Spend reached 50% of the weekly budget",
+        "Spend reached 80% of the weekly budget",
+    ]
     assert await sweep() == []  # the next sweep says nothing new
 
 
@@ -100,8 +109,15 @@ async def test_hard_cap_needs_an_admin_and_shows_the_numbers(bot: BotHarness) ->
     org = bot.ctx(user="owner").org_id
     now = bot.clock.now()
     with bot.services.db.session() as s:
-        ledger.add(s, org_id=org, kind="agent", start=now - timedelta(hours=1), end=now,
-                   amount=Decimal("4.90"), now=now)
+        ledger.add(
+            s,
+            org_id=org,
+            kind="agent",
+            start=now - timedelta(hours=1),
+            end=now,
+            amount=Decimal("4.90"),
+            now=now,
+        )
     ask = await bot.send("/deploy qwen 7b --workers-min 1", user="mia", role="member")
     card = ask.as_plain_text()
     assert "Over the hard cap" in card and "$5.00" in card and "$4.90 is spent" in card

@@ -28,12 +28,28 @@ def test_this_week_on_a_wednesday_in_tokyo_starts_monday_midnight_tokyo() -> Non
     ("word", "start", "end"),
     [
         ("today", datetime(2026, 11, 24, 15, tzinfo=UTC), WED_NOON_TOKYO),
-        ("yesterday", datetime(2026, 11, 23, 15, tzinfo=UTC), datetime(2026, 11, 24, 15, tzinfo=UTC)),
-        ("last week", datetime(2026, 11, 15, 15, tzinfo=UTC), datetime(2026, 11, 22, 15, tzinfo=UTC)),
+        (
+            "yesterday",
+            datetime(2026, 11, 23, 15, tzinfo=UTC),
+            datetime(2026, 11, 24, 15, tzinfo=UTC),
+        ),
+        (
+            "last week",
+            datetime(2026, 11, 15, 15, tzinfo=UTC),
+            datetime(2026, 11, 22, 15, tzinfo=UTC),
+        ),
         ("this month", datetime(2026, 10, 31, 15, tzinfo=UTC), WED_NOON_TOKYO),
-        ("last month", datetime(2026, 9, 30, 15, tzinfo=UTC), datetime(2026, 10, 31, 15, tzinfo=UTC)),
+        (
+            "last month",
+            datetime(2026, 9, 30, 15, tzinfo=UTC),
+            datetime(2026, 10, 31, 15, tzinfo=UTC),
+        ),
         ("last 7 days", datetime(2026, 11, 18, 15, tzinfo=UTC), WED_NOON_TOKYO),
-        ("2026-11-01..2026-11-02", datetime(2026, 10, 31, 15, tzinfo=UTC), datetime(2026, 11, 2, 15, tzinfo=UTC)),
+        (
+            "2026-11-01..2026-11-02",
+            datetime(2026, 10, 31, 15, tzinfo=UTC),
+            datetime(2026, 11, 2, 15, tzinfo=UTC),
+        ),
     ],
 )
 def test_period_words_in_tokyo(word: str, start: datetime, end: datetime) -> None:
@@ -79,8 +95,9 @@ def test_ada24_flex_estimate_equals_published_price() -> None:
     assert est.per_hour == Decimal("1.116")
     assert rate(est.per_hour) == "$1.116"
     assert est.per_second == Decimal("0.00031")
-    two = serverless_estimate(pool="ADA_24", flex_per_hour=Decimal("1.116"), gpu_count=2,
-                              workers_min=1, workers_max=1)
+    two = serverless_estimate(
+        pool="ADA_24", flex_per_hour=Decimal("1.116"), gpu_count=2, workers_min=1, workers_max=1
+    )
     # always-on = list price × hours (issue 16: the unpublished ~30 % "active" rate is gone)
     assert two.monthly == Decimal("0.00031") * 3600 * 2 * 730
     pod = pod_estimate(gpu="NVIDIA GeForce RTX 4090", per_gpu_hour=Decimal("0.44"))
@@ -89,20 +106,28 @@ def test_ada24_flex_estimate_equals_published_price() -> None:
 
 def _summary(billing, estimates, agent=Decimal(0)):
     period = resolve_period("today", now=datetime(2026, 11, 25, 10, 30, tzinfo=UTC), tz="UTC")
-    deps = [DeploymentInfo(1, "qwen", "alice", "ADA_24", ("ep1", "tpl1")),
-            DeploymentInfo(2, "llama", "bob", "AMPERE_80", ("ep2",))]
-    return merge(period=period, deployments=deps, billing=billing, estimates=estimates,
-                 agent_total=agent), {d.id: d for d in deps}
+    deps = [
+        DeploymentInfo(1, "qwen", "alice", "ADA_24", ("ep1", "tpl1")),
+        DeploymentInfo(2, "llama", "bob", "AMPERE_80", ("ep2",)),
+    ]
+    return merge(
+        period=period, deployments=deps, billing=billing, estimates=estimates, agent_total=agent
+    ), {d.id: d for d in deps}
 
 
 def test_billing_wins_per_hour_and_estimates_fill_the_lag() -> None:
     h = lambda n: datetime(2026, 11, 25, n, tzinfo=UTC)  # noqa: E731
-    billing = [BillingLine("ep1", h(8), Decimal("1.11")), BillingLine("ep1", h(9), Decimal("0.57")),
-               BillingLine("ep2", h(9), Decimal("2.74")),
-               BillingLine("someone-elses-endpoint", h(9), Decimal("99"))]
-    estimates = [EstimateLine(1, h(8), Decimal("1.00")),  # billed: ignored
-                 EstimateLine(1, h(10), Decimal("0.40")),  # not billed yet: counted
-                 EstimateLine(2, h(10), Decimal("1.37"))]
+    billing = [
+        BillingLine("ep1", h(8), Decimal("1.11")),
+        BillingLine("ep1", h(9), Decimal("0.57")),
+        BillingLine("ep2", h(9), Decimal("2.74")),
+        BillingLine("someone-elses-endpoint", h(9), Decimal("99")),
+    ]
+    estimates = [
+        EstimateLine(1, h(8), Decimal("1.00")),  # billed: ignored
+        EstimateLine(1, h(10), Decimal("0.40")),  # not billed yet: counted
+        EstimateLine(2, h(10), Decimal("1.37")),
+    ]
     s, deps = _summary(billing, estimates, agent=Decimal("0.12"))
     assert s.billed == Decimal("4.42")  # exactly the sum of this org's billing records
     assert s.estimated == Decimal("1.77")

@@ -85,9 +85,7 @@ def snapshot(bot: BotHarness, src: Path, dst: Path) -> None:
     )
 
 
-def kill_at(
-    monkeypatch: pytest.MonkeyPatch, step: Step, on_kill: Callable[[], None]
-) -> None:
+def kill_at(monkeypatch: pytest.MonkeyPatch, step: Step, on_kill: Callable[[], None]) -> None:
     original = getattr(RunPodClient, step.method)
     calls = 0
 
@@ -143,7 +141,8 @@ async def test_kill_at_each_saga_step_leaves_nothing_after_restart(
     assert after_kill.exists(), "the kill point was never reached"
     with sqlite3.connect(after_kill / "cockpit.db") as db:
         (executing,) = db.execute(
-            "select count(*) from approval where status='executing'").fetchone()
+            "select count(*) from approval where status='executing'"
+        ).fetchone()
     assert executing == 1  # as the kill left it
     saved = json.loads((after_kill / "sandbox-state.json").read_text())
     assert sum(len(saved[k]) for k in ("templates", "endpoints", "pods")) == step.left
@@ -184,21 +183,32 @@ KILL_AFTER_CREATE_ENDPOINT = textwrap.dedent(
 
 
 def console(data: Path, code: str | None = None) -> subprocess.Popen[str]:
-    env = {**os.environ, "COCKPIT_DATA_DIR": str(data), "COCKPIT_SANDBOX": "on",
-           "COCKPIT_SANDBOX_READY_SECONDS": "600", "COCKPIT_SANDBOX_STATE": "true"}
+    env = {
+        **os.environ,
+        "COCKPIT_DATA_DIR": str(data),
+        "COCKPIT_SANDBOX": "on",
+        "COCKPIT_SANDBOX_READY_SECONDS": "600",
+        "COCKPIT_SANDBOX_STATE": "true",
+    }
     env.pop("DATABASE_URL", None)
     argv = ["-c", code] if code else ["-m", "bot.cli", "console", "--yes", "--user", "alice"]
     return subprocess.Popen(
-        [sys.executable, *argv], cwd=ROOT, env=env, stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [sys.executable, *argv],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
 
 
 def sandbox_names(data: Path) -> dict[str, list[str]]:
     state = json.loads((data / "sandbox-state.json").read_text())
     return {
-        kind: sorted(r.get("name") or r.get("config", {}).get("name", "?")
-                     for r in state.get(kind) or [])
+        kind: sorted(
+            r.get("name") or r.get("config", {}).get("name", "?") for r in state.get(kind) or []
+        )
         for kind in ("templates", "endpoints", "pods")
     }
 
@@ -207,7 +217,8 @@ def db_rows(data: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     with sqlite3.connect(data / "cockpit.db") as db:
         deps = db.execute(
             "select id, status, provider_template_id, provider_endpoint_id, failure_reason "
-            "from deployment").fetchall()
+            "from deployment"
+        ).fetchall()
         rows = db.execute("select id, status, result_text from approval").fetchall()
     return deps, rows
 
@@ -239,14 +250,27 @@ async def test_reconcile_reports_resources_of_a_failed_deployment(tmp_path: Path
     async with running_bot(tmp_path) as bot:
         org = bot.ctx(user="alice").org_id
         client = bot.services.runpod_for(org)
-        tpl = await client.create_template(CreateTemplateRequest(
-            name=f"cockpit-o{org}-d1-qwen2-5-0-5b-instruct", image="runpod/worker-v1-vllm:v2.25.2",
-            serverless=True))
+        tpl = await client.create_template(
+            CreateTemplateRequest(
+                name=f"cockpit-o{org}-d1-qwen2-5-0-5b-instruct",
+                image="runpod/worker-v1-vllm:v2.25.2",
+                serverless=True,
+            )
+        )
         now = bot.clock.now()
         with bot.services.db.session() as s:
-            deployments.create(s, org_id=org, name="gone", model_id=MODEL, status="failed",
-                               failure_reason="cleanup failed", provider_template_id=tpl.id,
-                               created_by="alice", created_at=now, updated_at=now)
+            deployments.create(
+                s,
+                org_id=org,
+                name="gone",
+                model_id=MODEL,
+                status="failed",
+                failure_reason="cleanup failed",
+                provider_template_id=tpl.id,
+                created_by="alice",
+                created_at=now,
+                updated_at=now,
+            )
         reply = await bot.send("/reconcile", user="alice")
         assert "1 orphaned" in (reply.title or ""), reply.as_plain_text()
         assert tpl.id in reply.as_plain_text()
@@ -255,13 +279,26 @@ async def test_reconcile_reports_resources_of_a_failed_deployment(tmp_path: Path
 def test_known_provider_ids_leaves_out_failed_and_deleted(database: Database) -> None:
     with database.session() as s:
         org_id = orgs.ensure_workspace(
-            s, platform="slack", external_id="T1", name="acme", now=NOW).org_id
-        for status, ep in (("healthy", "ep-live"), ("stopped", "ep-stopped"),
-                           ("creating", "ep-creating"), ("failed", "ep-failed"),
-                           ("deleted", "ep-deleted")):
-            deployments.create(s, org_id=org_id, name=status, model_id=MODEL, status=status,
-                               provider_endpoint_id=ep, created_by="a", created_at=NOW,
-                               updated_at=NOW)
+            s, platform="slack", external_id="T1", name="acme", now=NOW
+        ).org_id
+        for status, ep in (
+            ("healthy", "ep-live"),
+            ("stopped", "ep-stopped"),
+            ("creating", "ep-creating"),
+            ("failed", "ep-failed"),
+            ("deleted", "ep-deleted"),
+        ):
+            deployments.create(
+                s,
+                org_id=org_id,
+                name=status,
+                model_id=MODEL,
+                status=status,
+                provider_endpoint_id=ep,
+                created_by="a",
+                created_at=NOW,
+                updated_at=NOW,
+            )
     with database.session() as s:
         assert deployments.known_provider_ids(s) == {"ep-live", "ep-stopped", "ep-creating"}
 
@@ -272,12 +309,22 @@ def test_known_provider_ids_leaves_out_failed_and_deleted(database: Database) ->
 def test_interrupted_approvals_fail_with_a_reason(database: Database) -> None:
     with database.session() as s:
         org_id = orgs.ensure_workspace(
-            s, platform="slack", external_id="T1", name="acme", now=NOW).org_id
+            s, platform="slack", external_id="T1", name="acme", now=NOW
+        ).org_id
         ids: list[int] = []
         for _ in range(3):
-            a = approvals.create(s, org_id=org_id, workspace_id=None, tool="deploy_model",
-                                 args_json="{}", request_json="{}", summary="x",
-                                 requester="alice", expires_at=NOW + timedelta(hours=1), now=NOW)
+            a = approvals.create(
+                s,
+                org_id=org_id,
+                workspace_id=None,
+                tool="deploy_model",
+                args_json="{}",
+                request_json="{}",
+                summary="x",
+                requester="alice",
+                expires_at=NOW + timedelta(hours=1),
+                now=NOW,
+            )
             assert a.id is not None
             ids.append(a.id)
         assert approvals.claim(s, org_id=org_id, approval_id=ids[0], decided_by="alice", now=NOW)
@@ -294,8 +341,14 @@ def test_interrupted_approvals_fail_with_a_reason(database: Database) -> None:
         # The cancel path: finish with a reason, only while the row is still executing.
         approvals.claim(s, org_id=org_id, approval_id=ids[2], decided_by="alice", now=NOW)
         for i in (ids[1], ids[2]):
-            approvals.finish(s, org_id=org_id, approval_id=i, status="failed",
-                             reason="cancelled while running", only_if="executing")
+            approvals.finish(
+                s,
+                org_id=org_id,
+                approval_id=i,
+                status="failed",
+                reason="cancelled while running",
+                only_if="executing",
+            )
     with database.session() as s:
         second = approvals.get(s, org_id=org_id, approval_id=ids[1])
         third = approvals.get(s, org_id=org_id, approval_id=ids[2])
@@ -318,15 +371,17 @@ async def test_sandbox_refuses_to_delete_a_template_in_use(tmp_path: Path) -> No
     state_file = tmp_path / "sandbox-state.json"
     async with sandbox(state_file=state_file) as sb:
         c = sb.client
-        ep_tpl = await c.create_template(CreateTemplateRequest(
-            name="cockpit-bound-ep", image="img", serverless=True))
+        ep_tpl = await c.create_template(
+            CreateTemplateRequest(name="cockpit-bound-ep", image="img", serverless=True)
+        )
         pod_tpl = await c.create_template({"name": "cockpit-bound-pod", "image": "img"})
         body = endpoint_request("cockpit-bound-ep").model_dump(by_alias=True, exclude_none=True)
         body.pop("image", None)
         body.pop("env", None)
         ep = await c.create_endpoint({**body, "templateId": ep_tpl.id})
-        pod = await c.create_pod({"name": "cockpit-pod", "templateId": pod_tpl.id,
-                                  "gpu": {"id": "NVIDIA L4"}})
+        pod = await c.create_pod(
+            {"name": "cockpit-pod", "templateId": pod_tpl.id, "gpu": {"id": "NVIDIA L4"}}
+        )
     async with sandbox(state_file=state_file) as sb:
         c = sb.client
         for tpl_id in (ep_tpl.id, pod_tpl.id):
@@ -369,6 +424,7 @@ async def test_cancel_during_an_approved_deploy_ends_the_approval(tmp_path: Path
         assert found["deployments"] == [], found  # the saga compensated
         assert found["approvals"] == [], found
         with bot.services.db.session() as s:
-            row = approvals.get(s, org_id=bot.ctx(user="alice").org_id,
-                                approval_id=ask.approval_id or 0)
+            row = approvals.get(
+                s, org_id=bot.ctx(user="alice").org_id, approval_id=ask.approval_id or 0
+            )
         assert row is not None and row.status == "failed" and row.result_text, row

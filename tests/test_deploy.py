@@ -46,8 +46,13 @@ async def test_deploy_healthy_chat_stop_delete(bot: BotHarness) -> None:
     assert done.ok, done.as_plain_text()
     assert "is healthy" in (done.title or "")
     phases = " | ".join(bot.progress)
-    for phase in ("queued #1", "creating template", "creating endpoint", "waiting for workers",
-                  "healthy after"):
+    for phase in (
+        "queued #1",
+        "creating template",
+        "creating endpoint",
+        "waiting for workers",
+        "healthy after",
+    ):
         assert phase in phases
     row = dep_row(bot)
     assert row.status == "healthy" and row.provider_endpoint_id and row.provider_template_id
@@ -87,12 +92,16 @@ async def test_rollback_restores_previous_model(bot: BotHarness) -> None:
     assert updated.ok and "Qwen/Qwen2.5-1.5B-Instruct" in updated.text
     endpoint_id = dep_row(bot).provider_endpoint_id
     client = bot.services.runpod_for(dep_row(bot).org_id)
-    assert (await client.get_endpoint(endpoint_id)).env["MODEL_NAME"] == "Qwen/Qwen2.5-1.5B-Instruct"
+    assert (await client.get_endpoint(endpoint_id)).env[
+        "MODEL_NAME"
+    ] == "Qwen/Qwen2.5-1.5B-Instruct"
     back = await bot.send("/rollback 1", user="alice")
     assert back.ok and "revision 1" in (back.title or "")
     assert dep_row(bot).model_id == "Qwen/Qwen2.5-0.5B-Instruct"
     assert dep_row(bot).current_revision == 3
-    assert (await client.get_endpoint(endpoint_id)).env["MODEL_NAME"] == "Qwen/Qwen2.5-0.5B-Instruct"
+    assert (await client.get_endpoint(endpoint_id)).env[
+        "MODEL_NAME"
+    ] == "Qwen/Qwen2.5-0.5B-Instruct"
     releases = await client.list_releases(endpoint_id)
     assert len(releases.releases) >= 3
 
@@ -119,8 +128,9 @@ async def test_same_request_twice_creates_one_endpoint(bot: BotHarness) -> None:
     first = await bot.send("/deploy qwen 0.5b", user="alice", idempotency_key="slack-evt-1")
     second = await bot.send("/deploy qwen 0.5b", user="alice", idempotency_key="slack-evt-1")
     assert first.approval_id == second.approval_id
-    a, b = await asyncio.gather(bot.approve(first.approval_id, user="alice"),
-                                bot.approve(first.approval_id, user="alice"))
+    a, b = await asyncio.gather(
+        bot.approve(first.approval_id, user="alice"), bot.approve(first.approval_id, user="alice")
+    )
     assert sorted([a.ok, b.ok]) == [False, True]
     assert len(emulator(bot).state.endpoints) == 1
 
@@ -141,9 +151,13 @@ async def test_reconcile_reports_orphans(bot: BotHarness) -> None:
     await deploy(bot)
     org = bot.ctx(user="alice").org_id
     client = bot.services.runpod_for(org)
-    orphan = await client.create_template(CreateTemplateRequest(
-        name=f"cockpit-o{org}-d999-forgotten", image="runpod/worker-v1-vllm:v2.25.2",
-        serverless=True))
+    orphan = await client.create_template(
+        CreateTemplateRequest(
+            name=f"cockpit-o{org}-d999-forgotten",
+            image="runpod/worker-v1-vllm:v2.25.2",
+            serverless=True,
+        )
+    )
     reply = await bot.send("/reconcile", user="alice")
     text = reply.as_plain_text()
     assert orphan.id in text and "1 orphaned" in (reply.title or "")
@@ -152,13 +166,24 @@ async def test_reconcile_reports_orphans(bot: BotHarness) -> None:
 async def test_interrupted_deploy_is_compensated_at_start(bot: BotHarness) -> None:
     org = bot.ctx(user="alice").org_id
     client = bot.services.runpod_for(org)
-    tpl = await client.create_template(CreateTemplateRequest(
-        name=f"cockpit-o{org}-d1-half", image="runpod/worker-v1-vllm:v2.25.2", serverless=True))
+    tpl = await client.create_template(
+        CreateTemplateRequest(
+            name=f"cockpit-o{org}-d1-half", image="runpod/worker-v1-vllm:v2.25.2", serverless=True
+        )
+    )
     now = bot.clock.now()
     with bot.services.db.session() as s:
-        deployments.create(s, org_id=org, name="half", model_id="Qwen/Qwen2.5-0.5B-Instruct",
-                           status="creating", provider_template_id=tpl.id, created_by="alice",
-                           created_at=now, updated_at=now)
+        deployments.create(
+            s,
+            org_id=org,
+            name="half",
+            model_id="Qwen/Qwen2.5-0.5B-Instruct",
+            status="creating",
+            provider_template_id=tpl.id,
+            created_by="alice",
+            created_at=now,
+            updated_at=now,
+        )
     assert await recover_interrupted(bot.services) == 1
     assert not emulator(bot).state.templates
     assert dep_row(bot).status == "failed"

@@ -266,5 +266,7 @@ def test_env_example_lists_every_setting() -> None:
     from bot.settings import Settings
 
     text = (ROOT / ".env.example").read_text()
-    missing = [f.alias for f in Settings.model_fields.values() if f.alias and f"{f.alias}=" not in text]
+    missing = [
+        f.alias for f in Settings.model_fields.values() if f.alias and f"{f.alias}=" not in text
+    ]
     assert missing == []

@@ -39,9 +39,16 @@ from tools.contract import REGISTRY, Registry
 GENERIC = "something went wrong"
 STATE = (Deployment, Approval, ApiKey, Invite, Credential, Budget, AlertRoute)
 # Refusals decided before any tool runs (parse and contract validation): no audit row at all.
-VALIDATION_REFUSALS = ("Invalid arguments", "Unknown command", "Could not read the arguments",
-                       "Unknown option", "needs a value", "takes no arguments",
-                       "is not an approval number", "Which approval?")
+VALIDATION_REFUSALS = (
+    "Invalid arguments",
+    "Unknown command",
+    "Could not read the arguments",
+    "Unknown option",
+    "needs a value",
+    "takes no arguments",
+    "is not an approval number",
+    "Which approval?",
+)
 BODY_REFUSALS = ("The body", "Invalid arguments", "Idempotency-Key")
 COMMAND_EXAMPLES = 1200
 BODY_EXAMPLES = 800
@@ -51,8 +58,11 @@ FUZZ = settings(
     derandomize=True,
     deadline=None,
     database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                           HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
 )
 
 
@@ -73,9 +83,39 @@ def _fields() -> list[str]:
 # --- generated command lines ----------------------------------------------------------------
 
 _nasty_text = st.sampled_from(
-    ["%", "_", "%_%", "#", "#2", "²", "٣", "0.5", "1e9", "-1", "0", "\x00", "\udfff", "NaN",
-     "inf", "'", '"', "\\", "--", "---", "=", "prod-chat", "qwen", "*", "\u202e", "🙂", " ",
-     "x" * 5_000, "9" * 5_000, "ß", "İ"]
+    [
+        "%",
+        "_",
+        "%_%",
+        "#",
+        "#2",
+        "²",
+        "٣",
+        "0.5",
+        "1e9",
+        "-1",
+        "0",
+        "\x00",
+        "\udfff",
+        "NaN",
+        "inf",
+        "'",
+        '"',
+        "\\",
+        "--",
+        "---",
+        "=",
+        "prod-chat",
+        "qwen",
+        "*",
+        "\u202e",
+        "🙂",
+        " ",
+        "x" * 5_000,
+        "9" * 5_000,
+        "ß",
+        "İ",
+    ]
 )
 _huge_number = st.one_of(
     st.integers(min_value=-(2**80), max_value=2**80).map(str),
@@ -84,8 +124,26 @@ _huge_number = st.one_of(
 _unicode = st.text(
     alphabet=st.characters(codec=None, exclude_categories=()), min_size=1, max_size=12
 )
-_plain = st.sampled_from(["1", "#1", "2", "qwen", "list", "add", "remove", "set", "show", "member",
-                          "this_week", "owner", "alice", "--all", "--yes", "8b"])
+_plain = st.sampled_from(
+    [
+        "1",
+        "#1",
+        "2",
+        "qwen",
+        "list",
+        "add",
+        "remove",
+        "set",
+        "show",
+        "member",
+        "this_week",
+        "owner",
+        "alice",
+        "--all",
+        "--yes",
+        "8b",
+    ]
+)
 
 
 _unbalanced = st.sampled_from(['"', "'", '"abc', "'abc", 'a"b', "\\"])
@@ -106,8 +164,12 @@ def command_lines(draw: Any, registry: Registry) -> str:
         name = t.command or t.name
         flags = [n.replace("_", "-") for n in t.input_model.model_fields] or _fields()
     value = st.one_of(_plain, _plain, _plain, _nasty_text, _huge_number, _unicode)
-    token = st.one_of(value, value, st.sampled_from(flags).map("--{}".format),
-                      st.tuples(st.sampled_from(flags), value).map(lambda fv: f"--{fv[0]}={fv[1]}"))
+    token = st.one_of(
+        value,
+        value,
+        st.sampled_from(flags).map("--{}".format),
+        st.tuples(st.sampled_from(flags), value).map(lambda fv: f"--{fv[0]}={fv[1]}"),
+    )
     words = draw(st.lists(token, max_size=5))
     rest = " ".join(w if " " not in w else f'"{w}"' for w in words)
     if draw(st.integers(0, 7)) == 0:
@@ -126,8 +188,7 @@ async def test_generated_commands_never_crash_and_refusals_write_nothing(
     cases: list[tuple[str, str]] = []
 
     @settings(FUZZ, max_examples=COMMAND_EXAMPLES)
-    @given(line=command_lines(bot.services.registry),
-           role=st.sampled_from(["owner", "viewer"]))
+    @given(line=command_lines(bot.services.registry), role=st.sampled_from(["owner", "viewer"]))
     def collect(line: str, role: str) -> None:
         cases.append((line, role))
 
@@ -155,12 +216,19 @@ async def _one_command(bot: BotHarness, line: str, role: str) -> None:
 # --- generated HTTP bodies ------------------------------------------------------------------
 
 _json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20), _nasty_text,
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=20),
+    _nasty_text,
 )
 _json_values = st.recursive(
-    _json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-        st.text(max_size=8), inner, max_size=3), max_leaves=10,
+    _json_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=10,
 )
 
 
@@ -170,8 +238,21 @@ def _deep(depth: int) -> bytes:
 
 @st.composite
 def bodies(draw: Any, fields: list[str]) -> bytes:
-    kind = draw(st.sampled_from(["object", "object", "raw", "deep", "bad_utf8", "surrogate",
-                                 "huge_int", "constant", "truncated"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "object",
+                "object",
+                "raw",
+                "deep",
+                "bad_utf8",
+                "surrogate",
+                "huge_int",
+                "constant",
+                "truncated",
+            ]
+        )
+    )
     if kind == "object":
         keys = st.one_of(st.sampled_from(fields), st.text(max_size=8))
         obj = draw(st.dictionaries(keys, _json_values, max_size=4))
@@ -181,8 +262,11 @@ def bodies(draw: Any, fields: list[str]) -> bytes:
     if kind == "deep":
         return _deep(draw(st.sampled_from([40, 1_000, 50_000])))
     if kind == "bad_utf8":
-        return b'{"deployment": "' + draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xbf\xbf",
-                                                           b"\x80abc"])) + b'"}'
+        return (
+            b'{"deployment": "'
+            + draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xbf\xbf", b"\x80abc"]))
+            + b'"}'
+        )
     if kind == "surrogate":
         field = draw(st.sampled_from(fields))
         return f'{{"{field}": "a\\udfffb"}}'.encode()
@@ -218,8 +302,11 @@ async def test_generated_http_bodies_never_500_and_bad_ones_write_nothing(
     cases: list[tuple[str, bytes, str | None]] = []
 
     @settings(FUZZ, max_examples=BODY_EXAMPLES)
-    @given(tool=st.sampled_from(tools), body=bodies(fields),
-           idem=st.one_of(st.none(), st.sampled_from(["k1", "k2", "é", "x" * 300, ""])))
+    @given(
+        tool=st.sampled_from(tools),
+        body=bodies(fields),
+        idem=st.one_of(st.none(), st.sampled_from(["k1", "k2", "é", "x" * 300, ""])),
+    )
     def collect(tool: str, body: bytes, idem: str | None) -> None:
         cases.append((tool, body, idem))
 

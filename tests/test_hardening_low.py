@@ -119,8 +119,12 @@ async def test_slack_alert_target_must_be_a_channel(bot: BotHarness, target: str
 
 
 async def test_slack_channel_names_and_ids_are_accepted(bot: BotHarness) -> None:
-    for target, label in (("#ops", "#ops"), ("alerts-gpu_1", "#alerts-gpu_1"),
-                          ("C0123ABCD", "#C0123ABCD"), ("<#C0456EFGH|ops>", "#C0456EFGH")):
+    for target, label in (
+        ("#ops", "#ops"),
+        ("alerts-gpu_1", "#alerts-gpu_1"),
+        ("C0123ABCD", "#C0123ABCD"),
+        ("<#C0456EFGH|ops>", "#C0456EFGH"),
+    ):
         added = await bot.send(f"/alerts add slack '{target}'", user="owner")
         assert added.ok and label in added.text, added.text
 
@@ -142,8 +146,9 @@ async def test_old_route_with_a_bad_url_is_refused_at_delivery(bot: BotHarness, 
     # discord.py sends to its Route.BASE whatever host the URL names: without our check the fake
     # (standing in for discord.com) would receive this one.
     bad = f"https://169.254.169.254/discord.com{GOOD_TAIL}"
-    _store_route(bot, kind="discord_webhook", target_encrypted=bot.services.secrets.encrypt(bad),
-                 label="old")
+    _store_route(
+        bot, kind="discord_webhook", target_encrypted=bot.services.secrets.encrypt(bad), label="old"
+    )
     await bot.cockpit.background().router.fire(org_id=1, key="k", severity="critical", title="X")
     assert hooks.messages == []
     (row,) = _deliveries(bot)
@@ -156,8 +161,7 @@ async def test_old_route_with_a_bad_url_is_refused_at_delivery(bot: BotHarness, 
 
 async def test_undecryptable_route_does_not_stop_later_routes(bot: BotHarness, hooks) -> None:
     _store_route(bot, kind="discord_webhook", target_encrypted="gAAAA-not-a-token", label="broken")
-    assert (await bot.send(f"/alerts add discord https://discord.com{GOOD_TAIL}",
-                           user="owner")).ok
+    assert (await bot.send(f"/alerts add discord https://discord.com{GOOD_TAIL}", user="owner")).ok
     sent = await bot.cockpit.background().router.fire(
         org_id=1, key="k", severity="critical", title="Down"
     )
@@ -291,8 +295,12 @@ def test_data_folder_with_the_generated_key_is_private(tmp_path: Path) -> None:
 
 def _slack(bot: BotHarness, *, user_id: str, name: str, workspace: str = "T1") -> RequestContext:
     return bot.cockpit.context_for(
-        platform=Platform.slack, workspace_id=workspace, workspace_name=workspace,
-        user_id=user_id, display_name=name, channel="C1",
+        platform=Platform.slack,
+        workspace_id=workspace,
+        workspace_name=workspace,
+        user_id=user_id,
+        display_name=name,
+        channel="C1",
     )
 
 

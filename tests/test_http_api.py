@@ -70,7 +70,9 @@ async def test_scope_and_role_are_403(env) -> None:
     r = await client.post("/api/v1/tools/get_spend", headers=auth(narrow), json={})
     assert r.status == 403 and "scopes" in (await r.json())["detail"]
     viewer = await make_key(bot, "viewer --role viewer")
-    r = await client.post("/api/v1/tools/deploy_model", headers=auth(viewer), json={"model": "qwen"})
+    r = await client.post(
+        "/api/v1/tools/deploy_model", headers=auth(viewer), json={"model": "qwen"}
+    )
     assert r.status == 403
     with bot.services.db.session() as s:
         denied = audit.query(s, org_id=1, outcome="denied")
@@ -80,8 +82,11 @@ async def test_scope_and_role_are_403(env) -> None:
 async def test_approval_needed_is_202_then_a_person_approves(env) -> None:
     bot, client = env
     key = await make_key(bot, "deployer --role member")
-    r = await client.post("/api/v1/tools/deploy_model", headers=auth(key),
-                          json={"model": "Qwen/Qwen2.5-0.5B-Instruct"})
+    r = await client.post(
+        "/api/v1/tools/deploy_model",
+        headers=auth(key),
+        json={"model": "Qwen/Qwen2.5-0.5B-Instruct"},
+    )
     assert r.status == 202
     approval_id = (await r.json())["approval_id"]
     done = await bot.send(f"/approve {approval_id}", user="owner", workspace="T1")
@@ -93,8 +98,9 @@ async def test_bad_arguments_400_and_rate_limit_429(env) -> None:
     key = await make_key(bot, "busy")
     bad = await client.post("/api/v1/tools/get_spend", headers=auth(key), json={"by": "colour"})
     assert bad.status == 400 and "by" in (await bad.json())["detail"]
-    statuses = [(await client.post("/api/v1/tools/whoami", headers=auth(key))).status
-                for _ in range(6)]
+    statuses = [
+        (await client.post("/api/v1/tools/whoami", headers=auth(key))).status for _ in range(6)
+    ]
     assert statuses[-1] == 429
     limited = await client.post("/api/v1/tools/whoami", headers=auth(key))
     assert limited.status == 429 and int(limited.headers["Retry-After"]) >= 1
@@ -106,11 +112,13 @@ async def test_cross_organisation_is_not_found_and_audited(env) -> None:
     evil = await make_key(bot, "evil", user="eve", ws="EVIL")
     ask = await bot.send("/deploy qwen 0.5b", user="owner", workspace="T1")
     await bot.approve(ask.approval_id, user="owner", workspace="T1")
-    r = await client.post("/api/v1/tools/deployment_status", headers=auth(evil),
-                          json={"deployment": "1"})
+    r = await client.post(
+        "/api/v1/tools/deployment_status", headers=auth(evil), json={"deployment": "1"}
+    )
     assert r.status == 404
-    r = await client.post("/api/v1/tools/stop_deployment", headers=auth(evil),
-                          json={"deployment": "1"})
+    r = await client.post(
+        "/api/v1/tools/stop_deployment", headers=auth(evil), json={"deployment": "1"}
+    )
     assert r.status == 404
     eve_org = bot.ctx(user="eve", workspace="EVIL").org_id
     with bot.services.db.session() as s:

@@ -129,9 +129,20 @@ def test_find_treats_like_wildcards_as_text(bot: BotHarness) -> None:
     with bot.services.db.session() as s:
         for name in ("a%b", "a_b", "axb"):
             deployments.create(
-                s, org_id=org, workspace_id=1, name=name, model_id="m/x", mode="serverless",
-                gpu_count=1, status="healthy", price_per_hour=1.0, settings_json="{}",
-                idempotency_key=name, created_by="alice", created_at=now, updated_at=now,
+                s,
+                org_id=org,
+                workspace_id=1,
+                name=name,
+                model_id="m/x",
+                mode="serverless",
+                gpu_count=1,
+                status="healthy",
+                price_per_hour=1.0,
+                settings_json="{}",
+                idempotency_key=name,
+                created_by="alice",
+                created_at=now,
+                updated_at=now,
             )
     with bot.services.db.session() as s:
         assert [d.name for d in deployments.find(s, org_id=org, ref="a%b")] == ["a%b"]
@@ -204,7 +215,9 @@ def test_approval_decision_reads_only_ascii_ids_in_range() -> None:
 
 
 def test_parse_id_bounds() -> None:
-    assert parse_id("1") == 1 and parse_id(" #42 ") == 42 and parse_id(str(DB_INT_MAX)) == DB_INT_MAX
+    assert (
+        parse_id("1") == 1 and parse_id(" #42 ") == 42 and parse_id(str(DB_INT_MAX)) == DB_INT_MAX
+    )
     for bad in ("", "0", "-1", "²", "٣", TOO_BIG, "9" * 20_000, "1.5", "1e3", None, 2**63):
         assert parse_id(bad) is None, bad
 
@@ -290,7 +303,9 @@ async def test_console_survives_an_unexpected_exception(
     async with running_bot(tmp_path, registry=_exploding_registry()) as harness:
         out = io.StringIO()
         console = Console(
-            harness.cockpit, user="alice", stdin=io.StringIO("/boom\n/approve ²\n/whoami\n"),
+            harness.cockpit,
+            user="alice",
+            stdin=io.StringIO("/boom\n/approve ²\n/whoami\n"),
             stdout=out,
         )
         assert await console.run() == 0
@@ -431,8 +446,15 @@ async def test_slack_button_value_past_64_bits_is_a_clear_note(
     from fakes.slack_env import slack_tools as _tools
     from fakes.slack_env import texts as _texts
 
-    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_CLIENT_ID",
-                 "SLACK_CLIENT_SECRET", "SLACK_API_URL", "SLACK_SCOPES"):
+    for name in (
+        "SLACK_BOT_TOKEN",
+        "SLACK_APP_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_CLIENT_ID",
+        "SLACK_CLIENT_SECRET",
+        "SLACK_API_URL",
+        "SLACK_SCOPES",
+    ):
         monkeypatch.delenv(name, raising=False)
     users = {"UALICE": {"id": "UALICE", "name": "alice", "profile": {"display_name": "alice"}}}
     async with FakeSlack(users=users) as fake:
@@ -440,21 +462,38 @@ async def test_slack_button_value_past_64_bits_is_a_clear_note(
             for value in (TOO_BIG, "²", "9" * 5_000):
                 payload = {
                     "type": "block_actions",
-                    "user": {"id": "UALICE", "username": "alice", "name": "alice",
-                             "team_id": DEFAULT_TEAM_ID},
+                    "user": {
+                        "id": "UALICE",
+                        "username": "alice",
+                        "name": "alice",
+                        "team_id": DEFAULT_TEAM_ID,
+                    },
                     "api_app_id": "AFAKE",
                     "token": "legacy",
-                    "container": {"type": "message", "message_ts": "1700000000.000001",
-                                  "channel_id": CHANNEL},
+                    "container": {
+                        "type": "message",
+                        "message_ts": "1700000000.000001",
+                        "channel_id": CHANNEL,
+                    },
                     "trigger_id": slack.next_id("trigger-"),
                     "team": {"id": DEFAULT_TEAM_ID, "domain": "fake-team"},
                     "channel": {"id": CHANNEL, "name": "general"},
-                    "message": {"type": "message", "ts": "1700000000.000001", "text": "card",
-                                "blocks": []},
+                    "message": {
+                        "type": "message",
+                        "ts": "1700000000.000001",
+                        "text": "card",
+                        "blocks": [],
+                    },
                     "response_url": fake.response_url(slack.next_id("act")),
-                    "actions": [{"action_id": "cockpit_approve", "block_id": "approval",
-                                 "value": value, "type": "button",
-                                 "action_ts": "1700000000.1"}],
+                    "actions": [
+                        {
+                            "action_id": "cockpit_approve",
+                            "block_id": "approval",
+                            "value": value,
+                            "type": "button",
+                            "action_ts": "1700000000.1",
+                        }
+                    ],
                 }
                 before = len(fake.calls)
                 assert (await slack.interactive(payload)).status == 200

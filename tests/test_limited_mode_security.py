@@ -58,8 +58,17 @@ _PREFIXES = (
     "what's my spend",
 )
 # (unit, repeats): about 20,000 characters each, built in the child process.
-_FILLERS = ((" ", 20_000), (" \t\n", 7_000), ("a ", 10_000), ("stop ", 4_000), (". ", 10_000),
-            ("please ", 3_000), ("is ", 7_000), ("cost ", 4_000), ("!", 20_000))
+_FILLERS = (
+    (" ", 20_000),
+    (" \t\n", 7_000),
+    ("a ", 10_000),
+    ("stop ", 4_000),
+    (". ", 10_000),
+    ("please ", 3_000),
+    ("is ", 7_000),
+    ("cost ", 4_000),
+    ("!", 20_000),
+)
 
 
 def _slowest_in_child(code: str) -> tuple[float, str]:
@@ -160,7 +169,10 @@ def test_deploy_phrasings_map_to_deploy_model_with_the_model_text(text: str, mod
         ("please stop qwen-7b", ("stop_deployment", {"deployment": "qwen-7b"})),
         ("what's my spend this week?", ("get_spend", {"period": "this week"})),
         ("spend", ("get_spend", {"period": "this week"})),
-        ("how much would it cost to deploy llama 8b cost", ("estimate_cost", {"model": "llama 8b"})),
+        (
+            "how much would it cost to deploy llama 8b cost",
+            ("estimate_cost", {"model": "llama 8b"}),
+        ),
         ("what gpu does qwen 32b need?", ("recommend_gpu", {"model": "qwen 32b"})),
         ("look for coder models", ("search_models", {"query": "coder"})),
         ("show me my deployments", ("list_deployments", {})),
@@ -170,7 +182,9 @@ def test_deploy_phrasings_map_to_deploy_model_with_the_model_text(text: str, mod
         ("what is my role", ("whoami", {})),
     ],
 )
-def test_other_phrasings_keep_their_meaning(text: str, expected: tuple[str, dict[str, Any]]) -> None:
+def test_other_phrasings_keep_their_meaning(
+    text: str, expected: tuple[str, dict[str, Any]]
+) -> None:
     assert offline.match(text, set(ALL_TOOLS)) == expected
 
 
@@ -182,7 +196,9 @@ def test_a_long_text_is_not_understood_rather_than_guessed_at() -> None:
     assert offline.match(text, set(ALL_TOOLS)) is None
 
 
-async def test_new_phrasing_end_to_end_is_an_approval_card_not_a_deploy(cockpit: BotHarness) -> None:
+async def test_new_phrasing_end_to_end_is_an_approval_card_not_a_deploy(
+    cockpit: BotHarness,
+) -> None:
     reply = await cockpit.send("please spin up llama 8b for me", user="alice", role="member")
     assert reply.approval_id is not None, reply.as_plain_text()
     assert "limited mode" in (reply.footer or "")
@@ -270,20 +286,31 @@ SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
 @pytest.fixture
 async def slack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Any]:
-    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_CLIENT_ID",
-                 "SLACK_CLIENT_SECRET", "SLACK_API_URL", "SLACK_SCOPES"):
+    for name in (
+        "SLACK_BOT_TOKEN",
+        "SLACK_APP_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_CLIENT_ID",
+        "SLACK_CLIENT_SECRET",
+        "SLACK_API_URL",
+        "SLACK_SCOPES",
+    ):
         monkeypatch.delenv(name, raising=False)
     users = {"UALICE": {"id": "UALICE", "name": "alice", "profile": {"display_name": "alice"}}}
-    async with FakeSlack(users=users) as fake, running_bot(
-        tmp_path,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=fake.api_url,
-        SLACK_BOT_TOKEN="xoxb-test-token-1234",
-    ) as bot:
+    async with (
+        FakeSlack(users=users) as fake,
+        running_bot(
+            tmp_path,
+            SLACK_SIGNING_SECRET=SIGNING_SECRET,
+            SLACK_API_URL=fake.api_url,
+            SLACK_BOT_TOKEN="xoxb-test-token-1234",
+        ) as bot,
+    ):
         adapter = SlackAdapter(bot.cockpit, mode="http")
         await adapter.start()
-        async with TestClient(TestServer(build_web_app(bot.cockpit, slack=adapter),
-                                         host="127.0.0.1")) as http:
+        async with TestClient(
+            TestServer(build_web_app(bot.cockpit, slack=adapter), host="127.0.0.1")
+        ) as http:
             try:
                 yield bot, fake, adapter, http
             finally:
@@ -295,17 +322,38 @@ async def test_a_39kb_slack_mention_gets_the_too_long_reply_and_runs_nothing(
 ) -> None:
     bot, fake, adapter, http = slack
     text = "deploy " + "qwen " * (HUGE // 5)  # words, so collapsing whitespace does not shrink it
-    event = {"type": "app_mention", "user": "UALICE", "text": f"<@{BOT_USER_ID}> {text}",
-             "ts": "1699999999.000100", "channel": "C0GENERAL", "event_ts": "1699999999.000100"}
-    body = json.dumps({"token": "legacy", "team_id": DEFAULT_TEAM_ID, "api_app_id": "AFAKE",
-                       "event": event, "type": "event_callback", "event_id": "EvLONG",
-                       "event_time": int(bot.clock.now().timestamp())})
+    event = {
+        "type": "app_mention",
+        "user": "UALICE",
+        "text": f"<@{BOT_USER_ID}> {text}",
+        "ts": "1699999999.000100",
+        "channel": "C0GENERAL",
+        "event_ts": "1699999999.000100",
+    }
+    body = json.dumps(
+        {
+            "token": "legacy",
+            "team_id": DEFAULT_TEAM_ID,
+            "api_app_id": "AFAKE",
+            "event": event,
+            "type": "event_callback",
+            "event_id": "EvLONG",
+            "event_time": int(bot.clock.now().timestamp()),
+        }
+    )
     ts = int(bot.clock.now().timestamp())
-    digest = hmac.new(SIGNING_SECRET.encode(), f"v0:{ts}:{body}".encode(),
-                      hashlib.sha256).hexdigest()
-    resp = await http.post("/slack/events", data=body.encode(), headers={
-        "Content-Type": "application/json", "X-Slack-Request-Timestamp": str(ts),
-        "X-Slack-Signature": f"v0={digest}"})
+    digest = hmac.new(
+        SIGNING_SECRET.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256
+    ).hexdigest()
+    resp = await http.post(
+        "/slack/events",
+        data=body.encode(),
+        headers={
+            "Content-Type": "application/json",
+            "X-Slack-Request-Timestamp": str(ts),
+            "X-Slack-Signature": f"v0={digest}",
+        },
+    )
     assert resp.status == 200
     answer = await fake.wait_for("chat.postMessage")
     await adapter.drain()
@@ -328,7 +376,9 @@ async def test_rate_limit_refuses_before_the_matcher_runs(
             assert (await bot.send("who am i", user="alice")).ok
         assert len(matcher_calls) == 3
         limited = await bot.send("who am i", user="alice")
-        assert not limited.ok and "Slow down" in limited.text and limited.error_code == "rate_limited"
+        assert (
+            not limited.ok and "Slow down" in limited.text and limited.error_code == "rate_limited"
+        )
         assert limited.retry_after is not None
         assert len(matcher_calls) == 3  # refused before matching
         assert (await bot.send("who am i", user="bob")).ok  # per user, as before

@@ -128,10 +128,15 @@ async def test_no_repeat_storm_after_a_restart(tmp_path: Path, hooks) -> None:
 
 
 async def test_budget_80_percent_alerts_discord_and_slack_once(tmp_path: Path, hooks) -> None:
-    async with FakeSlack() as slack, running_bot(
-        tmp_path, DISCORD_API_URL=f"{hooks.url}/api/v10", SLACK_BOT_TOKEN="xoxb-test-token",
-        SLACK_API_URL=slack.api_url,
-    ) as bot:
+    async with (
+        FakeSlack() as slack,
+        running_bot(
+            tmp_path,
+            DISCORD_API_URL=f"{hooks.url}/api/v10",
+            SLACK_BOT_TOKEN="xoxb-test-token",
+            SLACK_API_URL=slack.api_url,
+        ) as bot,
+    ):
         await bot.send("/whoami", user="owner")
         url = f"https://discord.com/api/webhooks/{WEBHOOK_ID}/{WEBHOOK_TOKEN}"
         assert (await bot.send(f"/alerts add discord {url}", user="owner")).ok
@@ -139,8 +144,15 @@ async def test_budget_80_percent_alerts_discord_and_slack_once(tmp_path: Path, h
         assert (await bot.send("/budget set 100 --monthly --thresholds 80", user="owner")).ok
         now = bot.clock.now()
         with bot.services.db.session() as s:
-            ledger.add(s, org_id=1, kind="agent", start=now - timedelta(hours=1), end=now,
-                       amount=Decimal("85"), now=now)
+            ledger.add(
+                s,
+                org_id=1,
+                kind="agent",
+                start=now - timedelta(hours=1),
+                end=now,
+                amount=Decimal("85"),
+                now=now,
+            )
         await jobs(bot).run_job("cost")
         await jobs(bot).run_job("cost")
         assert hooks.titles() == ["Spend reached 80% of the monthly budget"]
@@ -234,11 +246,16 @@ async def test_reconcile_and_digest(bot: BotHarness, hooks) -> None:
     from tools.runpod.models import CreateTemplateRequest
 
     client = bot.services.runpod_for(1)
-    await client.create_template(CreateTemplateRequest(
-        name="cockpit-o1-d77-lost", image="runpod/worker-v1-vllm:v2.25.2", serverless=True))
+    await client.create_template(
+        CreateTemplateRequest(
+            name="cockpit-o1-d77-lost", image="runpod/worker-v1-vllm:v2.25.2", serverless=True
+        )
+    )
     await jobs(bot).run_job("reconcile")
     await jobs(bot).run_job("reconcile")
-    assert [t for t in hooks.titles() if "Orphaned" in t] == ["Orphaned RunPod template cockpit-o1-d77-lost"]
+    assert [t for t in hooks.titles() if "Orphaned" in t] == [
+        "Orphaned RunPod template cockpit-o1-d77-lost"
+    ]
     bot.clock.advance(24 * 3600)
     await jobs(bot).run_job("digest")
     digest = [m for m in hooks.messages if "digest" in m["embeds"][0]["title"].lower()]
@@ -260,8 +277,9 @@ async def test_one_scheduler_owner_and_takeover(database: Database) -> None:
 
 async def test_jobs_run_once_across_two_processes(tmp_path: Path) -> None:
     async with running_bot(tmp_path) as one:
-        other = BackgroundJobs(one.services, one.cockpit.dispatcher, jobs(one).router,
-                               settings=one.cockpit.settings)
+        other = BackgroundJobs(
+            one.services, one.cockpit.dispatcher, jobs(one).router, settings=one.cockpit.settings
+        )
         ran = [await jobs(one).run_job("health"), await other.run_job("health")]
         assert ran[0] is not None and ran[1] is None
 
@@ -280,8 +298,9 @@ async def test_runs_once_through_apscheduler(bot: BotHarness) -> None:
             return await original(name, **kw)
 
         j.run_job = spy  # type: ignore[method-assign]
-        j._scheduler.add_job(j.run_job, "date", run_date=datetime.now(), args=["health"],
-                             id="health-now")
+        j._scheduler.add_job(
+            j.run_job, "date", run_date=datetime.now(), args=["health"], id="health-now"
+        )
         for _ in range(50):
             if ran:
                 break

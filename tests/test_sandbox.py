@@ -406,7 +406,9 @@ async def test_state_file_keeps_the_account_across_a_restart(tmp_path: Path) -> 
         assert [r.version for r in (await client.list_releases(flex.id)).releases] == [2, 1]
         assert (await client.get_pod(pod.id)).status == "RUNNING"
         # billing totals survive; workers restart cold (keep-warm ones start again)
-        assert (await client.billing_serverless(start, clock.now(), "hour")).total == serverless.total
+        assert (
+            await client.billing_serverless(start, clock.now(), "hour")
+        ).total == serverless.total
         assert (await client.billing_pods(start, clock.now(), "hour")).total == pods.total
         assert (await client.list_workers(warm_ep.id)).summary.initializing == 1
         flex_health = await client.health(flex.id)

@@ -52,8 +52,9 @@ class Worker:
     def events(self, kind: str) -> list[dict[str, Any]]:
         lines = self.journal.read_text(encoding="utf-8").splitlines(keepends=True)
         # A line still being written has no newline yet: leave it for the next poll.
-        return [e for e in map(json.loads, (x for x in lines if x.endswith("\n")))
-                if e["event"] == kind]
+        return [
+            e for e in map(json.loads, (x for x in lines if x.endswith("\n"))) if e["event"] == kind
+        ]
 
     def runs(self) -> list[dict[str, Any]]:
         return self.events("run")
@@ -67,9 +68,11 @@ class Worker:
         self.proc.wait(timeout=10)
 
     def report(self) -> str:
-        return (f"--- {self.name} (exit {self.proc.poll()}) journal:\n"
-                f"{self.journal.read_text(encoding='utf-8')}"
-                f"--- {self.name} log:\n{self.log.read_text(errors='replace')[-4000:]}")
+        return (
+            f"--- {self.name} (exit {self.proc.poll()}) journal:\n"
+            f"{self.journal.read_text(encoding='utf-8')}"
+            f"--- {self.name} log:\n{self.log.read_text(errors='replace')[-4000:]}"
+        )
 
 
 @pytest.fixture
@@ -86,8 +89,13 @@ def spawn(database: Database, tmp_path: Path) -> Iterator[Callable[[str], Worker
         worker.kill()
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str,
-             alive: list[Worker], everyone: list[Worker]) -> float:
+def wait_for(
+    condition: Callable[[], bool],
+    timeout: float,
+    what: str,
+    alive: list[Worker],
+    everyone: list[Worker],
+) -> float:
     """Poll until `condition` holds; fail early if a process that must live has exited.
     Returns the seconds waited."""
     start = time.monotonic()
@@ -129,14 +137,20 @@ def test_one_owner_runs_each_tick_and_the_other_takes_over_after_sigkill(
     ticks = [r["tick"] for r in owner.runs()]
     assert len(ticks) == len(set(ticks)), f"a tick ran twice\n{details}"
     assert set(ticks) & {s["tick"] for s in survivor.events("skip")}, (
-        f"the refused ticks should be the same occurrences the owner ran\n{details}")
+        f"the refused ticks should be the same occurrences the owner ran\n{details}"
+    )
 
     # 2. SIGKILL the owner: its lease is neither renewed nor released.
     owner.kill()
     killed_at = time.time()
     last_owner_run = owner.runs()[-1]  # final now that the process is gone
-    waited = wait_for(lambda: bool(survivor.runs()), TTL_SECONDS + TAKEOVER_MARGIN,
-                      "the survivor to take over", [survivor], both)
+    waited = wait_for(
+        lambda: bool(survivor.runs()),
+        TTL_SECONDS + TAKEOVER_MARGIN,
+        "the survivor to take over",
+        [survivor],
+        both,
+    )
     first = survivor.runs()[0]
     details = "\n".join(w.report() for w in both)
     # Not before the lease expired: the owner's last acquisition (at or after t0) was good for
@@ -146,8 +160,13 @@ def test_one_owner_runs_each_tick_and_the_other_takes_over_after_sigkill(
     assert waited <= TTL_SECONDS + TAKEOVER_MARGIN
 
     # 3. It keeps running the job, and no tick ever ran twice across the two processes.
-    wait_for(lambda: len(survivor.runs()) >= 2, 2 * TICK_SECONDS + TAKEOVER_MARGIN,
-             "the survivor's next run", [survivor], both)
+    wait_for(
+        lambda: len(survivor.runs()) >= 2,
+        2 * TICK_SECONDS + TAKEOVER_MARGIN,
+        "the survivor's next run",
+        [survivor],
+        both,
+    )
     details = "\n".join(w.report() for w in both)
     survivor_ticks = [r["tick"] for r in survivor.runs()]
     all_ticks = ticks + survivor_ticks

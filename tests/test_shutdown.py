@@ -21,13 +21,23 @@ WAIT_SECONDS = 60
 
 
 def start_console(data: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "COCKPIT_DATA_DIR": str(data), "COCKPIT_SANDBOX": "on",
-           "COCKPIT_SANDBOX_READY_SECONDS": "600", "COCKPIT_SANDBOX_STATE": "true"}
+    env = {
+        **os.environ,
+        "COCKPIT_DATA_DIR": str(data),
+        "COCKPIT_SANDBOX": "on",
+        "COCKPIT_SANDBOX_READY_SECONDS": "600",
+        "COCKPIT_SANDBOX_STATE": "true",
+    }
     env.pop("DATABASE_URL", None)
     return subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "console", "--yes", "--user", "alice"],
-        cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, text=True, bufsize=1,
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        bufsize=1,
     )
 
 

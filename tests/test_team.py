@@ -122,16 +122,18 @@ async def test_cross_organisation_attempts_are_refused_and_audited(cockpit: BotH
 async def test_audit_query(cockpit: BotHarness) -> None:
     await cockpit.send("/whoami", user="owner1", workspace="T1")
     await cockpit.send("/members", user="owner1", workspace="T1")
-    out = (await cockpit.send("/audit --user owner1 --tool members", user="owner1",
-                              workspace="T1")).as_plain_text()
+    out = (
+        await cockpit.send("/audit --user owner1 --tool members", user="owner1", workspace="T1")
+    ).as_plain_text()
     assert "members" in out and "succeeded" in out
 
 
 async def test_activity_counts_and_daily_limit(tmp_path) -> None:
     from bot.testing import running_bot
 
-    async with running_bot(tmp_path, COCKPIT_DAILY_LIMIT_PER_USER=4,
-                           COCKPIT_RATE_LIMIT_PER_MINUTE=0) as bot:
+    async with running_bot(
+        tmp_path, COCKPIT_DAILY_LIMIT_PER_USER=4, COCKPIT_RATE_LIMIT_PER_MINUTE=0
+    ) as bot:
         for _ in range(3):
             assert (await bot.send("/whoami", user="owner1", workspace="T1")).ok
         table = (await bot.send("/activity", user="owner1", workspace="T1")).table
@@ -153,8 +155,9 @@ async def test_daily_limit_is_one_count_in_the_database_for_every_process(tmp_pa
     from storage import activity
     from tools.errors import RateLimited
 
-    async with running_bot(tmp_path, COCKPIT_DAILY_LIMIT_PER_USER=5,
-                           COCKPIT_RATE_LIMIT_PER_MINUTE=0) as bot:
+    async with running_bot(
+        tmp_path, COCKPIT_DAILY_LIMIT_PER_USER=5, COCKPIT_RATE_LIMIT_PER_MINUTE=0
+    ) as bot:
         worker = Dispatcher(bot.services, rate_limit_per_minute=0, daily_limit_per_user=5)
         ctx = bot.ctx(user="owner1", workspace="T1")
         for _ in range(2):
@@ -174,8 +177,11 @@ async def test_daily_limit_is_one_count_in_the_database_for_every_process(tmp_pa
             pass
         day = bot.clock.now().date()
         with bot.services.db.session() as s:
-            counted = [r for r in audit.query(s, org_id=ctx.org_id, actor="owner1", limit=100)
-                       if r.outcome in activity.COUNTED_OUTCOMES]
+            counted = [
+                r
+                for r in audit.query(s, org_id=ctx.org_id, actor="owner1", limit=100)
+                if r.outcome in activity.COUNTED_OUTCOMES
+            ]
             used = activity.commands_on(s, org_id=ctx.org_id, actor="owner1", day=day)
         assert used == len(counted) == 7
         bot.clock.advance(24 * 3600)

@@ -219,8 +219,12 @@ async def test_the_health_sweep_finds_an_unhealthy_worker_through_workers(bot: B
 def test_the_token_goes_only_to_gated_models_and_never_into_the_logged_command_line() -> None:
     token = "hf_SANDBOXTOKEN0123456789abcdef"
     env = deploy_plan.worker_env(
-        model_id="meta-llama/Llama-3.1-8B-Instruct", context=8192, gpu_count=1, quant=None,
-        hf_token=token, init_timeout=480,
+        model_id="meta-llama/Llama-3.1-8B-Instruct",
+        context=8192,
+        gpu_count=1,
+        quant=None,
+        hf_token=token,
+        init_timeout=480,
     )
     assert env["HUGGING_FACE_HUB_TOKEN"] == token and "HF_TOKEN" not in env
     assert token not in " ".join(vllm.from_worker_env(env).argv)
@@ -298,5 +302,9 @@ async def test_no_capacity_on_demand_throttles_workers_and_refuses_pods() -> Non
         sb.emulator.set_capacity("NVIDIA L4", available=False)
         with pytest.raises(Exception, match="no longer any instances available"):
             await sb.client.create_pod(
-                {"name": "cockpit-x", "image": "vllm/vllm-openai:v0.27.1", "gpu": {"id": "NVIDIA L4"}}
+                {
+                    "name": "cockpit-x",
+                    "image": "vllm/vllm-openai:v0.27.1",
+                    "gpu": {"id": "NVIDIA L4"},
+                }
             )

@@ -43,7 +43,9 @@ async def main() -> None:
                 listed = (await harness.send("/skills")).as_plain_text()
                 missing = [name for name in SHIPPED if name not in listed]
                 if missing:
-                    raise SystemExit(f"/skills does not list the shipped skills {missing}:\n{listed}")
+                    raise SystemExit(
+                        f"/skills does not list the shipped skills {missing}:\n{listed}"
+                    )
                 answer = await harness.send("hello")
             (request,) = fake.message_requests
     if "You are AI Dev Cockpit" not in request.system_text or "<available_skills>" not in (
@@ -52,8 +54,10 @@ async def main() -> None:
         raise SystemExit("the agent turn did not render the shipped system prompt with skills")
     if answer.text != "Hello from the fake Claude.":
         raise SystemExit(f"unexpected agent answer: {answer.text!r}")
-    print(f"/skills lists {len(SHIPPED)} shipped skills; agent turn rendered the system prompt "
-          f"({len(request.system_text)} characters). Wheel smoke test passed.")
+    print(
+        f"/skills lists {len(SHIPPED)} shipped skills; agent turn rendered the system prompt "
+        f"({len(request.system_text)} characters). Wheel smoke test passed."
+    )
 
 
 if __name__ == "__main__":

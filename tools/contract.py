@@ -174,8 +174,12 @@ class Reply(BaseModel):
 
     @classmethod
     def from_error(cls, exc: CockpitError) -> Reply:
-        return cls(text=str(exc), ok=False, error_code=exc.code,
-                   retry_after=getattr(exc, "retry_after", None))
+        return cls(
+            text=str(exc),
+            ok=False,
+            error_code=exc.code,
+            retry_after=getattr(exc, "retry_after", None),
+        )
 
     def add_field(self, label: str, value: object) -> Reply:
         self.fields.append(ReplyField(label=label, value=str(value)))
@@ -296,7 +300,8 @@ class ToolInput(BaseModel):
                 total += len(item) if isinstance(item, str) else 0
             if total > MAX_WORDS_CHARS:
                 raise PydanticCustomError(
-                    "too_long", "is too long ({n:,} characters; at most {limit:,})",
+                    "too_long",
+                    "is too long ({n:,} characters; at most {limit:,})",
                     {"n": total, "limit": MAX_WORDS_CHARS},
                 )
             return value
@@ -323,7 +328,8 @@ def _check_scalar(value: Any, *, limit: int | None) -> None:
     elif isinstance(value, str):
         if limit is not None and len(value) > limit:
             raise PydanticCustomError(
-                "too_long", "is too long ({n:,} characters; at most {limit:,})",
+                "too_long",
+                "is too long ({n:,} characters; at most {limit:,})",
                 {"n": len(value), "limit": limit},
             )
         if "\x00" in value:

@@ -70,11 +70,14 @@ def _guarded(handler: Handler) -> Handler:
             raise
         except Exception:
             ref = f"api-{uuid.uuid4().hex[:12]}"
-            log.exception("HTTP API %s %s failed (reference %s)", request.method,
-                          request.path, ref)
-            return _problem(500, "Internal Server Error",
-                            f"Something went wrong on our side (reference {ref}). Nothing else "
-                            "was changed; the details are in the bot's logs.", request_id=ref)
+            log.exception("HTTP API %s %s failed (reference %s)", request.method, request.path, ref)
+            return _problem(
+                500,
+                "Internal Server Error",
+                f"Something went wrong on our side (reference {ref}). Nothing else "
+                "was changed; the details are in the bot's logs.",
+                request_id=ref,
+            )
 
     return guarded
 
@@ -124,8 +127,9 @@ def _problem(status: int, title: str, detail: str, **extra: Any) -> web.Response
     if "retry_after" in extra and extra["retry_after"] is not None:
         headers["Retry-After"] = str(max(1, math.ceil(extra.pop("retry_after"))))
     body = {"title": title, "status": status, "detail": detail, **extra}
-    return web.json_response(body, status=status, headers=headers,
-                             content_type="application/problem+json")
+    return web.json_response(
+        body, status=status, headers=headers, content_type="application/problem+json"
+    )
 
 
 class HttpApi:
@@ -140,17 +144,23 @@ class HttpApi:
         header = request.headers.get("Authorization", "")
         key = header[7:].strip() if header.lower().startswith("bearer ") else ""
         if not key:
-            return _problem(401, "Unauthorized", "Send an API key as `Authorization: Bearer <key>`"
-                            " (create one with /apikey in chat).")
+            return _problem(
+                401,
+                "Unauthorized",
+                "Send an API key as `Authorization: Bearer <key>`"
+                " (create one with /apikey in chat).",
+            )
         caller = await api_access.authenticate(self.cockpit, key)
         if caller == "unknown":
             return _problem(401, "Unauthorized", "That API key is not valid.")
         if caller == "revoked":
-            return _problem(401, "Unauthorized", "That API key was revoked. Create a new one "
-                            "with /apikey.")
+            return _problem(
+                401, "Unauthorized", "That API key was revoked. Create a new one with /apikey."
+            )
         if caller == "expired":
-            return _problem(401, "Unauthorized", "That API key has expired. Create a new one "
-                            "with /apikey.")
+            return _problem(
+                401, "Unauthorized", "That API key has expired. Create a new one with /apikey."
+            )
         return caller
 
     async def list_tools(self, request: web.Request) -> web.Response:
@@ -158,15 +168,20 @@ class HttpApi:
         if isinstance(key, web.Response):
             return key
         tools = [t for t in self.registry.all() if key.may_call(t)]
-        return web.json_response({"tools": [
+        return web.json_response(
             {
-                "name": t.name,
-                "description": t.summary,
-                "needs_approval": t.needs_approval,
-                "side_effect": t.side_effect.value,
-                "input_schema": t.anthropic_schema()["input_schema"],
+                "tools": [
+                    {
+                        "name": t.name,
+                        "description": t.summary,
+                        "needs_approval": t.needs_approval,
+                        "side_effect": t.side_effect.value,
+                        "input_schema": t.anthropic_schema()["input_schema"],
+                    }
+                    for t in tools
+                ]
             }
-            for t in tools]})
+        )
 
     async def call_tool(self, request: web.Request) -> web.Response:
         key = await self._authenticate(request)
@@ -175,16 +190,24 @@ class HttpApi:
         name = request.match_info["name"]
         tool = self.registry.get(name)
         if tool is None:
-            return _problem(404, "Not Found", f"There is no tool {name!r}. GET {API_PREFIX}/tools "
-                            "lists the ones this key may call.")
+            return _problem(
+                404,
+                "Not Found",
+                f"There is no tool {name!r}. GET {API_PREFIX}/tools "
+                "lists the ones this key may call.",
+            )
         ctx = await api_access.context_for(self.cockpit, key)
         if not key.in_scope(tool):
             await api_access.audit_out_of_scope(self.cockpit, ctx, tool)
             return _problem(403, "Forbidden", f"This API key's scopes do not include {name}.")
         idempotency = request.headers.get(IDEMPOTENCY_HEADER)
         if idempotency is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency):
-            return _problem(400, "Bad Request", f"{IDEMPOTENCY_HEADER} must be 1 to "
-                            f"{MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII characters.")
+            return _problem(
+                400,
+                "Bad Request",
+                f"{IDEMPOTENCY_HEADER} must be 1 to "
+                f"{MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII characters.",
+            )
         raw = _read_arguments(await request.read() if request.can_read_body else b"")
         if isinstance(raw, str):
             return _problem(400, "Bad Request", raw)
@@ -198,54 +221,94 @@ class HttpApi:
 
     def _respond(self, reply: Reply, *, request_id: str) -> web.Response:
         if reply.approval_id is not None:
-            return web.json_response({
-                "status": "approval_requested", "approval_id": reply.approval_id,
-                "detail": "A person must approve this in chat (button, or /approve "
-                          f"{reply.approval_id}) before it runs.",
-                "reply": reply.model_dump(mode="json", exclude_none=True)}, status=202)
+            return web.json_response(
+                {
+                    "status": "approval_requested",
+                    "approval_id": reply.approval_id,
+                    "detail": "A person must approve this in chat (button, or /approve "
+                    f"{reply.approval_id}) before it runs.",
+                    "reply": reply.model_dump(mode="json", exclude_none=True),
+                },
+                status=202,
+            )
         if reply.ok:
-            return web.json_response({"status": "ok",
-                                      "reply": reply.model_dump(mode="json", exclude_none=True)})
-        status = STATUS_BY_CODE.get(reply.error_code or "", 500 if reply.error_code == "error"
-                                    else 400)
-        return _problem(status, web.Response(status=status).reason or "Error", reply.text,
-                        retry_after=reply.retry_after, request_id=request_id)
+            return web.json_response(
+                {"status": "ok", "reply": reply.model_dump(mode="json", exclude_none=True)}
+            )
+        status = STATUS_BY_CODE.get(
+            reply.error_code or "", 500 if reply.error_code == "error" else 400
+        )
+        return _problem(
+            status,
+            web.Response(status=status).reason or "Error",
+            reply.text,
+            retry_after=reply.retry_after,
+            request_id=request_id,
+        )
 
     async def openapi(self, request: web.Request) -> web.Response:
         paths: dict[str, Any] = {
-            f"{API_PREFIX}/tools": {"get": {
-                "summary": "Tools this API key may call", "security": [{"bearer": []}],
-                "responses": {"200": {"description": "The tools"},
-                              "401": {"description": "Missing, wrong, expired or revoked key"}}}},
+            f"{API_PREFIX}/tools": {
+                "get": {
+                    "summary": "Tools this API key may call",
+                    "security": [{"bearer": []}],
+                    "responses": {
+                        "200": {"description": "The tools"},
+                        "401": {"description": "Missing, wrong, expired or revoked key"},
+                    },
+                }
+            },
         }
         for t in self.registry.all():
-            paths[f"{API_PREFIX}/tools/{t.name}"] = {"post": {
-                "summary": t.summary, "description": t.description.strip(),
-                "security": [{"bearer": []}],
-                "parameters": [{"$ref": "#/components/parameters/IdempotencyKey"}],
-                "requestBody": {"required": False, "content": {"application/json": {
-                    "schema": t.anthropic_schema()["input_schema"]}}},
-                "responses": {
-                    "200": {"description": "Done: the reply"},
-                    "202": {"description": "Approval requested; a person approves in chat"},
-                    "400": {"description": "Invalid arguments (the usage is in `detail`)"},
-                    "401": {"description": "Missing, wrong, expired or revoked key"},
-                    "403": {"description": "Role or scope too small"},
-                    "404": {"description": "Unknown tool or resource"},
-                    "429": {"description": "Rate limited; see Retry-After"},
-                    "500": {"description": "A bug on our side; `request_id` names it in the "
-                            "logs"}}}}
-        return web.json_response({
-            "openapi": "3.1.0",
-            "info": {"title": "AI Dev Cockpit API", "version": "1"},
-            "components": {
-                "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-                "parameters": {"IdempotencyKey": {
-                    "name": IDEMPOTENCY_HEADER, "in": "header", "required": False,
-                    "description": "Makes a retry safe: the same key for the same tool with the "
-                    "same API key returns the first answer (the same approval id) and runs "
-                    "nothing again. Scoped per API key.",
-                    "schema": {"type": "string", "minLength": 1,
-                               "maxLength": MAX_IDEMPOTENCY_KEY_CHARS,
-                               "pattern": "^[\\x21-\\x7e]+$"}}}},
-            "paths": paths})
+            paths[f"{API_PREFIX}/tools/{t.name}"] = {
+                "post": {
+                    "summary": t.summary,
+                    "description": t.description.strip(),
+                    "security": [{"bearer": []}],
+                    "parameters": [{"$ref": "#/components/parameters/IdempotencyKey"}],
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {"schema": t.anthropic_schema()["input_schema"]}
+                        },
+                    },
+                    "responses": {
+                        "200": {"description": "Done: the reply"},
+                        "202": {"description": "Approval requested; a person approves in chat"},
+                        "400": {"description": "Invalid arguments (the usage is in `detail`)"},
+                        "401": {"description": "Missing, wrong, expired or revoked key"},
+                        "403": {"description": "Role or scope too small"},
+                        "404": {"description": "Unknown tool or resource"},
+                        "429": {"description": "Rate limited; see Retry-After"},
+                        "500": {
+                            "description": "A bug on our side; `request_id` names it in the logs"
+                        },
+                    },
+                }
+            }
+        return web.json_response(
+            {
+                "openapi": "3.1.0",
+                "info": {"title": "AI Dev Cockpit API", "version": "1"},
+                "components": {
+                    "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+                    "parameters": {
+                        "IdempotencyKey": {
+                            "name": IDEMPOTENCY_HEADER,
+                            "in": "header",
+                            "required": False,
+                            "description": "Makes a retry safe: the same key for the same "
+                            "tool with the same API key returns the first answer (the same "
+                            "approval id) and runs nothing again. Scoped per API key.",
+                            "schema": {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": MAX_IDEMPOTENCY_KEY_CHARS,
+                                "pattern": "^[\\x21-\\x7e]+$",
+                            },
+                        }
+                    },
+                },
+                "paths": paths,
+            }
+        )

@@ -20,8 +20,8 @@ LIMITED_MODE_NOTE = (
 )
 NOT_UNDERSTOOD = (
     "I did not understand that. Without Claude I follow requests such as "
-    "\"deploy qwen\", \"what's my spend this week\", \"how much would llama 8b cost\", "
-    "\"is qwen healthy?\", \"stop the idle ones\", \"show the budget\" or \"delete qwen\"; "
+    '"deploy qwen", "what\'s my spend this week", "how much would llama 8b cost", '
+    '"is qwen healthy?", "stop the idle ones", "show the budget" or "delete qwen"; '
     "/help lists every command."
 )
 
@@ -31,8 +31,15 @@ NOT_UNDERSTOOD = (
 MAX_MATCH_CHARS = 1_000
 
 # Politeness around a request, peeled off before matching ("can you ... for me, please?").
-_POLITE_PREFIXES = ("please ", "pls ", "kindly ", "can you ", "could you ", "would you ",
-                    "will you ")
+_POLITE_PREFIXES = (
+    "please ",
+    "pls ",
+    "kindly ",
+    "can you ",
+    "could you ",
+    "would you ",
+    "will you ",
+)
 _POLITE_SUFFIXES = (" please", " pls", " for me", " thanks", " thank you")
 _TRAILING = " ,?.!"
 
@@ -91,8 +98,9 @@ def _group(name: str, key: str) -> Callable[[re.Match[str]], dict[str, Any]]:
 # Every pattern below is written for normalised text (single spaces, no trailing punctuation)
 # and stays linear in its length: anchored patterns try one start, unanchored ones begin with a
 # literal word, and no two unbounded quantifiers next to each other can match the same text.
-_PERIOD = re.compile(r"\b(?P<period>today|yesterday|this week|last week|this month|last month)",
-                     re.I)
+_PERIOD = re.compile(
+    r"\b(?P<period>today|yesterday|this week|last week|this month|last month)", re.I
+)
 _IDLE = re.compile(r"\bidle\b", re.I)
 _ARTICLE = re.compile(r"(?:a|an|the) (?=\S)", re.I)
 # The cheapest GPU that fits is what deploy_model picks anyway, so "on a cheap gpu" adds nothing.
@@ -118,7 +126,7 @@ def _deploy(m: re.Match[str]) -> dict[str, Any] | None:
     model = m.group("model")
     article = _ARTICLE.match(model)
     if article:
-        model = model[article.end():]
+        model = model[article.end() :]
     cheap = _CHEAP_GPU.search(model)
     if cheap:
         model = model[: cheap.start()]
@@ -172,9 +180,7 @@ INTENTS: list[Intent] = [
         _group("dep", "deployment"),
     ),
     Intent(
-        re.compile(
-            r"^(?:delete|remove|tear down|destroy) (?:the )?(?P<dep>[\w./:-]+)$", re.I
-        ),
+        re.compile(r"^(?:delete|remove|tear down|destroy) (?:the )?(?P<dep>[\w./:-]+)$", re.I),
         "delete_deployment",
         _group("dep", "deployment"),
     ),

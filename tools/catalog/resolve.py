@@ -21,7 +21,6 @@ Quant = Literal["awq", "gptq", "fp8", "bf16", "fp16"]
 Mode = Literal["serverless", "pod"]
 
 
-
 async def resolve_model(tc: ToolContext, text: str, *, check_access: bool = False) -> ModelInfo:
     """Alias or Hugging Face id → model metadata. Ambiguous names raise with a pick-list.
 

@@ -13,6 +13,7 @@ from tools.contract import Reply, Table, ToolContext, ToolInput, arg, tool
 
 log = logging.getLogger(__name__)
 
+
 def _fmt_params(n: int | None) -> str:
     if not n:
         return "?"

@@ -18,6 +18,7 @@ SECONDS_PER_HOUR = Decimal(3600)
 BucketSize = Literal["hour", "day", "week", "month", "year"]
 PodAction = Literal["start", "stop", "restart", "terminate"]
 
+
 class PodStatus(StrEnum):
     """`PodStatus` in the REST v2 spec."""
 

@@ -254,8 +254,11 @@ def _invitee(s: Session, tc: ToolContext, ref: str) -> Invitee:
             )
         if matches:
             m = matches[0]
-            return Invitee(m.platform, m.platform_user_id,
-                           f"{m.display_name} ({m.platform} {m.platform_user_id})")
+            return Invitee(
+                m.platform,
+                m.platform_user_id,
+                f"{m.display_name} ({m.platform} {m.platform_user_id})",
+            )
         platform, user_id = here, name
         if not (here in USER_ID_SHAPES and USER_ID_SHAPES[here].fullmatch(name)):
             raise InvalidInput(

@@ -18,12 +18,20 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("deployment") as batch:
-        batch.add_column(sa.Column("health_failures", sa.Integer(), nullable=False, server_default="0"))
+        batch.add_column(
+            sa.Column("health_failures", sa.Integer(), nullable=False, server_default="0")
+        )
         batch.add_column(sa.Column("jobs_seen", sa.Integer(), nullable=False, server_default="0"))
-        batch.add_column(sa.Column("last_health_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
-        batch.add_column(sa.Column("idle_warned_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+        batch.add_column(
+            sa.Column("last_health_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True)
+        )
+        batch.add_column(
+            sa.Column("idle_warned_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True)
+        )
     with op.batch_alter_table("organization") as batch:
-        batch.add_column(sa.Column("idle_stop_minutes", sa.Integer(), nullable=False, server_default="60"))
+        batch.add_column(
+            sa.Column("idle_stop_minutes", sa.Integer(), nullable=False, server_default="60")
+        )
 
 
 def downgrade() -> None:

@@ -608,9 +608,7 @@ class RunPodEmulator:
         """The backfill, then the end of the stream (RunPod keeps it open for live lines; the
         sandbox has nothing live to add, so it closes it)."""
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return web.Response(
-            text=_log_events(lines), content_type=EVENT_STREAM, headers=headers
-        )
+        return web.Response(text=_log_events(lines), content_type=EVENT_STREAM, headers=headers)
 
     # --- REST: pods --------------------------------------------------------------------------
     async def _list_pods(self, request: web.Request) -> web.Response:
@@ -693,8 +691,12 @@ class RunPodEmulator:
         spec = catalog.GPUS_BY_ID.get(gpu_type_id)
         _LANE.set(
             self.throughput.lane(
-                key, gpu_type_id=gpu_type_id, gpu_count=gpu_count,
-                memory_gb=spec.memory if spec else 0, env=env, model_id=model,
+                key,
+                gpu_type_id=gpu_type_id,
+                gpu_count=gpu_count,
+                memory_gb=spec.memory if spec else 0,
+                env=env,
+                model_id=model,
             )
         )
 
@@ -776,8 +778,9 @@ class RunPodEmulator:
         async with self._worker_for(ep) as worker:
             env = ep.config.get("env") or {}
             model = str(env.get("MODEL_NAME") or ep.served_model())
-            self._use_lane(body, f"worker:{worker.id}", worker.gpu_type_id, worker.gpu_count,
-                           env, model)
+            self._use_lane(
+                body, f"worker:{worker.id}", worker.gpu_type_id, worker.gpu_count, env, model
+            )
             return await self._answer(request, ep.served_model(), body)
 
     def _pod_server(self, request: web.Request) -> tuple[Any, str]:
