@@ -61,7 +61,7 @@ P = ParamSpec("P")
 BUILTIN_TOOL_MODULES = (
     "tools.builtin",
     "tools.team",
-    "tools.skills_tool",
+    "tools.skills.command",
     "tools.catalog.tools",
     "tools.deploy.tools",
     "tools.chat",

@@ -10,13 +10,6 @@ from pathlib import Path
 import pytest
 from fakes.fake_anthropic import FakeAnthropic, running_fake_anthropic, text_turn, tool_use
 
-from bot.agent.skills import (
-    ACTIVATE_SKILL,
-    READ_SKILL_FILE,
-    activation_text,
-    run_skill_tool,
-    skill_tool_schemas,
-)
 from bot.testing import running_bot
 from tools.errors import InvalidInput, NotFound
 from tools.skills import (
@@ -25,6 +18,13 @@ from tools.skills import (
     SkillSet,
     load_skills,
     parse_skills_dirs,
+)
+from tools.skills.agent_tools import (
+    ACTIVATE_SKILL,
+    READ_SKILL_FILE,
+    activation_text,
+    run_skill_tool,
+    skill_tool_schemas,
 )
 
 SHIPPED = {"cost-optimization", "incident-triage", "model-selection", "runpod-deployment"}

@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 from bot.agent import memory, offline, pricing
 from bot.agent.prompt import SystemPrompt, render_system_prompt
-from bot.agent.skills import SKILL_TOOL_NAMES, run_skill_tool, skill_tool_schemas
 from bot.logs import SECRETS, redact
 from storage import conversations, credentials, events, ledger
 from tools.contract import Button, Origin, ProgressSink, Reply, RequestContext
 from tools.metrics import AGENT_COST, AGENT_TOKENS
 from tools.services import Services
 from tools.skills import SkillSet, skills_for
+from tools.skills.agent_tools import SKILL_TOOL_NAMES, run_skill_tool, skill_tool_schemas
 
 if TYPE_CHECKING:
     from bot.dispatcher import Dispatcher

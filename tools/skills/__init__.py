@@ -4,8 +4,9 @@ One loader for the shipped skills (`skills/` at the project root) and a team's o
 (`COCKPIT_SKILLS_DIRS`), as the Agent Skills spec describes them. A skill that breaks the spec is
 kept in the list, disabled, with the reason, so `/skills` can say what to fix; nothing crashes.
 
-The loader lives in `tools/` so the `/skills` tool and the agent (in `bot/`) share it without
-`tools` importing `bot`.
+One package: the loader here, the `/skills` command in `command.py`, and the agent's two skill
+tools (`activate_skill`, `read_skill_file`) in `agent_tools.py`; the agent (in `bot/`) uses them
+without `tools` importing `bot`.
 """
 
 from __future__ import annotations

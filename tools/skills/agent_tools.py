@@ -2,8 +2,8 @@
 
 These are handled inside the agent loop, not by the dispatcher: they only read the skill folders
 the server loaded (no side effect, no organisation data), so they need no role or approval.
-Loading and validating skills has one home, `tools.skills` (shared with the `/skills` command);
-this module only turns a loaded `SkillSet` into the agent's two tools.
+Loading and validating skills is the package's `__init__` (shared with the `/skills` command in
+`command.py`); this module only turns a loaded `SkillSet` into the agent's two tools.
 """
 
 from __future__ import annotations
