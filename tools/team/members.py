@@ -34,8 +34,7 @@ RoleName = Literal["viewer", "member", "admin", "owner"]
     examples=("/members",),
 )
 async def members_tool(tc: ToolContext, args: ToolInput) -> Reply:
-    with tc.services.db.session() as s:
-        rows = orgs.list_members(s, org_id=tc.org_id)
+    rows = await tc.services.db.read(orgs.list_members, org_id=tc.org_id)
     table = Table(
         columns=["member", "platform", "role", "since"],
         rows=[
@@ -73,7 +72,8 @@ async def set_role(tc: ToolContext, args: RoleInput) -> Reply:
         raise Forbidden(
             f"You are {me.role.value}; you cannot grant {new_role.value}.", fix="Ask an owner."
         )
-    with tc.services.db.session() as s:
+
+    def change(s: Session) -> tuple[str, str]:
         target = orgs.find_member(s, org_id=tc.org_id, ref=args.user)
         if target is None or target.id is None:
             raise NotFound(f"No member {args.user} in this organisation.", fix="See /members.")
@@ -91,7 +91,10 @@ async def set_role(tc: ToolContext, args: RoleInput) -> Reply:
             )
         old = target.role
         orgs.set_role(s, org_id=tc.org_id, member_id=target.id, role=new_role.value)
-    return Reply(text=f"{target.display_name}: {old} → {new_role.value}.")
+        return target.display_name, old
+
+    name, old = await tc.services.db.run(change)
+    return Reply(text=f"{name}: {old} → {new_role.value}.")
 
 
 class UserInput(ToolInput):
@@ -110,7 +113,7 @@ class UserInput(ToolInput):
     examples=("/transfer @carol",),
 )
 async def transfer(tc: ToolContext, args: UserInput) -> Reply:
-    with tc.services.db.session() as s:
+    def hand_over(s: Session) -> str:
         target = orgs.find_member(s, org_id=tc.org_id, ref=args.user)
         me = orgs.get_member(
             s,
@@ -124,7 +127,10 @@ async def transfer(tc: ToolContext, args: UserInput) -> Reply:
             raise InvalidInput("You already own this organisation.")
         orgs.set_role(s, org_id=tc.org_id, member_id=target.id, role="owner")
         orgs.set_role(s, org_id=tc.org_id, member_id=me.id, role="admin")
-    return Reply(text=f"{target.display_name} is now owner; you are admin.")
+        return target.display_name
+
+    name = await tc.services.db.run(hand_over)
+    return Reply(text=f"{name} is now owner; you are admin.")
 
 
 @tool(
@@ -137,7 +143,7 @@ async def transfer(tc: ToolContext, args: UserInput) -> Reply:
     examples=("/leave",),
 )
 async def leave(tc: ToolContext, args: ToolInput) -> Reply:
-    with tc.services.db.session() as s:
+    def remove(s: Session) -> None:
         me = orgs.get_member(
             s,
             org_id=tc.org_id,
@@ -151,6 +157,8 @@ async def leave(tc: ToolContext, args: ToolInput) -> Reply:
                 "You are the last owner and cannot leave.", fix="Use /transfer @user first."
             )
         orgs.remove_member(s, org_id=tc.org_id, member_id=me.id)
+
+    await tc.services.db.run(remove)
     return Reply(text="You left the organisation. Writing here again makes you a new member.")
 
 
@@ -189,7 +197,8 @@ async def invite(tc: ToolContext, args: InviteInput) -> Reply:
     code = "CK-" + secrets.token_hex(4).upper() + "-" + secrets.token_hex(4).upper()
     now = tc.services.clock.now()
     expires = now + timedelta(hours=args.hours)
-    with tc.services.db.session() as s:
+
+    def record(s: Session) -> Invitee | None:
         invitee = _invitee(s, tc, args.user) if args.user else None
         invites.create(
             s,
@@ -202,6 +211,9 @@ async def invite(tc: ToolContext, args: InviteInput) -> Reply:
             now=now,
             expires_at=expires,
         )
+        return invitee
+
+    invitee = await tc.services.db.run(record)
     who = f" for {invitee.label}" if invitee else ""
     return Reply(
         title=f"Invite{who} as {role.value}",
@@ -297,7 +309,9 @@ class JoinInput(ToolInput):
 async def join(tc: ToolContext, args: JoinInput) -> Reply:
     now = tc.services.clock.now()
     me = tc.request
-    with tc.services.db.session() as s:
+
+    def redeem(s: Session) -> tuple[str, str, bool]:
+        """(organisation name, role granted, workspace moved): one unit of work."""
         inv = invites.lookup(s, code=args.code)
         if inv is None or inv.id is None:
             raise NotFound("That invite code is not valid.", fix="Check it, or ask for a new one.")
@@ -335,8 +349,11 @@ async def join(tc: ToolContext, args: JoinInput) -> Reply:
         elif member.id is not None:
             orgs.set_role(s, org_id=target_org, member_id=member.id, role=inv.role)
         org = orgs.get_organization(s, org_id=target_org)
-    moved = " This workspace is now part of it." if target_org != me.org_id else ""
-    return Reply(text=f"Welcome to {org.name if org else 'the organisation'} as {inv.role}.{moved}")
+        return (org.name if org else "the organisation"), inv.role, target_org != me.org_id
+
+    org_name, role, moved = await tc.services.db.run(redeem)
+    also = " This workspace is now part of it." if moved else ""
+    return Reply(text=f"Welcome to {org_name} as {role}.{also}")
 
 
 def _check_workspace_can_move(s: Session, org_id: int, role: Role) -> None:
