@@ -43,6 +43,7 @@ from tools.cost.guard import hard_cap_breach
 from tools.deploy.lookup import load_deployment
 from tools.deploy.plan import DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULT_WORKERS_MAX, pod_api_key
 from tools.errors import CockpitError, Conflict, InvalidInput, NotFound
+from tools.runpod.client import RunPodClient
 from tools.runpod.models import WorkerStatus
 
 DEFAULT_CONCURRENCY = "1,8,32"
@@ -272,10 +273,11 @@ def _prompt(args: BenchInput) -> list[dict[str, str]]:
     return [{"role": "user", "content": " ".join([PROMPT_WORD] * args.prompt_tokens)}]
 
 
-def _stream_factory(tc: ToolContext, dep: Deployment, args: BenchInput, max_tokens: int) -> Any:
+def _stream_factory(
+    tc: ToolContext, client: RunPodClient, dep: Deployment, args: BenchInput, max_tokens: int
+) -> Any:
     """Streams through the client `/chat` uses, with exact usage (include_usage) and exactly
     `max_tokens` tokens per answer (vLLM's ignore_eos, as vLLM's own benchmark sends)."""
-    client = tc.services.runpod_for(tc.org_id)
     messages = _prompt(args)
     extra = {"ignore_eos": True}
     if dep.provider_endpoint_id:
@@ -302,23 +304,21 @@ def _stream_factory(tc: ToolContext, dep: Deployment, args: BenchInput, max_toke
     return pod
 
 
-async def _scaled_to_zero(tc: ToolContext, dep: Deployment) -> bool:
+async def _scaled_to_zero(client: RunPodClient, dep: Deployment) -> bool:
     if not dep.provider_endpoint_id:
         return False
     try:
-        client = await tc.services.db.call(tc.services.runpod_for, tc.org_id)
         health = await client.health(dep.provider_endpoint_id)
     except CockpitError:
         return False
     return health.ready_workers == 0
 
 
-async def _serving(tc: ToolContext, dep: Deployment) -> tuple[int, str | None]:
+async def _serving(client: RunPodClient, dep: Deployment) -> tuple[int, str | None]:
     """(workers that served, their GPU type) from the endpoint's worker list after a level."""
     if not dep.provider_endpoint_id:
         return 1, dep.gpu_type
     try:
-        client = await tc.services.db.call(tc.services.runpod_for, tc.org_id)
         listing = await client.list_workers(dep.provider_endpoint_id)
     except CockpitError:
         return 1, None
@@ -371,10 +371,12 @@ async def _measure(
         )
     )
     cold_start = None
-    if await _scaled_to_zero(tc, dep):
+    # The organisation's client (its stored key), resolved once on a storage thread.
+    client = await tc.services.db.call(tc.services.runpod_for, tc.org_id)
+    if await _scaled_to_zero(client, dep):
         await tc.progress("The endpoint is scaled to zero: waking a worker (cold start)…")
         warm = await load.level(
-            _stream_factory(tc, dep, args, WARMUP_OUTPUT_TOKENS),
+            _stream_factory(tc, client, dep, args, WARMUP_OUTPUT_TOKENS),
             concurrency=1,
             requests=1,
             deadline=deadline,
@@ -384,7 +386,7 @@ async def _measure(
             cold_start = first.ttft
             # Until the endpoint also reports a ready worker: the levels must not pay for a
             # worker that answered while still starting.
-            while await _scaled_to_zero(tc, dep) and clock.monotonic() < deadline:
+            while await _scaled_to_zero(client, dep) and clock.monotonic() < deadline:
                 if load.cancelled:
                     break
                 await clock.sleep(COLD_POLL_SECONDS)
@@ -397,7 +399,7 @@ async def _measure(
     results: list[LevelResult] = []
     stop_reason = None
     workers, gpu_seen = 1, None
-    stream = _stream_factory(tc, dep, args, args.output_tokens)
+    stream = _stream_factory(tc, client, dep, args, args.output_tokens)
 
     def stop_on(result: RequestResult) -> bool:
         return result.error in STOP_KINDS
@@ -416,7 +418,7 @@ async def _measure(
             stop_on=stop_on,
         )
         results.append(level)
-        served, gpu = await _serving(tc, dep)
+        served, gpu = await _serving(client, dep)
         workers, gpu_seen = max(workers, served), gpu or gpu_seen
         summary = level.summary()
         await tc.progress(_level_line(summary))
