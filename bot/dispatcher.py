@@ -1,4 +1,5 @@
-"""The one gate every tool call passes: rate limit → role → idempotency → approval → run → audit.
+"""The one gate every tool call passes: rate limit → role → agent gate → idempotency →
+approval → run → audit.
 
 Slash commands, the agent, the HTTP API and the scheduler all call `Dispatcher.run`; approval
 clicks call `Dispatcher.approve`. Nothing else executes tools.
@@ -75,13 +76,13 @@ class RateLimiter:
     def check(self, ctx: RequestContext) -> None:
         """The per-minute window (counting this call) and the daily cap as last counted; no
         database work, so it may run on the event loop."""
-        if ctx.platform.value == "system":
+        if ctx.platform is Platform.system:
             return
         self._raise_if_over_day(ctx, self._known_today(ctx))
         self.check_minute(ctx)
 
     def check_minute(self, ctx: RequestContext) -> None:
-        if ctx.platform.value == "system" or self._per_minute <= 0:
+        if ctx.platform is Platform.system or self._per_minute <= 0:
             return
         now = self._clock.now().timestamp()
         window = self._calls[(ctx.org_id, ctx.user_id)]
@@ -100,7 +101,7 @@ class RateLimiter:
         """Raise RateLimited when `check` would, without counting a call: lets an entry point
         refuse before doing work (matching plain words) and leave the count to the tool run."""
         self.check(ctx)
-        if ctx.platform.value != "system" and self._per_minute > 0:
+        if ctx.platform is not Platform.system and self._per_minute > 0:
             self._calls[(ctx.org_id, ctx.user_id)].pop()  # the call `check` just counted
 
     def check_day(self, s: Any, ctx: RequestContext, *, count_this: bool) -> bool:
@@ -135,7 +136,7 @@ class RateLimiter:
         return True
 
     def counts(self, ctx: RequestContext) -> bool:
-        return self._per_day > 0 and ctx.platform.value != "system"
+        return self._per_day > 0 and ctx.platform is not Platform.system
 
     def count(self, s: Any, ctx: RequestContext, *, by: int = 1) -> None:
         """Count (or, with `by=-1`, take back) a counted row for this person, in the unit of
