@@ -128,6 +128,7 @@ class AssistantHandlers:
         self.surface.work.spawn(
             self.greet_assistant_thread(body, event, client, say, set_suggested_prompts),
             what="assistant thread",
+            on_error=lambda text: say(text=text),  # a crash is never silent
         )
 
     async def on_assistant_message(

@@ -173,10 +173,13 @@ class CommandHandlers:
         await ack()
         # The task copies this context: the key is redacted in its log lines while it is
         # verified, and joins the organisation's redaction set only once stored.
+        user_id = str((body.get("user") or {}).get("id") or "")
         with SECRETS.pending(key):
             self.surface.work.spawn(
                 self.connect(body, client, provider=provider or "", key=key, metadata=metadata),
                 what="connect",
+                # a crash is never silent: the app's DM tells the person (the modal is gone)
+                on_error=lambda text: client.chat_postMessage(channel=user_id, text=text),
             )
 
     async def connect(
