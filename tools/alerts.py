@@ -89,7 +89,6 @@ DISCORD_WEBHOOK_PATH = re.compile(r"/api/webhooks/[0-9]{17,20}/[A-Za-z0-9._-]{60
 # A Discord channel (or any) id is a snowflake; Slack channel ids start with C (public),
 # G (private/legacy) or D (DM); Slack channel names are at most 80 lowercase characters without
 # spaces or punctuation other than - and _ (non-Latin letters are allowed).
-ROUTE_ID = re.compile(r"[0-9]{1,18}")
 DISCORD_SNOWFLAKE = re.compile(r"[0-9]{17,20}")
 SLACK_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{8,20}")
 SLACK_CHANNEL_MENTION = re.compile(r"<#([CGD][A-Z0-9]{8,20})(?:\|[^>]*)?>")
@@ -907,11 +906,9 @@ async def _add_route(tc: ToolContext, args: AlertsInput) -> Reply:
 
 
 async def _remove_route(tc: ToolContext, args: AlertsInput) -> Reply:
-    # ASCII digits within the id column's range: "²".isdigit() is true, and int() of 20,000
-    # nines overflows the database driver.
-    if not args.kind or not ROUTE_ID.fullmatch(args.kind):
+    route_id = parse_id(args.kind)
+    if route_id is None:
         raise InvalidInput("Which route?", fix="/alerts remove <id> (ids are in /alerts)")
-    route_id = int(args.kind)
 
     def remove(s: Session) -> bool:
         route = alert_store.get_route(s, org_id=tc.org_id, route_id=route_id)
@@ -921,8 +918,8 @@ async def _remove_route(tc: ToolContext, args: AlertsInput) -> Reply:
         return True
 
     if not await tc.services.db.run(remove):
-        raise NotFound(f"No alert route #{args.kind} here.", fix="See /alerts.")
-    return Reply(text=f"Route #{args.kind} removed.")
+        raise NotFound(f"No alert route #{route_id} here.", fix="See /alerts.")
+    return Reply(text=f"Route #{route_id} removed.")
 
 
 async def _list_routes(tc: ToolContext) -> Reply:
