@@ -303,3 +303,30 @@ async def test_pod_deployment_benches_through_the_pod_proxy(bot: BotHarness) -> 
     assert single["output_tokens"] == 4 * 32
     # Paced by the pod's simulated card too: 4 streams beat 1.
     assert four["output_tokens_per_second"] > 2 * single["output_tokens_per_second"]
+
+
+async def test_a_run_killed_mid_load_is_failed_at_the_next_start(bot: BotHarness) -> None:
+    from tools.deploy.saga import recover_interrupted
+
+    await deploy(bot)
+    org = bot.ctx(user="alice").org_id
+    # What a SIGKILL mid-run leaves on disk: the row the run wrote first, still `running`.
+    with bot.services.db.session() as s:
+        row = bench_store.create(
+            s,
+            org_id=org,
+            deployment_id=1,
+            deployment_name="x",
+            model_id=MODEL,
+            gpu="AMPERE_16",
+            requested_by="alice",
+            price_per_hour=Decimal("0.58"),
+            settings_json="{}",
+            created_at=bot.clock.now(),
+        )
+        run_id = row.id
+    await recover_interrupted(bot.services)
+    with bot.services.db.session() as s:
+        after = bench_store.get(s, org_id=org, run_id=run_id)
+    assert after is not None and after.status == "failed"
+    assert after.stop_reason == "interrupted by a restart" and after.finished_at is not None

@@ -17,6 +17,7 @@ from typing import Any
 
 from storage import approvals, deployments
 from storage.models import Deployment, DeploymentStatus, HealthState
+from tools.bench.recover import fail_interrupted_runs
 from tools.catalog.sizing import GPU_MEMORY_UTILIZATION
 from tools.contract import ToolContext
 from tools.deploy import diagnose
@@ -338,8 +339,9 @@ async def run_deploy(
 async def recover_interrupted(services: Services, *, before: datetime | None = None) -> int:
     """At start: deploys that were mid-saga when the process died are compensated (their
     resources, found by id or by their recorded name, deleted; marked failed), and approvals
-    still `executing` become `failed` "interrupted by a restart", so a restart never leaves a
-    half-created deployment or an approval that never ends. Returns the deploys cleaned up."""
+    still `executing` and /bench runs still `running` become `failed` "interrupted by a
+    restart", so a restart never leaves a half-created deployment, an approval or a benchmark
+    that never ends. Returns the deploys cleaned up."""
     stuck = await services.db.read(deployments.list_all_active, statuses=IN_FLIGHT_STATUSES)
     count = 0
     for dep in stuck:
@@ -361,6 +363,9 @@ async def recover_interrupted(services: Services, *, before: datetime | None = N
     )
     if ended:
         log.warning("%d approval(s) were executing at the last shutdown: marked failed", ended)
+    benches = await fail_interrupted_runs(services, before=before)
+    if benches:
+        log.warning("%d /bench run(s) were running at the last shutdown: marked failed", benches)
     return count
 
 
