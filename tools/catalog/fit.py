@@ -17,7 +17,13 @@ from typing import Literal
 from pydantic import BaseModel
 
 from tools.catalog import ModelInfo
-from tools.catalog.gpus import FALLBACK_DATE, FALLBACK_LABEL, GpuOffer, OfferSource
+from tools.catalog.gpus import (
+    FALLBACK_DATE,
+    FALLBACK_LABEL,
+    SECONDS_PER_HOUR,
+    GpuOffer,
+    OfferSource,
+)
 from tools.catalog.gpus import serverless_pools as _serverless_pools
 from tools.catalog.sizing import (
     GPU_MEMORY_UTILIZATION,
@@ -27,6 +33,7 @@ from tools.catalog.sizing import (
     format_context,
     valid_tensor_parallel,
 )
+from tools.cost.estimate import rate
 from tools.errors import InvalidInput
 
 Mode = Literal["serverless", "pod"]
@@ -34,7 +41,6 @@ Cloud = Literal["secure", "community"]
 
 DEFAULT_MAX_GPUS = 8
 MAX_ALTERNATIVES = 3
-SECONDS_PER_HOUR = Decimal(3600)
 
 
 class FitOption(BaseModel):
@@ -68,7 +74,7 @@ class FitOption(BaseModel):
             return "price unknown"
         if mode == "serverless" and self.price_per_second is not None:
             return f"${_per_second(self.price_per_second)}/s"
-        return f"${self.price_per_hour.quantize(Decimal('0.01'))}/h"
+        return f"{rate(self.price_per_hour)}/h"
 
 
 class FitReport(BaseModel):
@@ -97,6 +103,8 @@ class NoGpuFits(InvalidInput):
 
 
 def _per_second(value: Decimal) -> str:
+    # Five decimal places ($0.00031/s); `tools.cost.estimate.per_second` (used by /estimate)
+    # keeps three significant digits, so the two may differ in the last digit.
     q = value.quantize(Decimal("0.00001"))
     return format(q if q > 0 else value.normalize(), "f")
 

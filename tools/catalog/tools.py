@@ -10,6 +10,7 @@ from tools.catalog.aliases import resolve_alias
 from tools.catalog.resolve import Mode, Quant, plan_fit, resolve_model
 from tools.catalog.sizing import estimate, format_context
 from tools.contract import Reply, Table, ToolContext, ToolInput, arg, tool
+from tools.cost.estimate import rate
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ async def recommend_gpu(tc: ToolContext, args: FitInput) -> Reply:
             "yes" if o.fits else "no",
             f"{o.headroom_gib:.1f}",
             format_context(o.max_context),
-            f"${o.price_per_hour:.3f}/h" if o.price_per_hour is not None else "?",
+            f"{rate(o.price_per_hour)}/h" if o.price_per_hour is not None else "?",
         ]
         for o in [report.choice, *report.alternatives]
     ]
