@@ -48,11 +48,12 @@ def ack_of(s: Session, *, org_id: int, alert: Alert) -> AlertAck | None:
 
 def acknowledge(
     s: Session, *, org_id: int, alert: Alert, user_id: str, user_name: str, now: datetime
-) -> AlertAck:
-    """Acknowledge the alert's current incident (the first acknowledgement stands)."""
+) -> tuple[AlertAck, bool]:
+    """Acknowledge the alert's current incident (the first acknowledgement stands): that
+    acknowledgement, and whether this call made it."""
     existing = ack_of(s, org_id=org_id, alert=alert)
     if existing is not None:
-        return existing
+        return existing, False
     assert alert.id is not None
     ack = AlertAck(
         org_id=org_id,
@@ -64,7 +65,7 @@ def acknowledge(
     )
     s.add(ack)
     s.flush()
-    return ack
+    return ack, True
 
 
 # --- silences -----------------------------------------------------------------------------------

@@ -753,9 +753,9 @@ async def _acknowledge(tc: ToolContext, args: AlertsInput) -> Reply:
     now = tc.services.clock.now()
 
     def acknowledge(s: Session) -> tuple[AlertAck, bool]:
-        row = s.get(Alert, alert_id)
+        row = alert_state.get_alert(s, org_id=tc.org_id, alert_id=alert_id)
         assert row is not None
-        ack = alert_state.acknowledge(
+        return alert_state.acknowledge(
             s,
             org_id=tc.org_id,
             alert=row,
@@ -763,7 +763,6 @@ async def _acknowledge(tc: ToolContext, args: AlertsInput) -> Reply:
             user_name=tc.request.display_name,
             now=now,
         )
-        return ack, ack.user_id == tc.request.user_id and ack.created_at == now
 
     try:
         ack, fresh = await tc.services.db.run(acknowledge)
