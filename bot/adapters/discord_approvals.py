@@ -23,7 +23,6 @@ from bot.adapters.discord_render import (
     MAX_TOTAL,
     note_embed,
 )
-from bot.adapters.discord_stream import ThreadProgress, is_dm, is_thread
 from bot.conversation import DecisionOutcome, OnError
 from tools.contract import Reply, parse_id
 
@@ -229,26 +228,14 @@ class ApprovalHandlers:
         self, interaction: discord.Interaction, approval_id: int, *, approve: bool
     ) -> None:
         surface = self.surface
-        channel = interaction.channel
         card = interaction.message
-        in_thread = is_thread(channel)
-        ctx = await surface.context(
-            user=interaction.user,
-            guild_id=interaction.guild_id,
-            channel=str(interaction.channel_id) if interaction.channel_id else None,
-            thread=str(interaction.channel_id) if in_thread else None,
-        )
+        ctx = await surface.interaction_context(interaction)
 
         async def anchor() -> int | None:
             return card.id if card is not None else None
 
-        progress = ThreadProgress(
-            surface.client,
-            channel_id=interaction.channel_id or 0,
-            guild_id=interaction.guild_id,
-            in_place=in_thread or is_dm(channel) or interaction.guild_id is None,
-            anchor=anchor,
-            name=_card_title(card) or f"approval #{approval_id}",
+        progress = surface.interaction_progress(
+            interaction, anchor=anchor, name=_card_title(card) or f"approval #{approval_id}"
         )
         # A custom_id is client-controlled: 2**63 matches the template's digits; decide
         # checks the id again.
@@ -278,7 +265,7 @@ class ApprovalHandlers:
 
     async def tell(self, interaction: discord.Interaction, text: str) -> None:
         """An ephemeral note to the clicker alone."""
-        await interaction.followup.send(embed=note_embed(text), ephemeral=True)
+        await tell_clicker(interaction)(text)
 
     async def on_command_button(self, interaction: discord.Interaction, command: str) -> None:
         """A command button: runs `/command` as the person who clicked, answered in a new
@@ -295,12 +282,8 @@ class ApprovalHandlers:
 
     async def run_command_button(self, interaction: discord.Interaction, command: str) -> None:
         surface = self.surface
-        ctx = await surface.context(
-            user=interaction.user,
-            guild_id=interaction.guild_id,
-            channel=str(interaction.channel_id) if interaction.channel_id else None,
-            thread=str(interaction.channel_id) if is_thread(interaction.channel) else None,
-            idempotency_key=f"discord:{interaction.id}",
+        ctx = await surface.interaction_context(
+            interaction, idempotency_key=f"discord:{interaction.id}"
         )
         reply = await surface.cockpit.handle(ctx, "/" + command)
         kwargs = surface.render(reply).send_kwargs()

@@ -11,6 +11,7 @@ import logging
 import discord
 
 from bot.adapters.discord_render import DiscordMessage, render_reply
+from bot.adapters.discord_stream import Anchor, ThreadProgress, is_dm, is_thread
 from bot.app import Cockpit
 from bot.conversation import SurfaceWork
 from tools.contract import Platform, Reply, ReplyField, RequestContext, Role
@@ -99,6 +100,37 @@ class DiscordSurface:
             channel=channel,
             thread=thread,
             idempotency_key=idempotency_key,
+        )
+
+    async def interaction_context(
+        self, interaction: discord.Interaction, *, idempotency_key: str | None = None
+    ) -> RequestContext:
+        """`context` for the person behind a slash command, a click or an autocomplete (the
+        thread is the interaction's channel when that is a thread)."""
+        guild = interaction.guild
+        channel_id = str(interaction.channel_id) if interaction.channel_id else None
+        return await self.context(
+            user=interaction.user,
+            guild_id=interaction.guild_id,
+            guild_name=guild.name if guild is not None and guild.name else None,
+            channel=channel_id,
+            thread=channel_id if is_thread(interaction.channel) else None,
+            idempotency_key=idempotency_key,
+        )
+
+    def interaction_progress(
+        self, interaction: discord.Interaction, *, anchor: Anchor, name: str
+    ) -> ThreadProgress:
+        """Progress of an interaction: in place in a thread or a DM, else in a thread started
+        from the message `anchor` names."""
+        channel = interaction.channel
+        return ThreadProgress(
+            self.client,
+            channel_id=interaction.channel_id or 0,
+            guild_id=interaction.guild_id,
+            in_place=is_thread(channel) or is_dm(channel) or interaction.guild_id is None,
+            anchor=anchor,
+            name=name,
         )
 
     async def mapped_role(self, user: discord.abc.User, guild_id: int | None) -> Role | None:

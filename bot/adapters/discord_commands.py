@@ -312,10 +312,8 @@ class CommandHandlers:
         private: bool,
     ) -> None:
         line = command_line(tool, values)
-        channel = interaction.channel
-        thread = str(interaction.channel_id) if is_thread(channel) else None
-        ctx = await self.interaction_context(
-            interaction, thread=thread, idempotency_key=f"discord:{interaction.id}"
+        ctx = await self.surface.interaction_context(
+            interaction, idempotency_key=f"discord:{interaction.id}"
         )
         if tool.name == CHAT_TOOL and not private:
             await self.run_chat(interaction, ctx, line, values)
@@ -325,24 +323,6 @@ class CommandHandlers:
         shared = progress.thread_id is not None
         await self.answer(interaction, reply, private=private, shared=shared)
 
-    async def interaction_context(
-        self,
-        interaction: discord.Interaction,
-        *,
-        channel: str | None = None,
-        thread: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> RequestContext:
-        guild = interaction.guild
-        return await self.surface.context(
-            user=interaction.user,
-            guild_id=interaction.guild_id,
-            guild_name=guild.name if guild is not None and guild.name else None,
-            channel=channel or (str(interaction.channel_id) if interaction.channel_id else None),
-            thread=thread,
-            idempotency_key=idempotency_key,
-        )
-
     def progress_for(self, interaction: discord.Interaction, *, name: str) -> ThreadProgress:
         """Progress of a slash command: a thread under the command's response message."""
 
@@ -350,15 +330,7 @@ class CommandHandlers:
             message = await interaction.original_response()
             return message.id
 
-        channel = interaction.channel
-        return ThreadProgress(
-            self.surface.client,
-            channel_id=interaction.channel_id or 0,
-            guild_id=interaction.guild_id,
-            in_place=is_thread(channel) or is_dm(channel) or interaction.guild_id is None,
-            anchor=anchor,
-            name=name,
-        )
+        return self.surface.interaction_progress(interaction, anchor=anchor, name=name)
 
     async def answer(
         self,
@@ -461,7 +433,7 @@ class CommandHandlers:
         if kind == "model":
             return model_choices(current)
         try:
-            ctx = await self.interaction_context(interaction)
+            ctx = await self.surface.interaction_context(interaction)
         except Exception:
             log.warning("autocomplete: no context", exc_info=True)
             return []
