@@ -156,13 +156,15 @@ class Billing:
         return self.per_hour / SECONDS_PER_HOUR
 
 
-async def _billing(tc: ToolContext, dep: Deployment) -> Billing:
-    """What one serving worker (or the pod) bills, from the live catalog when it answers."""
+async def _billing(tc: ToolContext, dep: Deployment, client: RunPodClient | None = None) -> Billing:
+    """What one serving worker (or the pod) bills, from the live catalog when it answers
+    (through `client`, else the organisation's, resolved here)."""
     gpu = dep.gpu_pool or dep.gpu_type or "?"
     count = max(dep.gpu_count, 1)
     label = gpu + (f" ×{count}" if count > 1 else "")
     try:
-        client = await tc.services.db.call(tc.services.runpod_for, tc.org_id)
+        if client is None:
+            client = await tc.services.db.call(tc.services.runpod_for, tc.org_id)
         offers = offers_from_catalog(await client.list_gpus())
     except CockpitError:
         offers = []
@@ -216,7 +218,9 @@ async def run_benchmark(tc: ToolContext, args: BenchInput) -> Reply:
     dep = await load_deployment(tc, args.deployment)
     _check_servable(dep, args)
     levels = _levels(args.concurrency)
-    billing = await _billing(tc, dep)
+    # The organisation's client (its stored key), resolved once on a storage thread.
+    client = await tc.services.db.call(tc.services.runpod_for, tc.org_id)
+    billing = await _billing(tc, dep, client)
     clock = tc.services.clock
     assert dep.id is not None
     row = await tc.services.db.run(
@@ -240,7 +244,7 @@ async def run_benchmark(tc: ToolContext, args: BenchInput) -> Reply:
     active = tc.services.bench_runs
     active[(tc.org_id, run_id)] = ActiveRun(load=load, requester=tc.request.user_id)
     try:
-        outcome = await _measure(tc, dep, args, levels, load, run_id)
+        outcome = await _measure(tc, client, dep, args, levels, load, run_id)
     except BaseException:
         # On a storage thread, so the row is marked even when this task is being cancelled.
         await asyncio.shield(
@@ -350,6 +354,7 @@ def _why_stopped(level: LevelResult) -> str | None:
 
 async def _measure(
     tc: ToolContext,
+    client: RunPodClient,
     dep: Deployment,
     args: BenchInput,
     levels: list[int],
@@ -371,8 +376,6 @@ async def _measure(
         )
     )
     cold_start = None
-    # The organisation's client (its stored key), resolved once on a storage thread.
-    client = await tc.services.db.call(tc.services.runpod_for, tc.org_id)
     if await _scaled_to_zero(client, dep):
         await tc.progress("The endpoint is scaled to zero: waking a worker (cold start)…")
         warm = await load.level(
