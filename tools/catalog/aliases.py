@@ -274,10 +274,10 @@ def resolve_alias(text: str) -> AliasResult:
     return AliasResult(
         query=text,
         model_id=None,
-        reason="ambiguous",
+        reason="unknown",
         candidates=_pick(plain, near=sizes[0] if sizes else None),
-        message=f"No {family} model in the catalog matches '{query}'; pick one or give a full "
-        "Hugging Face id.",
+        message=f"No {family} model in the catalog matches '{query}'; pick one of its nearest "
+        "sizes or give a full Hugging Face id.",
     )
 
 

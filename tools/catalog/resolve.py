@@ -28,8 +28,15 @@ async def resolve_model(tc: ToolContext, text: str, *, check_access: bool = Fals
     `check_access` (a real deploy, where the worker must download the weights)."""
     alias = resolve_alias(text)
     if not alias.resolved and alias.candidates:
-        picks = "; ".join(await _priced_picks(tc, alias.candidates))
-        raise InvalidInput(f"{text.strip()!r} could mean several models. Pick one: {picks}.")
+        # A misspelt family or a size the catalog lacks says so (the alias message); only a
+        # name that fits several models "could mean several". One priced choice per line.
+        lead = (
+            f"{text.strip()!r} could mean several models. Pick one:"
+            if alias.reason == "ambiguous"
+            else alias.message
+        )
+        picks = "\n".join(f"• {p}" for p in await _priced_picks(tc, alias.candidates))
+        raise InvalidInput(f"{lead}\n{picks}")
     # Not an alias and no candidates: the Hub tries it as a repo id or names nearest matches.
     model_id = alias.model_id or text.strip()
     hub = await tc.services.db.call(tc.services.hub_for, tc.org_id)
