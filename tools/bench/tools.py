@@ -294,11 +294,7 @@ def _stream_factory(
 
         return serverless
     pod_id, key = dep.provider_pod_id, pod_api_key(tc.services, dep)
-    if not pod_id:
-        raise Conflict(
-            f"Deployment #{dep.id} has neither an endpoint nor a pod yet; nothing to measure.",
-            fix=f"Check it with /status {dep.id}.",
-        )
+    assert pod_id, "_check_servable lets through only an endpoint or a pod"
 
     def pod() -> Any:
         return client.stream_pod_chat(
