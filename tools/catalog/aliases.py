@@ -35,12 +35,16 @@ class Alias:
     primary: bool = False  # listed first in pick-lists (DeepSeek-V3/R1 before the distills)
 
 
-def _a(model_id: str, family: str, size: str, version: str | None, *tags: str) -> Alias:
-    return Alias(model_id, family, size, version, frozenset(tags), model_id.split("/", 1)[1])
+def _a(
+    model_id: str, family: str, size: str, version: str | None, *tags: str, primary: bool = False
+) -> Alias:
+    return Alias(
+        model_id, family, size, version, frozenset(tags), model_id.split("/", 1)[1], primary
+    )
 
 
 def _p(model_id: str, family: str, size: str, version: str | None, *tags: str) -> Alias:
-    return Alias(model_id, family, size, version, frozenset(tags), model_id.split("/", 1)[1], True)
+    return _a(model_id, family, size, version, *tags, primary=True)
 
 
 ALIASES: tuple[Alias, ...] = (
