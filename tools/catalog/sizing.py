@@ -220,11 +220,9 @@ def prefill_chunk_tokens(memory_gib: float | None) -> int:
 
 
 def normalise_quant(quant: str | None) -> str | None:
-    if quant is None:
-        return None
-    q = quant.strip().lower()
-    q = QUANT_ALIASES.get(q, q)
-    if q not in QUANT_BYTES_PER_PARAM:
+    """`normalise_quant_or_none`, refusing a method the sizing cannot price."""
+    q = normalise_quant_or_none(quant)
+    if q is not None and q not in QUANT_BYTES_PER_PARAM:
         known = ", ".join(sorted(QUANT_BYTES_PER_PARAM))
         raise InvalidInput(f"Unknown quantisation '{quant}'.", fix=f"Use one of: {known}.")
     return q
@@ -326,6 +324,7 @@ def _mxfp4_bytes(model: ModelInfo) -> float:
 
 
 def normalise_quant_or_none(method: str | None) -> str | None:
+    """A quantisation method's canonical name ("awq_marlin" → "awq"), unchecked."""
     if method is None:
         return None
     m = method.strip().lower()
