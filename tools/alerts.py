@@ -65,6 +65,7 @@ RouteKind = Literal["discord_webhook", "discord_channel", "slack_channel"]
 COMMAND_BUTTON_ACTION = "command"
 SILENCE_BUTTON_HOURS = (1, 24)
 MAX_SILENCE_HOURS = 24 * 7
+STATUS_TOOL = "deployment_status"  # what /alerts status shows of an alert's deployment
 # Which alerts offer which fix (keys are set by the sweeps in tools.monitor).
 STOP_KEY_PREFIXES = ("idle:", "budget-deployment:")
 ROLLBACK_KEY_PREFIXES = ("health:",)
@@ -250,7 +251,7 @@ class AlertRouter:
                 )
             elif alert.state == AlertState.resolved:
                 alert.state, alert.first_seen, alert.count, alert.resolved_at = (
-                    "firing",
+                    AlertState.firing,
                     now,
                     0,
                     None,
@@ -309,7 +310,7 @@ class AlertRouter:
             if alert is None or alert.state != AlertState.firing:
                 return None
             delivered = alert.last_sent_at is not None and alert.last_sent_at >= alert.first_seen
-            alert.state, alert.resolved_at = "resolved", now
+            alert.state, alert.resolved_at = AlertState.resolved, now
             s.add(alert)
             s.flush()
             return delivered, compose(s, alert, now), _post_refs(s, alert), alert.first_seen
@@ -380,12 +381,12 @@ class AlertRouter:
             row = s.get(Alert, alert_id)
             if row is None or row.last_sent_at is not None:
                 return None
-            silenced = alert_state.active_silence(s, org_id=row.org_id, key=row.key, now=now)
-            row.last_sent_at = now if silenced is None else None
-            if silenced is not None:
+            silence = alert_state.active_silence(s, org_id=row.org_id, key=row.key, now=now)
+            if silence is not None:  # counted as seen, never sent
                 row.last_seen = now
                 s.add(row)
                 return None
+            row.last_sent_at = now
             s.add(row)
             s.flush()
             return compose(s, row, now), row.first_seen
@@ -848,9 +849,6 @@ async def _status(tc: ToolContext, args: AlertsInput) -> Reply:
     return reply
 
 
-STATUS_TOOL = "deployment_status"
-
-
 async def _add_route(tc: ToolContext, args: AlertsInput) -> Reply:
     kind_word = (args.kind or "").lower()
     target = (args.target or "").strip()
@@ -1004,9 +1002,8 @@ async def _fix_target(tc: ToolContext, value: str) -> tuple[Alert, Deployment, F
     dep = await tc.services.db.read(_deployment_of, alert)
     fix = fix_of(alert, dep)
     if fix is None or dep is None:
-        state = AlertState.resolved if alert.state != AlertState.firing else AlertState.firing
         raise InvalidInput(
-            f"Alert #{alert.id} ({state}) has no fix to run now.",
+            f"Alert #{alert.id} ({alert.state}) has no fix to run now.",
             fix=f"See /alerts status {alert.id}.",
         )
     return alert, dep, fix
