@@ -151,13 +151,14 @@ class SizeEstimate(BaseModel):
 
     def kv_bytes_per_sequence(self, context: int, *, memory_gib: float | None = None) -> float:
         """KV cache of one sequence of `context` tokens on one GPU, as vLLM reserves it."""
-        chunk = prefill_chunk_tokens(memory_gib)
-        windowed = 0
-        if self.kv_window_bytes_per_token_per_gpu and self.attention_window:
-            windowed = self.kv_window_bytes_per_token_per_gpu * min(
-                context, self.attention_window + chunk
-            )
-        return self.kv_bytes_per_token_per_gpu * context + windowed + self.kv_fixed_bytes_per_gpu
+        return _sequence_kv_bytes(
+            context,
+            full_per_token=self.kv_bytes_per_token_per_gpu,
+            window_per_token=self.kv_window_bytes_per_token_per_gpu,
+            window=self.attention_window,
+            fixed=self.kv_fixed_bytes_per_gpu,
+            chunk=prefill_chunk_tokens(memory_gib),
+        )
 
     def per_gpu_gib_on(self, memory_gib: float) -> float:
         """Per-GPU need on a card of `memory_gib` (its prefill chunk decides windowed layers)."""
@@ -209,6 +210,21 @@ class SizeEstimate(BaseModel):
 
 # Upper bound of the max-context search for a model without max_position_embeddings.
 MAX_SEARCH_CONTEXT = 10_485_760
+
+
+def _sequence_kv_bytes(
+    context: int,
+    *,
+    full_per_token: int,
+    window_per_token: int,
+    window: int | None,
+    fixed: int,
+    chunk: int,
+) -> int:
+    """One sequence's KV cache on one GPU: full-attention layers grow with the context,
+    windowed layers stop at window + one prefill chunk, linear-attention state is fixed."""
+    windowed = window_per_token * min(context, window + chunk) if window_per_token and window else 0
+    return full_per_token * context + windowed + fixed
 
 
 def prefill_chunk_tokens(memory_gib: float | None) -> int:
@@ -460,10 +476,14 @@ def estimate(
     fixed_gpu = linear_state_bytes(model, tensor_parallel=tensor_parallel)
     weights_gib = wbytes / GIB
     overhead_pg = OVERHEAD_GIB_PER_GPU + (TP_OVERHEAD_GIB_PER_GPU if tensor_parallel > 1 else 0.0)
-    per_sequence = (
-        kv_tok_gpu * context
-        + window_gpu * min(context, (g.attention_window or 0) + PREFILL_CHUNK_TOKENS_LARGE)
-        + fixed_gpu
+    # On an unknown card, so the larger prefill chunk (`fits` re-sizes it per card).
+    per_sequence = _sequence_kv_bytes(
+        context,
+        full_per_token=kv_tok_gpu,
+        window_per_token=window_gpu,
+        window=g.attention_window,
+        fixed=fixed_gpu,
+        chunk=prefill_chunk_tokens(None),
     )
     kv_gib_pg = per_sequence * concurrency / GIB
     per_gpu = weights_gib / tensor_parallel + overhead_pg + kv_gib_pg
