@@ -9,7 +9,7 @@ from storage import ledger
 from tools.contract import ToolContext
 from tools.cost.accrual import budget_period
 from tools.cost.billing import compute_spend
-from tools.cost.estimate import HOURS_PER_MONTH, money
+from tools.cost.estimate import HOURS_PER_MONTH, SECONDS_PER_HOUR, money
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ async def hard_cap_breach(
         return None
     period = budget_period(budget, now=tc.services.clock.now(), tz=tc.request.timezone)
     spend, _ = await compute_spend(tc.services, org_id=tc.org_id, period=period)
-    hours_left = Decimal((period.full_end - period.end).total_seconds()) / Decimal(3600)
+    hours_left = Decimal((period.full_end - period.end).total_seconds()) / SECONDS_PER_HOUR
     added = one_off if one_off is not None else monthly_estimate / HOURS_PER_MONTH * hours_left
     if spend.total + added <= budget.amount:
         return None
