@@ -330,3 +330,10 @@ async def test_a_run_killed_mid_load_is_failed_at_the_next_start(bot: BotHarness
         after = bench_store.get(s, org_id=org, run_id=run_id)
     assert after is not None and after.status == "failed"
     assert after.stop_reason == "interrupted by a restart" and after.finished_at is not None
+
+
+def test_hosted_price_comparison_reads_both_ways() -> None:
+    from tools.bench.tools import _times, _versus
+
+    assert _times(0.30, 0.60) == "2.0× cheaper" and _times(1.20, 0.60) == "2.0× dearer"
+    assert _versus(0.30, 0.60) == "$0.60 per 1M output tokens vs $0.30 here: 2.0× cheaper here"

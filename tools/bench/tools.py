@@ -579,10 +579,13 @@ async def _finish(
     return reply
 
 
+def _times(own: float, hosted: float) -> str:
+    """Own $/1M against a hosted API's: "2.0× cheaper" or "1.5× dearer" (own > 0)."""
+    return f"{hosted / own:.1f}× cheaper" if hosted >= own else f"{own / hosted:.1f}× dearer"
+
+
 def _versus(own: float, hosted: float) -> str:
-    ratio = hosted / own if own else 0.0
-    verdict = f"{ratio:.1f}× cheaper here" if ratio >= 1 else f"{1 / ratio:.1f}× dearer here"
-    return f"${hosted:,.2f} per 1M output tokens vs {_usd(own)} here: {verdict}"
+    return f"${hosted:,.2f} per 1M output tokens vs {_usd(own)} here: {_times(own, hosted)} here"
 
 
 def _chart(tc: ToolContext, levels: list[dict[str, Any]], title: str, run_id: int) -> Any:
@@ -745,14 +748,7 @@ async def bench_history(tc: ToolContext, args: HistoryInput) -> Reply:
         ]
         if args.compare_price is not None:
             own = run.cost_per_million_output
-            hosted = float(args.compare_price)
-            row.append(
-                f"{hosted / own:.1f}× cheaper"
-                if own and hosted >= own
-                else f"{own / hosted:.1f}× dearer"
-                if own
-                else "—"
-            )
+            row.append(_times(own, float(args.compare_price)) if own else "—")
         rows.append(row)
     reply = Reply(title="Benchmarks", table=Table(columns=columns, rows=rows))
     if any(r.simulated for r in runs):
