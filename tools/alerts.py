@@ -41,6 +41,7 @@ from tools.contract import (
     Role,
     SideEffect,
     Table,
+    Tool,
     ToolContext,
     ToolInput,
     arg,
@@ -834,9 +835,9 @@ async def _status(tc: ToolContext, args: AlertsInput) -> Reply:
     reply = Reply(title=f"Alert #{alert.id}: {alert.title}", text=alert.details)
     reply.add_field("State", message.state or alert.state)
     reply.add_field("Seen", f"{alert.count}× since {alert.first_seen:%Y-%m-%d %H:%M} UTC")
-    status_tool = tc.services.registry.get(STATUS_TOOL)
-    if alert.deployment_id is not None and status_tool is not None:
+    if alert.deployment_id is not None and tc.services.registry.get(STATUS_TOOL) is not None:
         try:
+            status_tool = _inner_tool(tc, STATUS_TOOL)
             dep = await status_tool.func(
                 tc, status_tool.parse_args({"deployment": str(alert.deployment_id)})
             )
@@ -1009,11 +1010,12 @@ async def _fix_target(tc: ToolContext, value: str) -> tuple[Alert, Deployment, F
     return alert, dep, fix
 
 
-def _fix_tool(tc: ToolContext, fix: Fix) -> Any:
-    inner = tc.services.registry.get(fix.tool)
+def _inner_tool(tc: ToolContext, name: str) -> Tool:
+    """A tool this one runs for the caller (outside the dispatcher): it needs its own role
+    too, checked here where it runs."""
+    inner = tc.services.registry.get(name)
     if inner is None:
-        raise NotFound(f"This build has no {fix.tool} tool.")
-    # /fix needs a member, and the fix it runs needs its own role too.
+        raise NotFound(f"This build has no {name} tool.")
     if not tc.request.role.allows(inner.role):
         raise Forbidden(
             f"/{inner.command or inner.name} needs the {inner.role.value} role; you are "
@@ -1037,7 +1039,7 @@ def _fix_tool(tc: ToolContext, fix: Fix) -> Any:
 )
 async def fix_alert(tc: ToolContext, args: FixInput) -> Reply:
     alert, dep, fix = await _fix_target(tc, args.alert)
-    inner = _fix_tool(tc, fix)
+    inner = _inner_tool(tc, fix.tool)
     reply: Reply = await inner.func(tc, inner.parse_args({"deployment": str(dep.id)}))
     if reply.ok:
         await router_of(tc.services).resolve(
@@ -1051,7 +1053,7 @@ async def fix_alert(tc: ToolContext, args: FixInput) -> Reply:
 @previewer(fix_alert)
 async def _fix_preview(tc: ToolContext, args: FixInput) -> Reply:
     alert, dep, fix = await _fix_target(tc, args.alert)
-    inner = _fix_tool(tc, fix)
+    inner = _inner_tool(tc, fix.tool)
     preview = Reply(text=f"This will {fix.verb} #{dep.id} {dep.name}.")
     if inner.preview is not None:
         preview = await inner.preview(tc, inner.parse_args({"deployment": str(dep.id)}))
