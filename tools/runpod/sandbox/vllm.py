@@ -31,7 +31,13 @@ from typing import Any
 
 from tools.catalog import ModelInfo, default_snapshot
 from tools.catalog.gpus import card_memory_mib
-from tools.catalog.sizing import GIB, GPU_MEMORY_UTILIZATION, estimate, weights_bytes
+from tools.catalog.sizing import (
+    GIB,
+    GPU_MEMORY_UTILIZATION,
+    estimate,
+    normalise_quant_or_none,
+    weights_bytes,
+)
 from tools.errors import CockpitError
 
 # Simulated rates (stated on every log line that uses them). 250 MB/s ≈ 2 Gbit/s: a Hugging
@@ -318,7 +324,7 @@ def plan_startup(
             fail_after=early,
         )
     tp = max(config.tensor_parallel, 1)
-    stored = normalise(info.quantization)
+    stored = normalise_quant_or_none(info.quantization)
     wanted = config.quantization
     if wanted in ("awq", "gptq") and stored != wanted:
         if stored:
@@ -396,13 +402,6 @@ def plan_startup(
         f"{context} tokens per request: {concurrency:.2f}x"
     )
     return make(*phases, loaded_line=loaded)
-
-
-def normalise(method: str | None) -> str | None:
-    if not method:
-        return None
-    m = method.lower()
-    return {"awq_marlin": "awq", "gptq_marlin": "gptq"}.get(m, m)
 
 
 @dataclass
