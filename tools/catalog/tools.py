@@ -22,6 +22,14 @@ def _fmt_params(n: int | None) -> str:
     return f"{n / 1e9:.1f}B" if n >= 0.9995e9 else f"{n / 1e6:.0f}M"
 
 
+def _estimated_context(tokens: int, limit: int | None) -> str:
+    """A max context the sizing estimated, rounded down to whole k and marked as such
+    ("≈28k", not "29474"); the model's own limit ("128k") prints as it is."""
+    if tokens == limit or tokens < 1024:
+        return format_context(tokens)
+    return f"≈{tokens // 1024}k"
+
+
 class SearchInput(ToolInput):
     query: str | None = arg(None, description="Words in the model id, e.g. qwen", positional=True)
     limit: int = arg(10, description="How many results", ge=1, le=50)
@@ -133,7 +141,7 @@ async def recommend_gpu(tc: ToolContext, args: FitInput) -> Reply:
             o.label,
             "yes" if o.fits else "no",
             f"{o.headroom_gib:.1f}",
-            format_context(o.max_context),
+            _estimated_context(o.max_context, report.estimate.max_position_embeddings),
             f"{rate(o.price_per_hour)}/h" if o.price_per_hour is not None else "?",
         ]
         for o in [report.choice, *report.alternatives]
