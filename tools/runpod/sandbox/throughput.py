@@ -31,7 +31,13 @@ from typing import Any
 
 from tools.catalog import default_snapshot
 from tools.catalog.gpus import card_memory_mib
-from tools.catalog.sizing import GIB, GPU_MEMORY_UTILIZATION, kv_bytes_per_token, weights_bytes
+from tools.catalog.sizing import (
+    GIB,
+    GPU_MEMORY_UTILIZATION,
+    OVERHEAD_GIB_PER_GPU,
+    kv_bytes_per_token,
+    weights_bytes,
+)
 from tools.clock import Clock
 from tools.runpod.sandbox.chat import ChatReply
 
@@ -42,7 +48,6 @@ BANDWIDTH_EFFICIENCY = 0.8
 COMPUTE_EFFICIENCY = 0.5
 # vLLM's default --max-num-seqs; worker-vllm's MAX_CONCURRENCY env lowers it per worker.
 DEFAULT_MAX_SEQUENCES = 256
-OVERHEAD_GIB_PER_GPU = 2.0  # CUDA context, activations, graphs (as sizing counts it)
 # A model the catalog does not know is simulated as a 7B-class bf16 model (Qwen2.5-7B shape).
 UNKNOWN_MODEL_WEIGHTS = 15.2e9
 UNKNOWN_MODEL_KV_PER_TOKEN = 57_344
