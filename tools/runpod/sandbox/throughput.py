@@ -39,6 +39,7 @@ from tools.catalog.sizing import (
     weights_bytes,
 )
 from tools.clock import Clock
+from tools.errors import InvalidInput
 from tools.runpod.sandbox.chat import ChatReply
 
 PERF_PATH = Path(__file__).parent / "gpu_perf_2026-12-01.json"
@@ -122,7 +123,7 @@ def model_cost(model_id: str, quant: str | None = None) -> ModelCost:
         )
     try:
         wbytes, _ = weights_bytes(info, quant)
-    except Exception:  # a quantisation the catalog refuses: size it as stored
+    except InvalidInput:  # a quantisation the catalog refuses: size it as stored
         wbytes, _ = weights_bytes(info, None)
     return ModelCost(
         model_id=info.id,
