@@ -7,45 +7,32 @@ harness's FakeClock."""
 from __future__ import annotations
 
 import copy
-import hashlib
-import hmac
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
-import discord
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from cryptography.fernet import Fernet
 from fakes import discord_payloads as p
-from fakes.fake_discord import EPHEMERAL_FLAG, FakeDiscord
+from fakes.discord_env import DiscordEnv, custom_ids, discord_bot, embed_text
+from fakes.fake_discord import EPHEMERAL_FLAG
 from fakes.fake_slack import BOT_USER_ID, DEFAULT_TEAM_ID, Call, FakeSlack
+from fakes.slack_env import BOT_TOKEN, SIGNING_SECRET, SlackEnv, Tools, slack_env
 from sqlmodel import select
 
-from bot.adapters.discord import DiscordAdapter
-from bot.adapters.slack import SlackAdapter
 from bot.testing import BotHarness, running_bot
-from bot.web import build_web_app
 from storage import audit, deployments
 from storage.models import AlertAck, AlertSilence
 from tools.alerts import router_of
 from tools.clock import FakeClock
-from tools.contract import Platform, RequestContext, Role
+from tools.contract import REGISTRY, Platform, RequestContext, Role
 
-SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
-BOT_TOKEN = "xoxb-test-token-1234"
 ALERTS_CHANNEL = "C0ALERTS01"
 IDLE_POLICY_MINUTES = 60
-
-
-def sign(body: str, timestamp: int) -> dict[str, str]:
-    base = f"v0:{timestamp}:{body}".encode()
-    digest = hmac.new(SIGNING_SECRET.encode(), base, hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": f"v0={digest}"}
+SHIPPED_TOOLS = Tools(registry=REGISTRY)  # the real tools, no stand-ins
 
 
 def slack_ctx(bot: BotHarness, user: str, role: Role) -> RequestContext:
@@ -78,13 +65,21 @@ def dep_status(bot: BotHarness, org_id: int, dep_id: int) -> str:
 
 
 @dataclass
-class SlackEnv:
-    bot: BotHarness
-    fake: FakeSlack
-    adapter: SlackAdapter
-    http: TestClient
-    owner: RequestContext
-    _n: int = 0
+class AlertSlack(SlackEnv):
+    """The shared Slack harness, plus the owner and the alert channel's messages and buttons."""
+
+    owner: RequestContext = field(kw_only=True)
+
+    @classmethod
+    def of(cls, env: SlackEnv, owner: RequestContext) -> AlertSlack:
+        return cls(
+            bot=env.bot,
+            fake=env.fake,
+            adapter=env.adapter,
+            http=env.http,
+            tools=env.tools,
+            owner=owner,
+        )
 
     def alert_posts(self) -> list[Call]:
         return [
@@ -95,10 +90,6 @@ class SlackEnv:
 
     def thread(self, ts: str) -> list[Call]:
         return [c for c in self.fake.calls_to("chat.postMessage") if c.body.get("thread_ts") == ts]
-
-    def ts_of(self, call: Call) -> str:
-        posts = self.fake.calls_to("chat.postMessage")
-        return f"1700000000.{posts.index(call) + 1:06d}"  # the fake issues ts in order
 
     def buttons(self, call: Call) -> dict[str, tuple[str, str]]:
         """label -> (action_id, value) of the message's buttons."""
@@ -120,8 +111,7 @@ class SlackEnv:
     ) -> None:
         """A block_actions payload for a button on `message` (its value can be tampered)."""
         action_id, real_value = self.buttons(message)[label]
-        ts = self.ts_of(message)
-        self._n += 1
+        ts = self.fake_ts(message)
         msg: dict[str, Any] = {
             "type": "message",
             "ts": ts,
@@ -142,11 +132,11 @@ class SlackEnv:
             "api_app_id": "AFAKE",
             "token": "legacy",
             "container": {"type": "message", "message_ts": ts, "channel_id": ALERTS_CHANNEL},
-            "trigger_id": f"trigger-{self._n}",
+            "trigger_id": self.next_id("trigger-"),
             "team": {"id": DEFAULT_TEAM_ID, "domain": "fake-team"},
             "channel": {"id": ALERTS_CHANNEL, "name": "alerts"},
             "message": msg,
-            "response_url": self.fake.response_url(f"act{self._n}"),
+            "response_url": self.fake.response_url(self.next_id("act")),
             "actions": [
                 {
                     "action_id": action_id,
@@ -157,12 +147,7 @@ class SlackEnv:
                 }
             ],
         }
-        body = urlencode({"payload": json.dumps(payload)})
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            **sign(body, int(self.bot.clock.now().timestamp())),
-        }
-        resp = await self.http.post("/slack/events", data=body.encode(), headers=headers)
+        resp = await self.interactive(payload)
         assert resp.status == 200
         await self.adapter.drain()
 
@@ -174,35 +159,27 @@ class SlackEnv:
         )
 
 
+def with_people(env: SlackEnv) -> AlertSlack:
+    """Alice (owner), Bob (member) and Vic (viewer) in the Slack workspace."""
+    owner = slack_ctx(env.bot, "UALICE", Role.owner)
+    slack_ctx(env.bot, "UBOB", Role.member)
+    slack_ctx(env.bot, "UVIC", Role.viewer)
+    return AlertSlack.of(env, owner)
+
+
 @pytest.fixture
-async def slack(tmp_path: Path) -> AsyncIterator[SlackEnv]:
-    async with (
-        FakeSlack() as fake,
-        running_bot(
-            tmp_path,
-            SLACK_SIGNING_SECRET=SIGNING_SECRET,
-            SLACK_BOT_TOKEN=BOT_TOKEN,
-            SLACK_API_URL=fake.api_url,
-        ) as bot,
-    ):
-        adapter = SlackAdapter(bot.cockpit, mode="http")
-        await adapter.start()
-        owner = slack_ctx(bot, "UALICE", Role.owner)
-        slack_ctx(bot, "UBOB", Role.member)
-        slack_ctx(bot, "UVIC", Role.viewer)
-        added = await bot.cockpit.handle(
-            owner, f"/alerts add slack {ALERTS_CHANNEL} --severity info"
-        )
-        assert added.ok, added.text
-        app = build_web_app(bot.cockpit, slack=adapter)
-        async with TestClient(TestServer(app, host="127.0.0.1")) as http:
-            try:
-                yield SlackEnv(bot=bot, fake=fake, adapter=adapter, http=http, owner=owner)
-            finally:
-                await adapter.close()
+async def slack(tmp_path: Path) -> AsyncIterator[AlertSlack]:
+    async with FakeSlack() as fake:
+        async for env in slack_env(tmp_path, fake, SHIPPED_TOOLS):
+            alerts = with_people(env)
+            added = await env.bot.cockpit.handle(
+                alerts.owner, f"/alerts add slack {ALERTS_CHANNEL} --severity info"
+            )
+            assert added.ok, added.text
+            yield alerts
 
 
-async def idle_alert(env: SlackEnv) -> tuple[int, Call]:
+async def idle_alert(env: AlertSlack) -> tuple[int, Call]:
     """A pod idle past the policy: the idle sweep posts one alert with its buttons."""
     dep_id = await deploy_pod(env.bot, env.owner)
     env.bot.clock.advance((IDLE_POLICY_MINUTES + 1) * 60)
@@ -212,14 +189,14 @@ async def idle_alert(env: SlackEnv) -> tuple[int, Call]:
 
 
 async def test_slack_idle_alert_stop_by_member_approval_resolves_in_thread(
-    slack: SlackEnv,
+    slack: AlertSlack,
 ) -> None:
     dep_id, alert = await idle_alert(slack)
     assert "is idle and still billing" in alert.body["text"]
     labels = list(slack.buttons(alert))
     assert labels == ["Acknowledge", "Silence 1 h", "Silence 24 h", "Status", f"Stop #{dep_id}"]
     assert slack.buttons(alert)[f"Stop #{dep_id}"][1] == "/fix 1"
-    alert_ts = slack.ts_of(alert)
+    alert_ts = slack.fake_ts(alert)
 
     # Bob (member) presses Stop: an approval card, in the alert's thread; nothing stopped yet.
     await slack.click(alert, f"Stop #{dep_id}", user="UBOB")
@@ -244,9 +221,9 @@ async def test_slack_idle_alert_stop_by_member_approval_resolves_in_thread(
     assert {r.outcome for r in rows} >= {"approval_requested", "approved", "succeeded"}
 
 
-async def test_slack_viewer_may_acknowledge_but_not_stop(slack: SlackEnv) -> None:
+async def test_slack_viewer_may_acknowledge_but_not_stop(slack: AlertSlack) -> None:
     dep_id, alert = await idle_alert(slack)
-    alert_ts = slack.ts_of(alert)
+    alert_ts = slack.fake_ts(alert)
 
     await slack.click(alert, f"Stop #{dep_id}", user="UVIC")
     assert "needs the member role" in slack.private_notes()
@@ -283,7 +260,7 @@ async def test_slack_viewer_may_acknowledge_but_not_stop(slack: SlackEnv) -> Non
 
 
 async def test_slack_unacknowledged_repeat_threads_under_the_first_message(
-    slack: SlackEnv,
+    slack: AlertSlack,
 ) -> None:
     dep_id, alert = await idle_alert(slack)
     slack.bot.clock.advance(20 * 60)  # past the cooldown
@@ -295,18 +272,18 @@ async def test_slack_unacknowledged_repeat_threads_under_the_first_message(
         deployment_id=dep_id,
     )
     assert len(slack.alert_posts()) == 1
-    (repeat,) = slack.thread(slack.ts_of(alert))
+    (repeat,) = slack.thread(slack.fake_ts(alert))
     blocks = json.dumps(repeat.blocks(), ensure_ascii=False)
     assert "still idle" in repeat.body["text"] and "seen 2×" in blocks
     assert '"actions"' not in blocks  # the buttons stay on the first message
     edit = slack.fake.calls_to("chat.update")[-1]
-    assert edit.body["ts"] == slack.ts_of(alert) and "seen 2×" in json.dumps(
+    assert edit.body["ts"] == slack.fake_ts(alert) and "seen 2×" in json.dumps(
         edit.blocks(), ensure_ascii=False
     )
 
 
 async def test_tampered_button_and_other_organisations_alert_are_refused(
-    slack: SlackEnv,
+    slack: AlertSlack,
 ) -> None:
     dep_id, alert = await idle_alert(slack)
     # An alert of another organisation (the console's): its id is not this workspace's.
@@ -334,7 +311,7 @@ async def test_tampered_button_and_other_organisations_alert_are_refused(
         assert s.exec(select(AlertAck)).all() == []
         assert s.exec(select(AlertSilence)).all() == []
     assert dep_status(slack.bot, slack.owner.org_id, dep_id) == "healthy"
-    assert slack.thread(slack.ts_of(alert)) == []  # refusals are private
+    assert slack.thread(slack.fake_ts(alert)) == []  # refusals are private
 
 
 async def test_silence_holds_across_a_restart_and_ends_on_time(tmp_path: Path) -> None:
@@ -345,24 +322,15 @@ async def test_silence_holds_across_a_restart_and_ends_on_time(tmp_path: Path) -
         "COCKPIT_SECRET_KEY": Fernet.generate_key().decode(),  # the same key after the restart
     }
     async with FakeSlack() as fake:
-        async with running_bot(
-            tmp_path, clock=clock, SLACK_API_URL=fake.api_url, **settings
-        ) as bot:
-            adapter = SlackAdapter(bot.cockpit, mode="http")
-            await adapter.start()
-            owner = slack_ctx(bot, "UALICE", Role.owner)
-            slack_ctx(bot, "UBOB", Role.member)
-            slack_ctx(bot, "UVIC", Role.viewer)
-            assert (await bot.cockpit.handle(owner, f"/alerts add slack {ALERTS_CHANNEL}")).ok
-            app = build_web_app(bot.cockpit, slack=adapter)
-            async with TestClient(TestServer(app, host="127.0.0.1")) as http:
-                env = SlackEnv(bot=bot, fake=fake, adapter=adapter, http=http, owner=owner)
-                dep_id, alert = await idle_alert(env)
-                await env.click(alert, "Silence 1 h", user="UVIC")  # a viewer may not
-                assert "needs the member role" in env.private_notes()
-                await env.click(alert, "Silence 1 h", user="UBOB")
-                await adapter.close()
-            listing = (await bot.cockpit.handle(owner, "/alerts")).text
+        async for shared in slack_env(tmp_path, fake, SHIPPED_TOOLS, clock=clock, **settings):
+            env = with_people(shared)
+            owner = env.owner
+            assert (await env.bot.cockpit.handle(owner, f"/alerts add slack {ALERTS_CHANNEL}")).ok
+            dep_id, alert = await idle_alert(env)
+            await env.click(alert, "Silence 1 h", user="UVIC")  # a viewer may not
+            assert "needs the member role" in env.private_notes()
+            await env.click(alert, "Silence 1 h", user="UBOB")
+            listing = (await env.bot.cockpit.handle(owner, "/alerts")).text
             assert "silence #1" in listing and "by bob" in listing and "ends" in listing
         silenced_at = clock.now()
         posts_before = len(fake.calls_to("chat.postMessage"))
@@ -394,7 +362,7 @@ async def test_silence_holds_across_a_restart_and_ends_on_time(tmp_path: Path) -
             assert clock.now() - silenced_at > timedelta(hours=1)
             assert await fire()
             repeat = fake.calls_to("chat.postMessage")[-1]
-            assert repeat.body.get("thread_ts") == env.ts_of(alert)  # in the alert's thread
+            assert repeat.body.get("thread_ts") == env.fake_ts(alert)  # in the alert's thread
             listing = (await bot.cockpit.handle(owner, "/alerts")).text
             assert "silence #" not in listing
 
@@ -408,7 +376,7 @@ async def test_silence_holds_across_a_restart_and_ends_on_time(tmp_path: Path) -
             assert await fire()
 
 
-async def test_digest_lists_open_acknowledged_and_silenced_alerts(slack: SlackEnv) -> None:
+async def test_digest_lists_open_acknowledged_and_silenced_alerts(slack: AlertSlack) -> None:
     _, alert = await idle_alert(slack)
     await slack.click(alert, "Acknowledge", user="UBOB")
     router = router_of(slack.bot.services)
@@ -430,19 +398,13 @@ async def test_digest_lists_open_acknowledged_and_silenced_alerts(slack: SlackEn
 
 
 @dataclass
-class DiscordEnv:
-    bot: BotHarness
-    fake: FakeDiscord
-    adapter: DiscordAdapter
-    owner: RequestContext
+class AlertDiscord(DiscordEnv):
+    """The shared Discord harness, plus the owner and a click on an alert's button."""
+
+    owner: RequestContext = field(kw_only=True)
 
     async def click(self, custom_id: str, message: dict[str, Any], user_id: int) -> list[Any]:
-        payload = p.component_click(custom_id, message, user_id=user_id)
-        self.fake.register_interaction(payload)
-        self.adapter.client._connection.parse_interaction_create(payload)
-        await self.fake.wait_for(("POST", rf"/interactions/{payload['id']}/[^/]+/callback"))
-        await self.adapter.drain()
-        return self.fake.followups(payload["token"])
+        return await self.interact(p.component_click(custom_id, message, user_id=user_id))
 
 
 def discord_ctx(bot: BotHarness, user_id: int, role: Role) -> RequestContext:
@@ -456,45 +418,23 @@ def discord_ctx(bot: BotHarness, user_id: int, role: Role) -> RequestContext:
     )
 
 
-def custom_ids(message: dict[str, Any]) -> list[str]:
-    return [c["custom_id"] for row in message.get("components") or [] for c in row["components"]]
-
-
-def embed_text(embeds: list[dict[str, Any]]) -> str:
-    parts = []
-    for e in embeds:
-        parts += [e.get("title") or "", e.get("description") or ""]
-        parts += [f"{f['name']}: {f['value']}" for f in e.get("fields") or []]
-    return "\n".join(parts)
-
-
 @pytest.fixture
-async def dc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[DiscordEnv]:
-    clock = FakeClock()
-    async with FakeDiscord(clock=clock) as fake:
-        monkeypatch.setattr(discord.http.Route, "BASE", fake.api_base)
-        async with running_bot(
-            tmp_path,
-            clock=clock,
-            DISCORD_BOT_TOKEN="discord-test-token",
-            DISCORD_API_URL=fake.api_base,
-        ) as bot:
-            adapter = DiscordAdapter(bot.cockpit)
-            await adapter.login()
-            bot.services.discord_client = adapter.client
-            owner = discord_ctx(bot, p.ALICE_ID, Role.owner)
-            discord_ctx(bot, p.BOB_ID, Role.member)
-            discord_ctx(bot, p.CAROL_ID, Role.viewer)
-            added = await bot.cockpit.handle(owner, f"/alerts add discord {p.CHANNEL_ID}")
-            assert added.ok, added.text
-            try:
-                yield DiscordEnv(bot=bot, fake=fake, adapter=adapter, owner=owner)
-            finally:
-                bot.services.discord_client = None
-                await adapter.close()
+async def dc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[AlertDiscord]:
+    async with discord_bot(tmp_path, monkeypatch) as env:
+        bot = env.bot
+        bot.services.discord_client = env.adapter.client
+        owner = discord_ctx(bot, p.ALICE_ID, Role.owner)
+        discord_ctx(bot, p.BOB_ID, Role.member)
+        discord_ctx(bot, p.CAROL_ID, Role.viewer)
+        added = await bot.cockpit.handle(owner, f"/alerts add discord {p.CHANNEL_ID}")
+        assert added.ok, added.text
+        try:
+            yield AlertDiscord(bot=bot, fake=env.fake, adapter=env.adapter, owner=owner)
+        finally:
+            bot.services.discord_client = None
 
 
-async def test_discord_idle_alert_stop_approval_resolves_as_a_reply(dc: DiscordEnv) -> None:
+async def test_discord_idle_alert_stop_approval_resolves_as_a_reply(dc: AlertDiscord) -> None:
     dep_id = await deploy_pod(dc.bot, dc.owner)
     dc.bot.clock.advance((IDLE_POLICY_MINUTES + 1) * 60)
     await dc.bot.cockpit.background().run_job("idle")
