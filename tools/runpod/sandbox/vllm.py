@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -404,29 +404,12 @@ def plan_startup(
     return make(*phases, loaded_line=loaded)
 
 
-@dataclass
-class PodServer:
-    """vLLM inside a pod: started when the container runs, again at every (re)start."""
-
-    startup: Startup
-    started_at: datetime  # the container's start (pod RUNNING)
-    crashed_at: datetime | None = None  # injected crash loop (tests)
-    crash_reason: tuple[str, ...] = field(default_factory=tuple)
-
-    def ready(self, now: datetime) -> bool:
-        if self.crashed_at is not None and now >= self.crashed_at:
-            return False
-        after = self.startup.ready_after
-        return after is not None and now >= self.started_at + timedelta(seconds=after)
-
-
 __all__ = [
     "DEFAULT_INIT_TIMEOUT_SECONDS",
     "DOWNLOAD_BYTES_PER_SECOND",
     "ENGINE_START_SECONDS",
     "INIT_TIMEOUT_ENV",
     "LOAD_BYTES_PER_SECOND",
-    "PodServer",
     "ServeConfig",
     "Startup",
     "from_pod_args",
