@@ -68,7 +68,7 @@ SILENCE_BUTTON_HOURS = (1, 24)
 MAX_SILENCE_HOURS = 24 * 7
 STATUS_TOOL = "deployment_status"  # what /alerts status shows of an alert's deployment
 # Which alerts offer which fix (keys are set by the sweeps in tools.monitor).
-STOP_KEY_PREFIXES = ("idle:", "budget-deployment:")
+STOP_KEY_PREFIXES = ("idle:",)
 ROLLBACK_KEY_PREFIXES = ("health:",)
 LIVE_STATUSES = (
     DeploymentStatus.healthy,
@@ -543,7 +543,7 @@ ROLLBACK_FIX = Fix("rollback_deployment", "Roll back", "roll back")
 
 
 def fix_of(alert: Alert, dep: Deployment | None) -> Fix | None:
-    """The fix an alert offers: Stop for an idle or over-budget deployment that still runs,
+    """The fix an alert offers: Stop for an idle deployment that still runs,
     Roll back for a deployment whose newer revision turned unhealthy."""
     if dep is None or dep.status not in LIVE_STATUSES or alert.state != AlertState.firing:
         return None
