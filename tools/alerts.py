@@ -586,8 +586,9 @@ def compose(s: Any, alert: Alert, now: datetime) -> AlertMessage:
             parts.append(
                 f"silenced by {silenced.user_name} until {silenced.ends_at:%Y-%m-%d %H:%M} UTC"
             )
+        joined = "; ".join(parts)
         state = (
-            "; ".join(parts)[:1].upper() + "; ".join(parts)[1:]
+            joined[:1].upper() + joined[1:]
             if parts
             else f"Firing since {_clock_time(alert.first_seen)}"
         )
