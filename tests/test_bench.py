@@ -337,3 +337,21 @@ def test_hosted_price_comparison_reads_both_ways() -> None:
 
     assert _times(0.30, 0.60) == "2.0× cheaper" and _times(1.20, 0.60) == "2.0× dearer"
     assert _versus(0.30, 0.60) == "$0.60 per 1M output tokens vs $0.30 here: 2.0× cheaper here"
+
+
+async def test_a_second_run_on_a_busy_deployment_is_refused(bot: BotHarness) -> None:
+    await deploy(bot)
+    task = asyncio.ensure_future(
+        bench(bot, "1 --concurrency 8 --requests 512 --output-tokens 2048 --duration 600")
+    )
+    for _ in range(2000):
+        await asyncio.sleep(0.005)
+        if bot.services.bench_runs:
+            break
+    assert bot.services.bench_runs and not task.done()
+    second = await bot.send("/bench 1", user="alice")
+    assert not second.ok and second.approval_id is None
+    assert "Benchmark #1 of #1" in second.text and "still running" in second.text
+    assert (await bot.send("/bench-cancel 1", user="alice")).ok
+    _, done = await asyncio.wait_for(task, timeout=1.0)
+    assert "Cancelled" in done.text

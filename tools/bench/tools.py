@@ -145,6 +145,25 @@ def _check_servable(dep: Deployment, args: BenchInput) -> None:
         )
 
 
+def _check_not_running(tc: ToolContext, dep: Deployment) -> None:
+    """One run per deployment at a time: two would share its workers and measure each other
+    (and each would be priced against the hard cap as if it ran alone)."""
+    busy = next(
+        (
+            run_id
+            for (org_id, run_id), active in tc.services.bench_runs.items()
+            if org_id == tc.org_id and active.deployment_id == dep.id
+        ),
+        None,
+    )
+    if busy is not None:
+        raise Conflict(
+            f"Benchmark #{busy} of #{dep.id} {dep.name} is still running; two at once would "
+            "measure each other.",
+            fix=f"Wait for it to finish, or stop it with `/bench-cancel {busy}`.",
+        )
+
+
 @dataclass
 class Billing:
     per_hour: Decimal  # one worker (all its GPUs) or the pod
@@ -217,6 +236,7 @@ def _at_most(dep: Deployment, billing: Billing, args: BenchInput) -> Decimal:
 async def run_benchmark(tc: ToolContext, args: BenchInput) -> Reply:
     dep = await load_deployment(tc, args.deployment)
     _check_servable(dep, args)
+    _check_not_running(tc, dep)
     levels = _levels(args.concurrency)
     # The organisation's client (its stored key), resolved once on a storage thread.
     client = await tc.services.db.call(tc.services.runpod_for, tc.org_id)
@@ -242,7 +262,9 @@ async def run_benchmark(tc: ToolContext, args: BenchInput) -> Reply:
     run_id = row.id
     load = LoadRun(clock=clock)
     active = tc.services.bench_runs
-    active[(tc.org_id, run_id)] = ActiveRun(load=load, requester=tc.request.user_id)
+    active[(tc.org_id, run_id)] = ActiveRun(
+        load=load, requester=tc.request.user_id, deployment_id=dep.id
+    )
     try:
         outcome = await _measure(tc, client, dep, args, levels, load, run_id)
     except BaseException:
@@ -609,6 +631,7 @@ def _chart(tc: ToolContext, levels: list[dict[str, Any]], title: str, run_id: in
 async def preview_benchmark(tc: ToolContext, args: BenchInput) -> Reply:
     dep = await load_deployment(tc, args.deployment)
     _check_servable(dep, args)
+    _check_not_running(tc, dep)
     levels = _levels(args.concurrency)
     billing = await _billing(tc, dep)
     per_level = [_requests_for(args, c) for c in levels]
@@ -657,6 +680,7 @@ async def preview_benchmark(tc: ToolContext, args: BenchInput) -> Reply:
 class ActiveRun:
     load: LoadRun
     requester: str
+    deployment_id: int
 
 
 class CancelInput(ToolInput):
