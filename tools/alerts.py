@@ -15,7 +15,7 @@ import logging
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -521,7 +521,7 @@ class AlertRouter:
             log.warning("alert %s to route %s failed: %s", message.key, route.id, error)
 
 
-def _post_refs(s: Any, alert: Alert) -> dict[int, PostRef]:
+def _post_refs(s: Session, alert: Alert) -> dict[int, PostRef]:
     return {
         p.route_id: PostRef(p.channel, p.ref)
         for p in alert_state.posts_of(s, org_id=alert.org_id, alert=alert)
@@ -554,7 +554,7 @@ def fix_of(alert: Alert, dep: Deployment | None) -> Fix | None:
     return None
 
 
-def _deployment_of(s: Any, alert: Alert) -> Deployment | None:
+def _deployment_of(s: Session, alert: Alert) -> Deployment | None:
     if alert.deployment_id is None:
         return None
     return deployments.get(s, org_id=alert.org_id, deployment_id=alert.deployment_id)
@@ -564,7 +564,7 @@ def _clock_time(moment: datetime) -> str:
     return f"{moment:%H:%M} UTC"
 
 
-def compose(s: Any, alert: Alert, now: datetime) -> AlertMessage:
+def compose(s: Session, alert: Alert, now: datetime) -> AlertMessage:
     """The alert as a sink shows it now: its state line and the buttons that still make
     sense (none once resolved; none on info messages such as the digest)."""
     assert alert.id is not None
@@ -924,7 +924,9 @@ async def _remove_route(tc: ToolContext, args: AlertsInput) -> Reply:
 async def _list_routes(tc: ToolContext) -> Reply:
     now = tc.services.clock.now()
 
-    def listing(s: Session) -> tuple[list[AlertRoute], list[Any], list[str]]:
+    def listing(
+        s: Session,
+    ) -> tuple[list[AlertRoute], list[tuple[AlertDelivery, Alert]], list[str]]:
         return (
             alert_store.routes_of(s, org_id=tc.org_id),
             alert_store.recent_deliveries(s, org_id=tc.org_id, limit=10),
@@ -963,7 +965,7 @@ async def _list_routes(tc: ToolContext) -> Reply:
     return reply
 
 
-def alert_state_lines(s: Any, *, org_id: int, now: datetime) -> list[str]:
+def alert_state_lines(s: Session, *, org_id: int, now: datetime) -> list[str]:
     """Open alerts (with who acknowledged them) and silences in force (who set them, when they
     end): for /alerts and the daily digest."""
     lines: list[str] = []
