@@ -60,8 +60,9 @@ DEFAULT_DURATION_SECONDS = 120
 MAX_DURATION_SECONDS = 600
 WARMUP_OUTPUT_TOKENS = 1
 COLD_POLL_SECONDS = 1.0
-# Longest wait for a scaled-to-zero endpoint's first worker: RunPod's default init timeout
-# (RUNPOD_INIT_TIMEOUT, 7 min) marks a worker unhealthy before this.
+# Shortest longest-wait for a scaled-to-zero endpoint's first worker: RunPod's default init
+# timeout (RUNPOD_INIT_TIMEOUT, 7 min) marks a worker unhealthy before this. A deployment whose
+# plan raised the timeout (a big download) is waited for that long.
 COLD_START_LIMIT_SECONDS = 600
 MILLION = 1_000_000
 SECONDS_PER_HOUR = Decimal(3600)
@@ -204,6 +205,10 @@ async def _billing(tc: ToolContext, dep: Deployment, client: RunPodClient | None
 
 def _workers_max(dep: Deployment) -> int:
     return int(_settings(dep).get("workers_max") or DEFAULT_WORKERS_MAX) or 1
+
+
+def _cold_start_limit(dep: Deployment) -> int:
+    return max(COLD_START_LIMIT_SECONDS, int(_settings(dep).get("init_timeout") or 0))
 
 
 def _idle_timeout(dep: Deployment) -> int:
@@ -382,7 +387,7 @@ async def _measure(
     clock = tc.services.clock
     start = clock.monotonic()
     # The cold start is waited for (and reported) apart; --duration bounds the load itself.
-    deadline = start + COLD_START_LIMIT_SECONDS
+    deadline = start + _cold_start_limit(dep)
     total = sum(_requests_for(args, c) for c in levels)
     await tc.progress(
         ProgressNote(
