@@ -15,7 +15,7 @@ import logging
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -140,6 +140,7 @@ class AlertSink(Protocol):
         replied to and edited later."""
 
 
+@runtime_checkable
 class EditableSink(AlertSink, Protocol):
     async def update(self, *, target: str, post: PostRef, message: AlertMessage) -> None:
         """Edit an earlier message to show the incident's current state."""
@@ -431,15 +432,14 @@ class AlertRouter:
         for route_id, post in posts.items():
             route = routes.get(route_id)
             sink = self.sinks.get(route.kind) if route is not None else None
-            update = getattr(sink, "update", None)
-            if route is None or update is None:
+            if route is None or not isinstance(sink, EditableSink):  # webhooks cannot edit
                 continue
             target, problem = self._target_of(route)
             if target is None:
                 log.warning("alert %s: route %s not updated: %s", message.key, route_id, problem)
                 continue
             try:
-                await update(target=target, post=post, message=message)
+                await sink.update(target=target, post=post, message=message)
             except Exception:  # an edit is cosmetic: log it, never fail the caller
                 log.warning("alert %s: could not edit its message", message.key, exc_info=True)
 
