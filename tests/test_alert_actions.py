@@ -31,6 +31,7 @@ from tools.clock import FakeClock
 from tools.contract import REGISTRY, Platform, RequestContext, Role
 
 ALERTS_CHANNEL = "C0ALERTS01"
+LATE_CHANNEL = "C0ALERTS02"
 IDLE_POLICY_MINUTES = 60
 SHIPPED_TOOLS = Tools(registry=REGISTRY)  # the real tools, no stand-ins
 
@@ -280,6 +281,32 @@ async def test_slack_unacknowledged_repeat_threads_under_the_first_message(
     assert edit.body["ts"] == slack.fake_ts(alert) and "seen 2×" in json.dumps(
         edit.blocks(), ensure_ascii=False
     )
+
+
+async def test_a_route_without_the_first_message_gets_a_full_one_on_a_repeat(
+    slack: AlertSlack,
+) -> None:
+    """A route added (or whose first delivery failed) after the incident began has nothing to
+    reply to: its first message of the incident carries the buttons, not a bare repeat."""
+    dep_id, alert = await idle_alert(slack)
+    added = await slack.bot.cockpit.handle(slack.owner, f"/alerts add slack {LATE_CHANNEL}")
+    assert added.ok, added.text
+    slack.bot.clock.advance(20 * 60)  # past the cooldown
+    assert await router_of(slack.bot.services).fire(
+        org_id=slack.owner.org_id,
+        key=f"idle:{dep_id}",
+        severity="warning",
+        title="still idle",
+        deployment_id=dep_id,
+    )
+    (late,) = [
+        c for c in slack.fake.calls_to("chat.postMessage") if c.body.get("channel") == LATE_CHANNEL
+    ]
+    assert not late.body.get("thread_ts")
+    assert "Acknowledge" in slack.buttons(late) and f"Stop #{dep_id}" in slack.buttons(late)
+    assert not late.body["text"].startswith(":repeat:")
+    (repeat,) = slack.thread(slack.fake_ts(alert))  # the first route still gets a reply
+    assert '"actions"' not in json.dumps(repeat.blocks())
 
 
 async def test_tampered_button_and_other_organisations_alert_are_refused(

@@ -291,13 +291,7 @@ class AlertRouter:
         if due is None:
             return False
         message, posts, incident_at = due
-        if not posts:
-            await self._deliver(message, incident_at=incident_at, reply_to=posts)
-            return True
-        # A repeat: a short reply in the incident's thread (the buttons stay on the first
-        # message, which is edited to show the new count).
-        repeat = replace(message, repeat=True, buttons=())
-        await self._deliver(repeat, incident_at=incident_at, reply_to=posts)
+        await self._deliver(message, incident_at=incident_at, reply_to=posts)
         await self._update_posts(message, posts)
         return True
 
@@ -417,10 +411,16 @@ class AlertRouter:
             # Each route on its own: one that cannot be read, refused or crashing is recorded
             # and logged, and the routes after it are still delivered.
             assert route.id is not None
+            post = reply_to.get(route.id)
+            # Where the incident already has its first message, a firing is a repeat: a short
+            # reply in its thread (the buttons stay on the first message, edited to show the
+            # new count). A route without one (added since, or its first delivery failed) gets
+            # the whole message, buttons and all.
+            one = message
+            if post is not None and not message.resolved:
+                one = replace(message, repeat=True, buttons=())
             try:
-                await self._deliver_one(
-                    route, message, reply_to.get(route.id), incident_at=incident_at, now=now
-                )
+                await self._deliver_one(route, one, post, incident_at=incident_at, now=now)
             except Exception:
                 log.exception("alert %s: route %s could not be processed", message.key, route.id)
 
