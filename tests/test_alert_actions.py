@@ -309,6 +309,18 @@ async def test_a_route_without_the_first_message_gets_a_full_one_on_a_repeat(
     assert '"actions"' not in json.dumps(repeat.blocks())
 
 
+async def test_a_test_alert_is_sent_and_does_not_stay_open(slack: AlertSlack) -> None:
+    sent = await slack.bot.cockpit.handle(slack.owner, "/alerts test")
+    assert sent.ok and "sent to every route" in sent.text, sent.text
+    (post,) = slack.alert_posts()
+    assert "Test alert" in post.body["text"]
+    listing = (await slack.bot.cockpit.handle(slack.owner, "/alerts")).text
+    assert "Open alerts" not in listing, listing
+    edit = slack.fake.calls_to("chat.update")[-1]  # the test message says it is over
+    assert edit.body["ts"] == slack.fake_ts(post) and "Resolved after" in edit.body["text"]
+    assert slack.buttons(edit) == {}
+
+
 async def test_tampered_button_and_other_organisations_alert_are_refused(
     slack: AlertSlack,
 ) -> None:

@@ -713,14 +713,7 @@ async def alerts_tool(tc: ToolContext, args: AlertsInput) -> Reply:
     if args.action == "remove":
         return await _remove_route(tc, args)
     if args.action == "test":
-        sent = await router_of(tc.services).fire(
-            org_id=tc.org_id,
-            key=f"test:{tc.services.clock.now().isoformat()}",
-            severity="critical",
-            title="Test alert from AI Dev Cockpit",
-            details=f"Sent by {tc.request.display_name}.",
-        )
-        return Reply(text="Test alert sent to every route." if sent else "Nothing was sent.")
+        return await _test(tc)
     if args.action == "ack":
         return await _acknowledge(tc, args)
     if args.action == "silence":
@@ -730,6 +723,35 @@ async def alerts_tool(tc: ToolContext, args: AlertsInput) -> Reply:
     if args.action == "status":
         return await _status(tc, args)
     return await _list_routes(tc)
+
+
+async def _test(tc: ToolContext) -> Reply:
+    """A critical alert to every route. It is not an incident: it closes at once, without a
+    resolve message (its post is edited to say so), so it never lists as open in /alerts or
+    the digest."""
+    router = router_of(tc.services)
+    now = tc.services.clock.now()
+    key = f"test:{now.isoformat()}"
+    sent = await router.fire(
+        org_id=tc.org_id,
+        key=key,
+        severity="critical",
+        title="Test alert from AI Dev Cockpit",
+        details=f"Sent by {tc.request.display_name}.",
+    )
+
+    def close(s: Session) -> int | None:
+        alert = alert_store.find(s, org_id=tc.org_id, key=key)
+        if alert is None:
+            return None
+        alert.state, alert.resolved_at = AlertState.resolved, now
+        s.add(alert)
+        return alert.id
+
+    alert_id = await tc.services.db.run(close)
+    if alert_id is not None:
+        await router.refresh(org_id=tc.org_id, alert_id=alert_id)
+    return Reply(text="Test alert sent to every route." if sent else "Nothing was sent.")
 
 
 async def _alert_arg(tc: ToolContext, value: str | None, action: str) -> Alert:
