@@ -333,10 +333,16 @@ async def test_a_run_killed_mid_load_is_failed_at_the_next_start(bot: BotHarness
 
 
 def test_hosted_price_comparison_reads_both_ways() -> None:
-    from tools.bench.tools import _times, _versus
+    from tools.bench.tools import hosted_comparison_text, price_ratio_text
 
-    assert _times(0.30, 0.60) == "2.0× cheaper" and _times(1.20, 0.60) == "2.0× dearer"
-    assert _versus(0.30, 0.60) == "$0.60 per 1M output tokens vs $0.30 here: 2.0× cheaper here"
+    assert (
+        price_ratio_text(0.30, 0.60) == "2.0× cheaper"
+        and price_ratio_text(1.20, 0.60) == "2.0× dearer"
+    )
+    assert (
+        hosted_comparison_text(0.30, 0.60)
+        == "$0.60 per 1M output tokens vs $0.30 here: 2.0× cheaper here"
+    )
 
 
 async def test_a_second_run_on_a_busy_deployment_is_refused(bot: BotHarness) -> None:

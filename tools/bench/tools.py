@@ -588,7 +588,8 @@ async def _finish(
         )
         if args.compare_price is not None and best["cost_per_million_output"]:
             reply.add_field(
-                "Hosted API", _versus(best["cost_per_million_output"], float(args.compare_price))
+                "Hosted API",
+                hosted_comparison_text(best["cost_per_million_output"], float(args.compare_price)),
             )
     cut = sum(lv["cut_off"] for lv in levels)
     if cut and not outcome.cancelled:
@@ -606,13 +607,14 @@ async def _finish(
     return reply
 
 
-def _times(own: float, hosted: float) -> str:
+def price_ratio_text(own: float, hosted: float) -> str:
     """Own $/1M against a hosted API's: "2.0× cheaper" or "1.5× dearer" (own > 0)."""
     return f"{hosted / own:.1f}× cheaper" if hosted >= own else f"{own / hosted:.1f}× dearer"
 
 
-def _versus(own: float, hosted: float) -> str:
-    return f"${hosted:,.2f} per 1M output tokens vs {_usd(own)} here: {_times(own, hosted)} here"
+def hosted_comparison_text(own: float, hosted: float) -> str:
+    ratio = price_ratio_text(own, hosted)
+    return f"${hosted:,.2f} per 1M output tokens vs {_usd(own)} here: {ratio} here"
 
 
 def _chart(tc: ToolContext, levels: list[dict[str, Any]], title: str, run_id: int) -> Any:
@@ -777,7 +779,7 @@ async def bench_history(tc: ToolContext, args: HistoryInput) -> Reply:
         ]
         if args.compare_price is not None:
             own = run.cost_per_million_output
-            row.append(_times(own, float(args.compare_price)) if own else "—")
+            row.append(price_ratio_text(own, float(args.compare_price)) if own else "—")
         rows.append(row)
     reply = Reply(title="Benchmarks", table=Table(columns=columns, rows=rows))
     if any(r.simulated for r in runs):
