@@ -31,7 +31,7 @@ from pydantic_core import PydanticUndefined
 
 from bot.adapters.discord_approvals import reply_view, tell_clicker
 from bot.adapters.discord_base import DiscordSurface, log
-from bot.adapters.discord_render import DiscordMessage, note_embed, truncate
+from bot.adapters.discord_render import DiscordMessage, note_embed
 from bot.adapters.discord_stream import (
     StreamedMessage,
     ThreadProgress,
@@ -39,6 +39,7 @@ from bot.adapters.discord_stream import (
     is_thread,
     start_thread,
 )
+from bot.render import sandbox_footer, truncate
 from tools.catalog.aliases import ALIASES
 from tools.contract import Registry, Reply, RequestContext, Tool
 
@@ -466,9 +467,7 @@ async def deliver(
     text (footer as a small line) and only the other parts (fields, table, buttons) follow as
     an embed; an error after a partial stream keeps the partial text and adds the error."""
     if stream is not None and stream.started:
-        footer = reply.footer
-        if surface.sandbox and "sandbox" not in (footer or "").lower():
-            footer = f"{footer} · sandbox" if footer else "sandbox"
+        footer = sandbox_footer(reply.footer, sandbox=surface.sandbox, note="sandbox")
         await stream.finish(reply.text if reply.ok and reply.text else None, footer=footer)
         reply = reply.model_copy(update={"text": "" if reply.ok else reply.text, "footer": None})
         if not (reply.text or reply.title or reply.fields or reply.table or reply.buttons):

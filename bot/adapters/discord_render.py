@@ -19,7 +19,16 @@ from typing import Any
 import aiohttp
 import discord
 
-from tools.contract import Reply, ReplyField, Table, render_table
+from bot.render import (
+    ELLIPSIS,
+    code_blocks,
+    one_line,
+    sandbox_footer,
+    split_text,
+    table_lines,
+    truncate,
+)
+from tools.contract import Reply, ReplyField
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +46,9 @@ MAX_THREAD_NAME = 100
 MAX_FILES = 10
 MIN_PIECE = 64  # a cut-off piece shorter than this is not worth showing
 
-ELLIPSIS = "…"
 EMPTY_VALUE = "—"  # Discord rejects empty field names/values
 ATTACHMENT_NAME = "reply.txt"
 CUT_NOTE = f"\n{ELLIPSIS} (cut here: the full text is attached as `{ATTACHMENT_NAME}`)"
-SANDBOX_NOTE = "sandbox: simulated RunPod cloud, no real GPUs or charges"
-FENCE = "```"
 
 COLOUR_OK = 0x2ECC71
 COLOUR_ERROR = 0xE74C3C
@@ -58,83 +64,6 @@ SEVERITY_COLOURS = {
 SEVERITY_ICONS = {"info": "ℹ️", "warning": "⚠️", "critical": "🚨", "resolved": "✅"}
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-# --- text helpers --------------------------------------------------------------------------
-
-
-def truncate(text: str, limit: int) -> str:
-    """Cut `text` to at most `limit` characters, marking the cut with "…"."""
-    if len(text) <= limit:
-        return text
-    return text[: max(limit - len(ELLIPSIS), 0)].rstrip() + ELLIPSIS
-
-
-def split_text(text: str, limit: int) -> list[str]:
-    """Split `text` into pieces of at most `limit` characters, at a line break or a space where
-    possible. A code fence left open by a cut is closed and reopened in the next piece."""
-    if limit <= len(FENCE) * 4:
-        raise ValueError("limit too small to split text")
-    pieces: list[str] = []
-    rest = text
-    reopen = False
-    while rest:
-        head = f"{FENCE}\n" if reopen else ""
-        whole = head + rest
-        odd = whole.count(FENCE) % 2 == 1
-        if len(whole) + (len(FENCE) + 1 if odd else 0) <= limit:
-            pieces.append(whole + (f"\n{FENCE}" if odd else ""))
-            break
-        room = limit - len(head) - len(FENCE) - 1  # keep room to close a fence
-        cut = cut_point(rest, room)
-        body = head + rest[:cut].rstrip()
-        rest = rest[cut:].lstrip("\n")
-        reopen = body.count(FENCE) % 2 == 1
-        pieces.append(body + (f"\n{FENCE}" if reopen else ""))
-    return pieces
-
-
-def cut_point(text: str, room: int) -> int:
-    """Where to cut `text` to keep at most `room` characters: a line break, else a space."""
-    window = text[:room]
-    for sep in ("\n", " "):
-        at = window.rfind(sep)
-        if at > room // 2:
-            return at + (0 if sep == "\n" else 1)
-    return room
-
-
-def table_chunks(table: Table, limit: int) -> list[str]:
-    """The table as code blocks, each within `limit` characters (split between rows)."""
-    lines = render_table(table).splitlines()
-    chunks: list[str] = []
-    current: list[str] = []
-    size = len(FENCE) * 2 + 2
-    for line in lines:
-        line = truncate(line, limit - len(FENCE) * 2 - 3)
-        if current and size + len(line) + 1 > limit:
-            chunks.append(_code(current))
-            current, size = [], len(FENCE) * 2 + 2
-        current.append(line)
-        size += len(line) + 1
-    if current:
-        chunks.append(_code(current))
-    return chunks
-
-
-def _code(lines: list[str]) -> str:
-    body = "\n".join(lines).replace(FENCE, "`\u200b``")
-    return f"{FENCE}\n{body}\n{FENCE}"
-
-
-def footer_text(footer: str | None, *, sandbox: bool) -> str | None:
-    """The reply's footer, saying "sandbox" whenever the services are the sandbox."""
-    if sandbox and "sandbox" not in (footer or "").lower():
-        if not footer:
-            return SANDBOX_NOTE
-        room = MAX_FOOTER - len(SANDBOX_NOTE) - 3
-        return f"{truncate(footer, room)} · {SANDBOX_NOTE}"
-    return truncate(footer, MAX_FOOTER) if footer else None
 
 
 def safe_filename(name: str, default: str = "file") -> str:
@@ -206,8 +135,8 @@ def render_reply(reply: Reply, *, sandbox: bool) -> DiscordMessage:
         text = f"⚠️ {text}"
     chunks = split_text(text, MAX_DESCRIPTION) if text else []
     if reply.table is not None:
-        chunks.extend(table_chunks(reply.table, MAX_DESCRIPTION))
-    footer = footer_text(reply.footer, sandbox=sandbox)
+        chunks.extend(code_blocks(table_lines(reply.table), MAX_DESCRIPTION))
+    footer = sandbox_footer(reply.footer, sandbox=sandbox, limit=MAX_FOOTER)
 
     # The budget goes first to what a decision needs (title, fields, footer), then to text.
     budget = MAX_TOTAL - len(title or "") - len(footer or "") - len(CUT_NOTE)
@@ -286,8 +215,7 @@ def note_embed(text: str, *, colour: int = COLOUR_NEUTRAL) -> discord.Embed:
 
 def thread_name(text: str) -> str:
     """A thread title from free text: one line, within Discord's 100 characters."""
-    line = " ".join(text.split()) or "conversation"
-    return truncate(line, MAX_THREAD_NAME)
+    return one_line(text, MAX_THREAD_NAME, default="conversation")
 
 
 # --- alerts --------------------------------------------------------------------------------
@@ -329,7 +257,7 @@ def alert_embed(
             break
         embed.add_field(name=name, value=value, inline=len(value) <= 40)
         budget -= len(name) + len(value)
-    note = footer_text(footer or f"severity: {severity}", sandbox=sandbox)
+    note = sandbox_footer(footer or f"severity: {severity}", sandbox=sandbox, limit=MAX_FOOTER)
     if note:
         embed.set_footer(text=note)
     return embed

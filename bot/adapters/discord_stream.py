@@ -14,13 +14,8 @@ from typing import Literal
 
 import discord
 
-from bot.adapters.discord_render import (
-    MAX_CONTENT,
-    DiscordMessage,
-    cut_point,
-    thread_name,
-    truncate,
-)
+from bot.adapters.discord_render import MAX_CONTENT, DiscordMessage, thread_name
+from bot.render import cut_point, one_line, truncate
 from tools.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -103,7 +98,7 @@ class StreamedMessage:
         of the edit interval."""
         final = self.text if text is None else text
         if footer:
-            final = f"{final}\n-# {truncate(' '.join(footer.split()), 300)}"
+            final = f"{final}\n-# {one_line(footer, 300)}"
         if not final.strip():
             final = "(no answer)"
         if self._last is not None:

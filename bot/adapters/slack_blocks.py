@@ -11,6 +11,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bot.render import (
+    ELLIPSIS,
+    SANDBOX_NOTE,
+    code_blocks,
+    sandbox_footer,
+    split_text,
+    table_lines,
+    truncate,
+)
 from bot.surface import spell_reply
 from tools.contract import REGISTRY, Button, Reply, Table
 
@@ -46,7 +55,6 @@ MAX_ACTION_ELEMENTS = 25
 MAX_FALLBACK_TEXT = 3000  # message `text` works to 40k, but notifications want it short
 MAX_MODAL_TITLE = 24
 MAX_TABLE_CELL = 60
-ELLIPSIS = "…"
 
 APPROVE_ACTION_ID = "cockpit_approve"
 CANCEL_ACTION_ID = "cockpit_cancel"
@@ -61,7 +69,6 @@ CONNECT_KEY_ACTION = "key"
 CONNECT_PROVIDER_BLOCK = "provider"
 CONNECT_PROVIDER_ACTION = "provider"
 KNOWN_PROVIDERS = ("runpod", "huggingface", "anthropic")
-SANDBOX_NOTE = "sandbox: simulated RunPod cloud, no real GPUs or charges"
 
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 
@@ -81,13 +88,6 @@ class SlackMessage:
 # --- text helpers --------------------------------------------------------------------------
 
 
-def truncate(text: str, limit: int) -> str:
-    """Cut `text` to at most `limit` characters, marking the cut with "…"."""
-    if len(text) <= limit:
-        return text
-    return text[: max(limit - len(ELLIPSIS), 0)].rstrip() + ELLIPSIS
-
-
 def escape(text: str) -> str:
     """Make arbitrary text safe for mrkdwn: no `<!channel>`, links or mentions sneak in."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -96,29 +96,6 @@ def escape(text: str) -> str:
 def mrkdwn(text: str) -> str:
     """Escape, then map the one Markdown habit tools have (`**bold**`) to Slack's `*bold*`."""
     return _BOLD.sub(r"*\1*", escape(text))
-
-
-def split_text(text: str, limit: int) -> list[str]:
-    """Split on line boundaries into chunks of at most `limit` characters (long lines are cut
-    hard), so a long answer becomes several sections instead of one rejected block."""
-    chunks: list[str] = []
-    current = ""
-    for line in text.split("\n"):
-        while len(line) > limit:
-            if current:
-                chunks.append(current)
-                current = ""
-            chunks.append(line[:limit])
-            line = line[limit:]
-        candidate = f"{current}\n{line}" if current else line
-        if len(candidate) > limit:
-            chunks.append(current)
-            current = line
-        else:
-            current = candidate
-    if current.strip():
-        chunks.append(current)
-    return [c for c in chunks if c.strip()]
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -169,29 +146,8 @@ def field_sections(fields: list[tuple[str, str]]) -> list[dict[str, Any]]:
 def table_sections(table: Table) -> list[dict[str, Any]]:
     """A table as monospace code blocks (Block Kit has no table in messages); rows are split over
     several sections when they do not fit one, each repeating the header."""
-    columns = [truncate(c, MAX_TABLE_CELL) for c in table.columns]
-    rows = [[truncate(str(c), MAX_TABLE_CELL) for c in r] for r in table.rows]
-    widths = [len(c) for c in columns]
-    for row in rows:
-        for i, cell in enumerate(row[: len(widths)]):
-            widths[i] = max(widths[i], len(cell))
-
-    def fmt(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False)).rstrip()
-
-    head = [escape(fmt(columns)), "  ".join("-" * w for w in widths)]
-    fence = "```"
-    budget = MAX_SECTION_TEXT - 2 * (len(fence) + 1)
-    blocks: list[dict[str, Any]] = []
-    current = list(head)
-    for row in rows:
-        line = truncate(escape(fmt(row)), budget - len("\n".join(head)) - 1)
-        if len("\n".join([*current, line])) > budget:
-            blocks.append(_section(fence + "\n" + "\n".join(current) + "\n" + fence))
-            current = list(head)
-        current.append(line)
-    blocks.append(_section(fence + "\n" + "\n".join(current) + "\n" + fence))
-    return blocks
+    lines = [escape(line) for line in table_lines(table, cell_limit=MAX_TABLE_CELL)]
+    return [_section(b) for b in code_blocks(lines, MAX_SECTION_TEXT, header=2)]
 
 
 def action_id_for(button: Button) -> str:
@@ -243,13 +199,6 @@ def slack_date(moment: datetime, *, label: str = "{date_short_pretty} at {time}"
     return f"<!date^{int(moment.timestamp())}^{label}|{fallback}>"
 
 
-def footer_text(reply: Reply, *, sandbox: bool) -> str:
-    footer = reply.footer or ""
-    if sandbox and "sandbox" not in footer.lower():
-        footer = f"{footer} · {SANDBOX_NOTE}" if footer else SANDBOX_NOTE
-    return footer
-
-
 def render_reply(
     reply: Reply,
     *,
@@ -290,7 +239,7 @@ def render_reply(
     notes = []
     if expires_at is not None:
         notes.append(f":hourglass_flowing_sand: Expires {slack_date(expires_at)}")
-    footer = footer_text(reply, sandbox=sandbox)
+    footer = sandbox_footer(reply.footer, sandbox=sandbox)
     if footer:
         notes.append(mrkdwn(footer))
     if notes:
