@@ -12,8 +12,7 @@ reads storage and never repeats the policy written here.
         case Ignored():                 ...   # nothing to say
 
     decision = await cockpit.decide(ctx, button_value, approve=True, progress=...)
-    if decision.decided: update the card with decision.summary(...)
-    else:                tell the clicker decision.note
+    await decision.report(who=mention, when=time, update_card=..., tell=..., post_result=...)
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -87,6 +86,13 @@ DECIDED = frozenset(
         DecisionOutcome.expired,
     }
 )
+# Unicode emoji: Slack shows them like its :shortcodes:, Discord as they are.
+DECISION_ICONS = {
+    DecisionOutcome.approved: "✅",
+    DecisionOutcome.failed: "✅",
+    DecisionOutcome.cancelled: "🚫",
+    DecisionOutcome.expired: "⌛",
+}
 
 
 @dataclass(frozen=True)
@@ -122,8 +128,10 @@ class Decision:
             return f"Approval #{self.approval_id} is already being handled."
         return self.reply.text or "Nothing was done."
 
-    def summary(self, *, who: str, when: str, icons: dict[DecisionOutcome, str]) -> str:
-        """The line a decided card shows, with the surface's mention, time format and icons."""
+    def summary(
+        self, *, who: str, when: str, icons: Mapping[DecisionOutcome, str] = DECISION_ICONS
+    ) -> str:
+        """The line a decided card shows, with the surface's mention and time format."""
         icon = icons.get(self.outcome, "")
         if self.outcome is DecisionOutcome.cancelled:
             text = f"Cancelled by {who} at {when}; nothing was done."
@@ -135,6 +143,28 @@ class Decision:
                 done = "it failed, see the thread"
             text = f"Approved by {who} at {when}; {done}."
         return f"{icon} {text}".strip()
+
+    async def report(
+        self,
+        *,
+        who: str,
+        when: str,
+        update_card: Callable[[str], Awaitable[Any]],
+        tell: Callable[[str], Awaitable[Any]],
+        post_result: Callable[[Reply], Awaitable[Any]],
+    ) -> None:
+        """What every surface shows after a click: an undecided click is told to the clicker
+        alone (the card stays); a decision updates the card for everyone (`summary`, with the
+        surface's mention `who` and time `when`), then an expired approval tells the clicker
+        why, and an approval that ran posts its result (in the card's thread)."""
+        if not self.decided:
+            await tell(self.note)
+            return
+        await update_card(self.summary(who=who, when=when))
+        if self.outcome is DecisionOutcome.expired:
+            await tell(self.note)
+        elif self.posts_result:
+            await post_result(self.reply)
 
 
 def decision_outcome(before: str | None, after: str | None) -> DecisionOutcome:

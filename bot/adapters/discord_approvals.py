@@ -191,12 +191,6 @@ DECISION_COLOURS = {
     DecisionOutcome.cancelled: COLOUR_NEUTRAL,
     DecisionOutcome.expired: COLOUR_NEUTRAL,
 }
-DECISION_ICONS = {
-    DecisionOutcome.approved: "✅",
-    DecisionOutcome.failed: "✅",
-    DecisionOutcome.cancelled: "🚫",
-    DecisionOutcome.expired: "⌛",
-}
 
 
 def tell_clicker(interaction: discord.Interaction) -> OnError:
@@ -242,30 +236,27 @@ class ApprovalHandlers:
         decision = await surface.cockpit.decide(
             ctx, str(approval_id), approve=approve, progress=progress.post
         )
-        if not decision.decided:
-            await self.tell(interaction, decision.note)
-            return
-        summary = decision.summary(
+
+        async def update_card(summary: str) -> None:
+            try:
+                await interaction.edit_original_response(
+                    embeds=decided_embeds(card, summary, colour=DECISION_COLOURS[decision.outcome]),
+                    view=remaining_view(card, approval_id),
+                    allowed_mentions=discord.AllowedMentions.none(),
+                )
+            except discord.HTTPException:
+                log.warning("could not update the approval card", exc_info=True)
+
+        async def post_result(reply: Reply) -> None:
+            await progress.send(surface.render(reply))
+
+        await decision.report(
             who=f"<@{interaction.user.id}>",
             when=discord.utils.format_dt(decision.when, style="t"),
-            icons=DECISION_ICONS,
+            update_card=update_card,
+            tell=tell_clicker(interaction),
+            post_result=post_result,
         )
-        try:
-            await interaction.edit_original_response(
-                embeds=decided_embeds(card, summary, colour=DECISION_COLOURS[decision.outcome]),
-                view=remaining_view(card, approval_id),
-                allowed_mentions=discord.AllowedMentions.none(),
-            )
-        except discord.HTTPException:
-            log.warning("could not update the approval card", exc_info=True)
-        if decision.outcome is DecisionOutcome.expired:
-            await self.tell(interaction, decision.note)
-        elif decision.posts_result:
-            await progress.send(surface.render(decision.reply))
-
-    async def tell(self, interaction: discord.Interaction, text: str) -> None:
-        """An ephemeral note to the clicker alone."""
-        await tell_clicker(interaction)(text)
 
     async def on_command_button(self, interaction: discord.Interaction, command: str) -> None:
         """A command button: runs `/command` as the person who clicked, answered in a new

@@ -7,6 +7,7 @@ when) and the result and progress go into the card's thread.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -14,14 +15,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters import slack_blocks as blocks
 from bot.adapters.slack_base import SlackSurface, ephemeral_reply, log
-from bot.conversation import DecisionOutcome
-
-DECISION_ICONS = {
-    DecisionOutcome.approved: ":white_check_mark:",
-    DecisionOutcome.failed: ":white_check_mark:",
-    DecisionOutcome.cancelled: ":no_entry_sign:",
-    DecisionOutcome.expired: ":hourglass:",
-}
 
 
 class ApprovalHandlers:
@@ -73,20 +66,15 @@ class ApprovalHandlers:
         decision = await surface.cockpit.decide(
             ctx, action.get("value"), approve=approve, progress=conversation.progress
         )
-        if not decision.decided:
-            await surface.tell(conversation, decision.note)
-            return
-        summary = decision.summary(
+        await decision.report(
             who=f"<@{decision.who}>",
             when=blocks.slack_date(decision.when, label="{time}"),
-            icons=DECISION_ICONS,
+            update_card=partial(
+                self.update_card, client, respond, channel, card_ts, body.get("message") or {}
+            ),
+            tell=partial(surface.tell, conversation),
+            post_result=conversation.send,
         )
-        message = body.get("message") or {}
-        await self.update_card(client, respond, channel, card_ts, message, summary)
-        if decision.outcome is DecisionOutcome.expired:
-            await surface.tell(conversation, decision.note)
-        elif decision.posts_result:
-            await conversation.send(decision.reply)
 
     async def update_card(
         self,
