@@ -6,7 +6,7 @@ required positionals are required options. `deployment` options autocomplete fro
 organisation's deployments, `model` options from the model aliases.
 
 Every invocation takes the same path: defer at once (Discord's 3-second rule), rebuild the
-command line from the options (values quoted with shlex.quote), `Cockpit.handle(ctx, line)`,
+command line from the options (`bot.options.command_line`), `Cockpit.handle(ctx, line)`,
 then a followup with the rendered Reply. `/chat` additionally opens a thread bound to the
 deployment and streams the answer into it.
 """
@@ -16,18 +16,11 @@ from __future__ import annotations
 import inspect
 import logging
 import re
-import shlex
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import date, datetime
-from decimal import Decimal
-from enum import Enum
-from types import NoneType, UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
 
-import annotated_types
 import discord
 from discord import app_commands
-from pydantic_core import PydanticUndefined
 
 from bot.adapters.discord_approvals import reply_view, tell_clicker
 from bot.adapters.discord_base import DiscordSurface, log
@@ -39,8 +32,16 @@ from bot.adapters.discord_stream import (
     is_thread,
     start_thread,
 )
+from bot.options import (
+    OptionKind,
+    command_line,
+    command_name,
+    completes,
+    describe,
+    model_choices,
+    option_kind,
+)
 from bot.render import sandbox_footer, truncate
-from tools.catalog.aliases import ALIASES
 from tools.contract import Registry, Reply, RequestContext, Tool
 
 MAX_COMMAND_DESCRIPTION = 100
@@ -49,9 +50,6 @@ MAX_OPTIONS = 25
 MAX_CHOICES = 25
 MAX_CHOICE_NAME = 100
 COMMAND_NAME = re.compile(r"^[-_a-z0-9]{1,32}$")
-# Options that autocomplete: deployment references and model names.
-DEPLOYMENT_OPTIONS = frozenset({"deployment"})
-MODEL_OPTIONS = frozenset({"model"})
 CHAT_TOOL = "chat_with_model"
 
 gen_log = logging.getLogger(__name__)
@@ -65,79 +63,16 @@ Complete = Callable[[discord.Interaction, str, str], Awaitable[list[app_commands
 # --- generation ----------------------------------------------------------------------------
 
 
-def _unwrap_optional(annotation: Any) -> Any:
-    origin = get_origin(annotation)
-    if origin is Union or origin is UnionType:
-        args = [a for a in get_args(annotation) if a is not NoneType]
-        if len(args) == 1:
-            return args[0]
-    return annotation
-
-
-def _bounds(metadata: list[Any]) -> tuple[Any, Any]:
-    low = high = None
-    for m in metadata:
-        if isinstance(m, annotated_types.Ge | annotated_types.Gt):
-            low = m.ge if isinstance(m, annotated_types.Ge) else m.gt
-        elif isinstance(m, annotated_types.Le | annotated_types.Lt):
-            high = m.le if isinstance(m, annotated_types.Le) else m.lt
-        elif isinstance(m, annotated_types.MinLen):
-            low = m.min_length
-        elif isinstance(m, annotated_types.MaxLen):
-            high = m.max_length
-    return low, high
-
-
-def _ranged(kind: type, low: Any, high: Any) -> Any:
-    if low is None and high is None:
-        return kind
-    cast = float if kind is float else int
-    low = None if low is None else cast(low)
-    high = None if high is None else cast(high)
-    return app_commands.Range[kind, low, high]  # type: ignore[valid-type]
-
-
-def option_annotation(field: Any) -> tuple[Any, bool]:
-    """The discord.py annotation for one input field, and whether it is a list (free words).
-    str/int/float/bool map directly, Literal (and enums) become choices, Decimal a number,
-    dates and lists a string."""
-    inner = _unwrap_optional(field.annotation)
-    low, high = _bounds(list(field.metadata))
-    origin = get_origin(inner)
-    if origin is Literal:
-        values = tuple(get_args(inner))[:MAX_CHOICES]
-        if all(isinstance(v, str) for v in values) or all(isinstance(v, int) for v in values):
-            return Literal[values], False  # type: ignore[valid-type]
-        return str, False
-    if isinstance(inner, type) and issubclass(inner, Enum):
-        values = tuple(str(m.value) for m in inner)[:MAX_CHOICES]
-        return Literal[values], False  # type: ignore[valid-type]
-    if origin is list:
-        return str, True
-    if inner is bool:
-        return bool, False
-    if inner is int:
-        return _ranged(int, low, high), False
-    if inner in (float, Decimal):
-        return _ranged(float, low, high), False
-    if inner is str:
-        return _ranged(str, low, high), False
-    if inner in (date, datetime):
-        return str, False
-    return str, False
-
-
-def _description(text: str | None, default: Any = None) -> str:
-    text = (text or "").strip() or "…"
-    if default not in (None, PydanticUndefined, False, "", [], ()):
-        with_default = f"{text} (default {default})"
-        if len(with_default) <= MAX_OPTION_DESCRIPTION:
-            return with_default
-    return truncate(text, MAX_OPTION_DESCRIPTION)
-
-
-def command_name(tool: Tool) -> str:
-    return (tool.command or tool.name).lower()
+def option_annotation(kind: OptionKind) -> Any:
+    """The discord.py annotation for an option: choices become a Literal, bounds a Range."""
+    if kind.choices:
+        return Literal[kind.choices]
+    if kind.low is None and kind.high is None:
+        return kind.type
+    cast = float if kind.type is float else int
+    low = None if kind.low is None else cast(kind.low)
+    high = None if kind.high is None else cast(kind.high)
+    return app_commands.Range[kind.type, low, high]
 
 
 def build_command(
@@ -164,7 +99,7 @@ def build_command(
         if not COMMAND_NAME.match(field_name) or field_name == "interaction":
             gen_log.warning("tool %s: option %r cannot be a Discord option", tool.name, field_name)
             continue
-        annotation, _ = option_annotation(field)
+        annotation = option_annotation(option_kind(field, max_choices=MAX_CHOICES))
         required = field.is_required()
         params.append(
             inspect.Parameter(
@@ -174,12 +109,12 @@ def build_command(
                 default=inspect.Parameter.empty if required else None,
             )
         )
-        descriptions[field_name] = _description(field.description, field.default)
-        if complete is not None and get_origin(annotation) is not Literal and annotation is str:
-            if field_name in DEPLOYMENT_OPTIONS:
-                autocomplete[field_name] = _completer(complete, "deployment")
-            elif field_name in MODEL_OPTIONS:
-                autocomplete[field_name] = _completer(complete, "model")
+        descriptions[field_name] = describe(
+            field.description, field.default, MAX_OPTION_DESCRIPTION
+        )
+        completion = completes(field_name)
+        if complete is not None and completion and annotation is str:
+            autocomplete[field_name] = _completer(complete, completion)
 
     async def callback(interaction: discord.Interaction, **values: Any) -> None:
         await invoke(interaction, tool, values)
@@ -218,69 +153,6 @@ def build_commands(
             seen.add(cmd.name)
             out.append(cmd)
     return out
-
-
-def command_line(tool: Tool, values: Mapping[str, Any]) -> str:
-    """The slash-command line for the given option values: positionals in order (a skipped one
-    before a given one takes its default), `--flag=value` for the rest, every value quoted."""
-    fields = tool.input_model.model_fields
-    parts = [f"/{command_name(tool)}"]
-    positional = tool.positional_fields()
-    given = [i for i, n in enumerate(positional) if _present(values.get(n))]
-    last = given[-1] if given else -1
-    for name in positional[: last + 1]:
-        value = values.get(name)
-        if not _present(value):
-            default = fields[name].default
-            if default in (None, PydanticUndefined):
-                continue
-            value = default
-        # A list field (free words, e.g. the chat message) is one quoted token: the words
-        # come back joined, and none of them can pass for an --option.
-        text = _text(value)
-        parts.append(shlex.quote(" ".join(text.split()) if _is_list_field(fields[name]) else text))
-    for name in fields:
-        if name in positional:
-            continue
-        value = values.get(name)
-        if value is None:
-            continue
-        flag = f"--{name.replace('_', '-')}"
-        if isinstance(value, bool):
-            parts.append(flag if value else f"{flag}=false")
-        elif _present(value):
-            parts.append(f"{flag}={shlex.quote(_text(value))}")
-    return " ".join(parts)
-
-
-def _present(value: Any) -> bool:
-    return value is not None and value != ""
-
-
-def _is_list_field(field: Any) -> bool:
-    inner = _unwrap_optional(field.annotation)
-    return get_origin(inner) is list
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, Enum):
-        return str(value.value)
-    return str(value)
-
-
-def model_choices(current: str) -> list[app_commands.Choice[str]]:
-    """Model aliases matching what was typed (every word must appear), best first."""
-    words = current.lower().split()
-    out: list[app_commands.Choice[str]] = []
-    for alias in ALIASES:
-        hay = f"{alias.model_id} {alias.family} {alias.size} {alias.version or ''}".lower()
-        if all(w in hay for w in words):
-            label = f"{alias.family} {alias.size} · {alias.model_id}"
-            name = truncate(label, MAX_CHOICE_NAME)
-            out.append(app_commands.Choice(name=name, value=alias.model_id))
-    return out[:MAX_CHOICES]
 
 
 # --- handlers ------------------------------------------------------------------------------
@@ -432,19 +304,20 @@ class CommandHandlers:
         self, interaction: discord.Interaction, kind: str, current: str
     ) -> list[app_commands.Choice[str]]:
         if kind == "model":
-            return model_choices(current)
-        try:
-            ctx = await self.surface.interaction_context(interaction)
-        except Exception:
-            log.warning("autocomplete: no context", exc_info=True)
-            return []
-        found = await self.surface.cockpit.deployments_like(ctx, current)
+            found = model_choices(current)
+        else:
+            try:
+                ctx = await self.surface.interaction_context(interaction)
+            except Exception:
+                log.warning("autocomplete: no context", exc_info=True)
+                return []
+            deployments = await self.surface.cockpit.deployments_like(ctx, current)
+            found = [
+                (f"#{d.id} {d.name} · {d.model_id} ({d.status})", str(d.id)) for d in deployments
+            ]
         return [
-            app_commands.Choice(
-                name=truncate(f"#{d.id} {d.name} · {d.model_id} ({d.status})", MAX_CHOICE_NAME),
-                value=str(d.id),
-            )
-            for d in found[:MAX_CHOICES]
+            app_commands.Choice(name=truncate(label, MAX_CHOICE_NAME), value=value)
+            for label, value in found[:MAX_CHOICES]
         ]
 
 
@@ -484,8 +357,6 @@ __all__ = [
     "CommandHandlers",
     "build_command",
     "build_commands",
-    "command_line",
     "deliver",
-    "model_choices",
     "option_annotation",
 ]

@@ -26,8 +26,8 @@ from fakes.fake_discord import APPLICATION_ID, FakeDiscord
 
 from bot.adapters.discord import sync_commands
 from bot.adapters.discord_base import DiscordConfigError, parse_role_map
-from bot.adapters.discord_commands import command_line
 from bot.app import load_tool_modules
+from bot.options import command_line
 from bot.testing import test_settings as make_settings
 from tools.contract import (
     REGISTRY,
