@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import traceback
 from datetime import timedelta
@@ -61,6 +62,30 @@ async def test_catalog_lists_gpus_with_pools_and_decimal_prices() -> None:
         with_stock = await sb.client.list_gpus(include_availability=True)
         assert {g.availability for g in with_stock} == {"HIGH"}
         assert with_stock[0].data_centers
+
+
+async def test_concurrent_catalog_reads_on_one_account_share_one_request() -> None:
+    async with sandbox() as sb:
+        pool = make_http_pool()
+        mine = [sb.client_with(http=pool) for _ in range(10)]  # one client per command
+        theirs = sb.client_with(http=pool, api_key="another-account-key")
+
+        def catalog_calls() -> list[str]:
+            return [e.path for e in sb.emulator.exchanges if e.path == "/v2/catalog/gpus"]
+
+        answers = await asyncio.gather(*(c.list_gpus() for c in mine), theirs.list_gpus())
+        assert len(catalog_calls()) == 2  # one per account, not one per caller
+        assert all(a == answers[0] for a in answers)
+
+        await mine[0].list_gpus()  # the next read asks again: nothing is cached
+        assert len(catalog_calls()) == 3
+
+        sb.emulator.faults.inject("/rest/v2/catalog/gpus", "server_error", status=400, times=1)
+        results = await asyncio.gather(*(c.list_gpus() for c in mine[:3]), return_exceptions=True)
+        assert all(isinstance(r, ProviderError) for r in results)  # the one error, for all
+        assert len(catalog_calls()) == 4
+        assert await mine[0].list_gpus()
+        await pool.aclose()
 
 
 # --- templates and endpoints -----------------------------------------------------------------

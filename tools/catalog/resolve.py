@@ -5,6 +5,7 @@ deploy planner."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Literal
 
@@ -66,7 +67,7 @@ async def current_offers(tc: ToolContext) -> tuple[list[GpuOffer], str | None]:
     """Live GPU catalog from RunPod (or the sandbox), else the dated fallback table with a note."""
     try:
         client = await tc.services.db.call(tc.services.runpod_for, tc.org_id)
-        offers = offers_from_catalog(await client.list_gpus())
+        offers = await asyncio.to_thread(offers_from_catalog, await client.list_gpus())
         if offers:
             return offers, None
     except CockpitError as exc:
@@ -84,7 +85,10 @@ async def plan_fit(
     concurrency: int = 1,
 ) -> tuple[FitReport, str | None]:
     offers, note = await current_offers(tc)
-    report = fit(
+    # Sizing every offer is ~1 ms of CPU: a burst of previews (all woken by one shared catalog
+    # answer) would run back to back in one loop iteration, so it runs on a worker thread.
+    report = await asyncio.to_thread(
+        fit,
         model,
         offers,
         context=context,

@@ -44,6 +44,14 @@ class ControlPlane(RunPodConnection):
         params = (
             {"include": "AVAILABILITY", "product": "SERVERLESS"} if include_availability else None
         )
+        # A burst of deploy previews all want the catalog at once: they share one request
+        # (100 identical responses landing together cost the event loop ~0.1 s).
+        gpus = await self._coalesced(
+            ("catalog/gpus", include_availability), lambda: self._fetch_gpus(params)
+        )
+        return list(gpus)
+
+    async def _fetch_gpus(self, params: dict[str, str] | None) -> list[GpuType]:
         action = "list GPU types"
         data = await self._call("GET", self._rest("catalog/gpus"), action=action, params=params)
         return [self._parse(GpuType, g, action) for g in (data or {}).get("gpus", [])]

@@ -4,18 +4,22 @@ build on it. Retry and error policy: see `tools.runpod.client`."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import hashlib
 import json
 import logging
 import random
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from enum import Enum
 from functools import cache
-from typing import Any, Self
+from typing import Any, Self, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -27,6 +31,7 @@ from tools.metrics import OUTSIDE_API_SECONDS
 from tools.runpod.models import ModelT
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SERVICE = "runpod"
 DEFAULT_API_URL = "https://api.runpod.io/v2"
@@ -62,6 +67,13 @@ class MaybeCreated(Exception):
     def __init__(self, error: ProviderError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+def _landed(flights: dict[Hashable, asyncio.Future[Any]], key: Hashable, flight: Any) -> None:
+    if flights.get(key) is flight:
+        del flights[key]
+    if not flight.cancelled():
+        flight.exception()  # retrieved: every caller may have gone
 
 
 # Transport errors raised before the request could reach the server.
@@ -215,6 +227,12 @@ def outcome_label(status: int) -> str:
     return "ok" if status < 400 else "rate_limited" if status == 429 else f"{status // 100}xx"
 
 
+# In-flight coalesced reads, per shared connection pool: (what, account) -> the one request.
+_FLIGHTS: weakref.WeakKeyDictionary[httpx.AsyncClient, dict[Hashable, asyncio.Future[Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 class RunPodConnection:
     """One API key's connection to RunPod: headers, retries, error wording, parsing."""
 
@@ -243,6 +261,19 @@ class RunPodConnection:
         self._timeout = httpx.Timeout(timeout)
         self._slow_timeout = httpx.Timeout(timeout, read=max(timeout, COLD_START_READ_TIMEOUT))
         self._rng = random.Random()
+
+    async def _coalesced(self, what: Hashable, fetch: Callable[[], Awaitable[T]]) -> T:
+        """One request for concurrent identical reads on the same account and pool: callers
+        that arrive while it is in flight share its answer (or its error). A caller that is
+        cancelled does not cancel it for the others; the next call after it ends asks again."""
+        account = hashlib.sha256(self._key.get_secret_value().encode()).hexdigest()
+        key = (self.api_url, account, what)
+        flights = _FLIGHTS.setdefault(self._http, {})
+        flight = flights.get(key)
+        if flight is None:
+            flight = flights[key] = asyncio.ensure_future(fetch())
+            flight.add_done_callback(functools.partial(_landed, flights, key))
+        return cast(T, await asyncio.shield(flight))
 
     def __repr__(self) -> str:
         return (
