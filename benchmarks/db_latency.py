@@ -1,7 +1,7 @@
 """The bot against a database a few milliseconds away (issue 17, DESIGN.md §9).
 
 Starts a real PostgreSQL (as `.ci/run` does: initdb/pg_ctl from /usr/lib/postgresql/*/bin, run
-as the postgres user when root) and, in its own thread and event loop, a TCP proxy that adds a
+as the postgres user when root) and, in a child process, a TCP proxy that adds a
 fixed latency to every chunk in each direction. Then, for SQLite, PostgreSQL on loopback and
 PostgreSQL + 1 ms / + 5 ms (each way), the whole bot (`Cockpit`, sandbox emulator in-process)
 runs:
@@ -28,13 +28,13 @@ import argparse
 import asyncio
 import hashlib
 import hmac
+import multiprocessing
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -119,31 +119,55 @@ class Postgres:
 
 
 class LatencyProxy:
-    """TCP proxy on its own thread and loop; every chunk is delivered `delay` seconds after it
-    arrived, in order, in each direction. Counts client→server turns (round trips)."""
+    """TCP proxy in a child process (a network's latency costs the bot no CPU or GIL time, so
+    neither may the stand-in for it); every chunk is delivered `delay` seconds after it arrived,
+    in order, in each direction. Counts client→server turns (round trips)."""
 
     def __init__(self, target_port: int, delay: float) -> None:
         self.target_port = target_port
         self.delay = delay
         self.port = free_port()
-        self.turns = 0
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread = threading.Thread(target=self._main, daemon=True)
+        self._mp = multiprocessing.get_context("spawn")
+        self._turns = self._mp.Value("q", 0)
+        self._ready = self._mp.Event()
+        self._process: Any = None
+
+    @property
+    def turns(self) -> int:
+        return int(self._turns.value)
 
     def start(self) -> None:
-        self._thread.start()
-        self._ready.wait()
+        self._process = self._mp.Process(
+            target=_proxy_main,
+            args=(self.target_port, self.port, self.delay, self._turns, self._ready),
+            daemon=True,
+        )
+        self._process.start()
+        if not self._ready.wait(30):
+            raise SystemExit("the latency proxy did not start")
 
     def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._process is not None:
+            self._process.terminate()
+            self._process.join(5)
 
-    def _main(self) -> None:
-        loop = self._loop = asyncio.new_event_loop()
-        loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", self.port))
-        self._ready.set()
-        loop.run_forever()
+
+def _proxy_main(target_port: int, port: int, delay: float, turns: Any, ready: Any) -> None:
+    asyncio.run(_ProxyServer(target_port, port, delay, turns).serve(ready))
+
+
+class _ProxyServer:
+    def __init__(self, target_port: int, port: int, delay: float, turns: Any) -> None:
+        self.target_port = target_port
+        self.port = port
+        self.delay = delay
+        self.turns = turns
+
+    async def serve(self, ready: Any) -> None:
+        server = await asyncio.start_server(self._client, "127.0.0.1", self.port)
+        ready.set()
+        async with server:
+            await server.serve_forever()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target_port)
@@ -177,7 +201,8 @@ class LatencyProxy:
             while True:
                 data = await src.read(65536)
                 if side == "client" and data and state["last"] == "server":
-                    self.turns += 1
+                    with self.turns.get_lock():
+                        self.turns.value += 1
                 if data:
                     state["last"] = side
                 queue.put_nowait((loop.time() + self.delay, data))
@@ -425,11 +450,11 @@ async def health_sweep(
     ago = emulator.clock.now() - timedelta(hours=1)
     ids = [emulator.state.create_endpoint(endpoint_body(i), ago).id for i in range(n)]
     emulator.faults.inject("*/health", "latency", delay=0.1)
-    seed_deployments(cockpit, org_id, ws_id, ids)
+    await asyncio.to_thread(seed_deployments, cockpit, org_id, ws_id, ids)
     jobs = cockpit.background()
-    jobs.lease.try_acquire()
-    # The set-up above runs on the loop; the sweep is what is measured. Let the ticker the
-    # set-up held back fire first, or its lateness would count as the sweep's.
+    await asyncio.to_thread(jobs.lease.try_acquire)
+    # The emulator's set-up above runs on the loop; the sweep is what is measured. Let the
+    # ticker the set-up held back fire first, or its lateness would count as the sweep's.
     await asyncio.sleep(0.05)
     meter.reset()
     started = time.perf_counter()
@@ -480,9 +505,11 @@ async def _commands(
         ctx = await context(cockpit, "U0")
         emulator = cockpit.runpod.emulator
         eid = emulator.add_endpoint(endpoint_body(99999))
-        seed_deployments(cockpit, ctx.org_id, ctx.workspace_id, [eid])
-        with cockpit.db.session() as s:
-            assert orgs.get_member(s, org_id=ctx.org_id, platform="slack", platform_user_id="U0")
+        await asyncio.to_thread(seed_deployments, cockpit, ctx.org_id, ctx.workspace_id, [eid])
+        member = await cockpit.db.read(
+            orgs.get_member, org_id=ctx.org_id, platform="slack", platform_user_id="U0"
+        )
+        assert member is not None
         await concurrent(cockpit, 20, "/status 1")  # warm up: connections, first sightings
         meter.reset()
 

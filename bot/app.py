@@ -5,6 +5,7 @@ every surface (console, Slack, Discord, HTTP API) talks to it: `on_message` for 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import gc
 import importlib
@@ -163,7 +164,8 @@ class Cockpit:
                 "production (and keep it: stored keys cannot be read without it).",
                 self.settings.data_dir,
             )
-        self.db.upgrade()
+        # Migrations are start-up work, but the loop may already serve (web mode's /healthz).
+        await asyncio.to_thread(self.db.upgrade)
         await self.runpod.start()
         recovered = await recover_interrupted(self.services)
         if recovered:

@@ -299,7 +299,9 @@ class Dispatcher:
                 return "allowed", None
             return "", None
 
-        verdict, data = await self.services.db.run(unit)
+        # Each statement stands alone (a refusal's row, the claim, the allowed row): no
+        # transaction round trips on PostgreSQL.
+        verdict, data = await self.services.db.autocommit(unit)
         if verdict:
             TOOL_CALLS.labels(tool=tool.name, outcome=verdict).inc()
         if verdict == "denied":
@@ -656,7 +658,7 @@ class Dispatcher:
                 )
 
         TOOL_CALLS.labels(tool=tool.name, outcome=outcome).inc()
-        await self.services.db.run(end)
+        await self.services.db.autocommit(end)  # the outcome row, then the stored answer
         return reply
 
     def _finish(self, reply: Reply) -> Reply:

@@ -180,9 +180,9 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             self._read_engine = self.engine
         else:
-            # Reads need no transaction: no BEGIN/COMMIT round trips. Their own pool, so a
-            # connection never switches between autocommit and transactions (switching back
-            # costs a round trip on the next BEGIN).
+            # Reads (and `autocommit` units) need no transaction: no BEGIN/COMMIT round trips.
+            # Their own pool, so a connection never switches between autocommit and
+            # transactions (switching back costs a round trip on the next BEGIN).
             self._read_engine = create_engine(self.url, isolation_level="AUTOCOMMIT", **kwargs)
         for engine in {self.engine, self._read_engine}:
             event.listen(engine, "before_cursor_execute", _on_loop_check)
@@ -232,6 +232,16 @@ class Database:
         """Like `run` for reads: no transaction on PostgreSQL (each statement sees committed
         data), so a one-query read is one round trip. Nothing `fn` writes is kept."""
         return await self._submit("read", functools.partial(self._read, fn, *args, **kwargs))
+
+    async def autocommit(
+        self, fn: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Like `run` for a unit whose statements each stand on their own (a claim, then an
+        audit row): on PostgreSQL each statement commits by itself, so the unit pays no
+        BEGIN/COMMIT round trips; on SQLite it is one transaction, as in `run`."""
+        bind = self.engine if self.is_sqlite else self._read_engine
+        job = functools.partial(_retry_on_disconnect, bind, True, fn, args, kwargs)
+        return await self._submit("write", job)
 
     async def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Any synchronous function that opens `session()` itself, on a storage thread."""

@@ -54,7 +54,7 @@ async def test_a_command_while_the_database_is_down_gets_the_clear_message(
     async def down(*_: Any, **__: Any) -> Any:
         raise DatabaseUnavailable("test")
 
-    monkeypatch.setattr(cockpit.cockpit.db, "run", down)
+    monkeypatch.setattr(cockpit.cockpit.db, "_submit", down)  # every unit of work goes there
     reply = await cockpit.cockpit.handle(ctx, "/whoami")
     assert not reply.ok and "The database is not answering" in reply.text
 
@@ -179,3 +179,20 @@ async def test_health_sweep_spans_pages_and_runs_no_sql_on_the_loop(
         ]
     assert len(swept) == 8
     assert all(d.last_health_at is not None and d.last_health_at > before for d in swept)
+
+
+async def test_start_up_migrates_and_recovers_without_sql_on_the_loop(tmp_path: Path) -> None:
+    """Start-up (migrations, interrupted-deploy recovery) keeps the loop free: in web mode
+    /healthz already answers while the schema is brought up to date."""
+    from bot.app import Cockpit
+    from bot.testing import test_settings
+    from storage.db import DB_ON_LOOP
+
+    before = DB_ON_LOOP._value.get()
+    cockpit = Cockpit(test_settings(tmp_path))
+    await cockpit.start()
+    try:
+        assert DB_ON_LOOP._value.get() == before
+        assert await asyncio.to_thread(cockpit.db.is_current)
+    finally:
+        await cockpit.stop()
