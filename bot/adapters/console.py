@@ -1,4 +1,5 @@
-"""Console surface: a REPL over the same pipeline as Slack and Discord.
+"""Console surface: a REPL over the same pipeline as Slack and Discord: a typed command is a
+slash command (`Cockpit.handle`), plain words a message (`Cockpit.on_message`).
 
 Interactive: readline history, prompts. Piped: reads lines from stdin, prints plain text; an
 approval prompts `Approve? [y/N]` and reads the next line; `--yes` approves everything.
@@ -12,11 +13,12 @@ import getpass
 import logging
 import os
 import sys
-import uuid
 from pathlib import Path
 from typing import TextIO
 
+from bot import router
 from bot.app import Cockpit
+from bot.conversation import Answered, SecretRefused, SurfaceWork
 from bot.logs import secret_provider
 from tools.contract import Platform, Reply, RequestContext, Role
 
@@ -26,9 +28,9 @@ CONSOLE_WORKSPACE_ID = "local"
 CONSOLE_WORKSPACE_NAME = "local"
 PROMPT = "cockpit> "
 EXIT_WORDS = {"exit", "quit", "/exit", "/quit"}
-INTERNAL_ERROR_TEXT = (
-    "Error: something went wrong while handling that (reference {ref}). Nothing else was "
-    "changed; the details are in the bot's logs."
+KEY_NOTE = (
+    "That looks like a {provider} secret key: I did not store it or pass it on. To store a key, "
+    "type `/connect <provider> <key>` (it is kept out of the history)."
 )
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,7 @@ class Console:
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
         self.interactive = self.stdin.isatty() and self.stdout.isatty()
+        self.work = SurfaceWork("console", icon="Error:", log=log)
         self._streamed = False
 
     async def context(self) -> RequestContext:
@@ -75,6 +78,9 @@ class Console:
     def say(self, text: str) -> None:
         self.stdout.write(text + "\n")
         self.stdout.flush()
+
+    async def tell(self, text: str) -> None:
+        self.say(text)
 
     async def progress(self, text: str) -> None:
         self.say(f"  … {text}")
@@ -118,19 +124,26 @@ class Console:
                 continue
             if not self.interactive:
                 self.say(f"{PROMPT}{line.strip()}")
-            try:
-                await self.handle_line(line)
-            except Exception:
-                # A bug below must not end the session: say so with a reference, log the rest.
-                ref = f"console-{uuid.uuid4().hex[:8]}"
-                log.exception("console line failed (reference %s)", ref)
-                self.say(INTERNAL_ERROR_TEXT.format(ref=ref))
+            # A bug below must not end the session: said with a reference, logged in full.
+            await self.work.guard(self.handle_line(line), what="line", on_error=self.tell)
 
     async def handle_line(self, line: str) -> None:
+        """A command runs like a slash command (so `/connect <provider> <key>` works here, on
+        the operator's own terminal); plain words are a message, like a DM on Slack or
+        Discord (`Cockpit.on_message`: a pasted key is refused, never given to the agent)."""
         self._streamed = False
-        reply = await self.cockpit.handle(
-            await self.context(), line, progress=self.progress, stream=self.stream
-        )
+        ctx = await self.context()
+        if router.is_command(line):
+            reply = await self.cockpit.handle(ctx, line, progress=self.progress, stream=self.stream)
+        else:
+            outcome = await self.cockpit.on_message(
+                ctx, line.strip(), progress=self.progress, stream=self.stream
+            )
+            if isinstance(outcome, SecretRefused):
+                self.say(KEY_NOTE.format(provider=outcome.provider))
+                return
+            # A console line is always addressed to the bot: never Ignored.
+            reply = outcome.reply if isinstance(outcome, Answered) else Reply()
         if self._streamed and reply.ok:
             # The text already appeared token by token; finish the line and show the rest.
             self.say("")
