@@ -16,6 +16,7 @@ import discord
 
 from bot.adapters.discord_render import MAX_CONTENT, DiscordMessage, thread_name
 from bot.render import cut_point, one_line, truncate
+from bot.streaming import Throttle
 from tools.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -64,8 +65,7 @@ class StreamedMessage:
         limit: int = MAX_CONTENT,
     ) -> None:
         self.channel = channel
-        self.clock = clock
-        self.interval = interval
+        self.throttle = Throttle(interval, now=clock.monotonic, sleep=clock.sleep)
         self.limit = limit
         self.text = ""
         self.messages: list[discord.Message] = []
@@ -73,7 +73,6 @@ class StreamedMessage:
         self._current: discord.Message | None = None  # the message still being edited
         self._start = 0  # where the current message's text starts in `text`
         self._shown = ""
-        self._last: float | None = None
 
     @property
     def started(self) -> bool:
@@ -83,15 +82,13 @@ class StreamedMessage:
         """A text delta from the model. Shown now if the last edit is old enough, otherwise
         with a later delta or the final edit. Never raises (a failed edit is retried later)."""
         self.text += delta
-        if not self.text.strip():
-            return
-        if self._last is not None and self.clock.monotonic() - self._last < self.interval:
+        if not self.text.strip() or not self.throttle.ready():
             return
         try:
             await self._show(self.text, cursor=True)
         except Exception:  # the display failing must not break the model call
             log.warning("could not update a streamed Discord message", exc_info=True)
-            self._last = self.clock.monotonic()
+            self.throttle.wrote()
 
     async def finish(self, text: str | None = None, *, footer: str | None = None) -> None:
         """The final edit: the full text (and a small footer line), after waiting out the rest
@@ -101,10 +98,7 @@ class StreamedMessage:
             final = f"{final}\n-# {one_line(footer, 300)}"
         if not final.strip():
             final = "(no answer)"
-        if self._last is not None:
-            wait = self.interval - (self.clock.monotonic() - self._last)
-            if wait > 0:
-                await self.clock.sleep(wait)
+        await self.throttle.wait()
         self.text = final
         await self._show(final, cursor=False)
 
@@ -122,7 +116,7 @@ class StreamedMessage:
             self._start += cut
             while text[self._start : self._start + 1] == "\n":
                 self._start += 1
-        self._last = self.clock.monotonic()
+        self.throttle.wrote()
 
     async def _put(self, content: str) -> None:
         if not content.strip():

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -19,6 +20,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.slack_blocks import SlackMessage, escape, progress_line, render_reply, truncate
+from bot.streaming import Throttle
 from tools.contract import Reply
 
 log = logging.getLogger(__name__)
@@ -118,7 +120,9 @@ class SlackConversation:
         self._stream_started = False
         self._stream_ts: str | None = None
         self._stream_shown = ""
-        self._stream_last = 0.0
+        self._throttle = Throttle(
+            STREAM_UPDATE_INTERVAL_SECONDS, now=time.monotonic, sleep=asyncio.sleep
+        )
         self._stream_flush: asyncio.Task[None] | None = None
         self.team_id = team_id
         self.streaming = streaming
@@ -167,7 +171,7 @@ class SlackConversation:
                     _writing(shown, self.sandbox), thread_ts=self.thread_ts
                 )
                 self._stream_shown = shown
-                self._stream_last = asyncio.get_running_loop().time()
+                self._throttle.wrote()
             elif self._stream_ts and (self._stream_flush is None or self._stream_flush.done()):
                 self._stream_flush = asyncio.get_running_loop().create_task(self._flush_later())
         except Exception:
@@ -201,49 +205,43 @@ class SlackConversation:
             return False
         self._native = True
         self._native_sent = len(text)
-        self._stream_last = asyncio.get_running_loop().time()
+        self._throttle.interval = STREAM_APPEND_INTERVAL_SECONDS
+        self._throttle.wrote()
         return True
 
     async def _flush_later(self) -> None:
-        if self._native:
-            await self._append_later()
-            return
-        wait = (
-            self._stream_last + STREAM_UPDATE_INTERVAL_SECONDS - asyncio.get_running_loop().time()
-        )
-        if wait > 0:
-            await asyncio.sleep(wait)
+        """Write what came since the last write, once the interval allows: an append to a Slack
+        streaming message, else an edit of the posted message."""
+        await self._throttle.wait()
+        ts = self._stream_ts
+        if ts and await (self._append(ts) if self._native else self._update(ts)):
+            self._throttle.wrote()
+
+    async def _update(self, ts: str) -> bool:
         text = self._stream_text
-        if not self._stream_ts or text == self._stream_shown:
-            return
+        if text == self._stream_shown:
+            return False
         try:
             await self.client.chat_update(
-                channel=self.channel, ts=self._stream_ts, **_writing(text, self.sandbox).as_kwargs()
+                channel=self.channel, ts=ts, **_writing(text, self.sandbox).as_kwargs()
             )
             self._stream_shown = text
         except SlackApiError:
             log.warning("could not update a streamed answer", exc_info=True)
-        self._stream_last = asyncio.get_running_loop().time()
+        return True
 
-    async def _append_later(self) -> None:
-        wait = (
-            self._stream_last + STREAM_APPEND_INTERVAL_SECONDS - asyncio.get_running_loop().time()
-        )
-        if wait > 0:
-            await asyncio.sleep(wait)
+    async def _append(self, ts: str) -> bool:
         pending = defuse_mentions(self._stream_text)[self._native_sent :]
-        if not self._stream_ts or not pending or self._native_broken:
-            return
+        if not pending or self._native_broken:
+            return False
         try:
-            await self.client.chat_appendStream(
-                channel=self.channel, ts=self._stream_ts, markdown_text=pending
-            )
+            await self.client.chat_appendStream(channel=self.channel, ts=ts, markdown_text=pending)
             self._native_sent += len(pending)
         except SlackApiError:
             # The final reply still replaces the message in send(); stop appending until then.
             self._native_broken = True
             log.warning("could not append to a streamed answer", exc_info=True)
-        self._stream_last = asyncio.get_running_loop().time()
+        return True
 
     async def _finish_native_stream(
         self, ts: str, reply: Reply, message: SlackMessage, expires_at: datetime | None
