@@ -34,6 +34,15 @@ INTERNAL_ERROR_TEXT = (
     "{icon} Something went wrong while handling that (reference {ref}). Nothing else was "
     "changed; the details are in the bot's logs."
 )
+SECRET_IN_CHANNEL = (
+    "🚨 That message looks like it contains a {provider} secret key, pasted in a channel. Treat "
+    "it as leaked: rotate (revoke) it at {provider} now, then connect the new key privately with "
+    "`/connect <provider>`. I did not store, repeat or use it; delete your message too."
+)
+SECRET_IN_PRIVATE = (
+    "🔒 That looks like a {provider} secret key. I did not store, repeat or use it: "
+    "`/connect <provider>` stores a key privately (encrypted, shown only as …last4)."
+)
 
 # --- what a message led to -------------------------------------------------------------------
 
@@ -44,6 +53,11 @@ class SecretRefused:
 
     provider: str
     kind: Literal["secret"] = "secret"
+
+    def warning(self, *, shared: bool) -> str:
+        """What the sender is told; pasted where others can read it (`shared`), the key counts
+        as leaked."""
+        return (SECRET_IN_CHANNEL if shared else SECRET_IN_PRIVATE).format(provider=self.provider)
 
 
 @dataclass(frozen=True)

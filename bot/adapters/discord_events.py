@@ -23,12 +23,6 @@ from bot.adapters.discord_stream import (
 from bot.conversation import Answered, SecretRefused
 from tools.contract import Platform, RequestContext
 
-KEY_WARNING = (
-    "🔒 That message looks like it contains a secret key. I did not store, repeat or use it. "
-    "If this is a shared channel, treat the key as leaked: rotate it at the provider, then "
-    "connect the new one with `/connect` (answered privately)."
-)
-
 
 def strip_bot_mention(text: str, bot_id: int | None) -> str:
     """Drop the bot's own mention(s) (`<@id>` and `<@!id>`)."""
@@ -113,7 +107,8 @@ class EventHandlers:
         if isinstance(outcome, SecretRefused):
             log.warning("a secret key was pasted in Discord channel %s; warned", channel.id)
             await channel.send(
-                embed=note_embed(KEY_WARNING), allowed_mentions=discord.AllowedMentions.none()
+                embed=note_embed(outcome.warning(shared=not dm)),
+                allowed_mentions=discord.AllowedMentions.none(),
             )
         elif isinstance(outcome, Answered):
             await deliver(surface, answer.target, outcome.reply, answer.streamed)

@@ -29,16 +29,6 @@ IGNORED_MESSAGE_SUBTYPES = frozenset(
     {"bot_message", "message_changed", "message_deleted", "channel_join", "channel_leave"}
 )
 _MENTION = r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>"
-KEY_IN_CHANNEL_WARNING = (
-    ":rotating_light: That message looks like it contains a {provider} secret key, pasted in a "
-    "channel. Treat it as leaked: rotate (revoke) it at {provider} now, then connect the new key "
-    "privately with `/connect <provider>` (a private form). I did not store or repeat it; "
-    "delete your message too."
-)
-KEY_IN_DM_NOTE = (
-    ":lock: That looks like a {provider} secret key. I did not store it from a chat message: use "
-    "`/connect <provider>` to store a key in a private form (encrypted, shown only as …last4)."
-)
 
 
 # The pasted-key check is shared by every surface; this name is what the adapter exports.
@@ -151,7 +141,7 @@ class EventHandlers:
             stream=conversation.stream,
         )
         if isinstance(outcome, SecretRefused):
-            await self.refuse_key(ctx, client, event, provider=outcome.provider, is_dm=is_dm)
+            await self.refuse_key(ctx, client, event, outcome, is_dm=is_dm)
         elif isinstance(outcome, Answered):
             await conversation.send(outcome.reply)
 
@@ -160,23 +150,24 @@ class EventHandlers:
         ctx: RequestContext,
         client: AsyncWebClient,
         event: dict[str, Any],
+        refused: SecretRefused,
         *,
-        provider: str,
         is_dm: bool,
     ) -> None:
         """A secret pasted into chat: never stored, never echoed, never given to the agent."""
         channel, user, ts = event["channel"], event["user"], event.get("ts")
+        message = blocks.note(refused.warning(shared=not is_dm))
         if is_dm:
-            note = blocks.note(KEY_IN_DM_NOTE.format(provider=provider))
             await client.chat_postMessage(
-                channel=channel, thread_ts=event.get("thread_ts") or ts, **note.as_kwargs()
+                channel=channel, thread_ts=event.get("thread_ts") or ts, **message.as_kwargs()
             )
             return
         # app_mention and message.channels may both deliver this message: warn once.
         if not await self.surface.cockpit.first_delivery(ctx, f"slack:keywarn:{channel}:{ts}"):
             return
-        log.warning("a %s key was pasted in Slack channel %s; warned the sender", provider, channel)
-        message = blocks.note(KEY_IN_CHANNEL_WARNING.format(provider=provider))
+        log.warning(
+            "a %s key was pasted in Slack channel %s; warned the sender", refused.provider, channel
+        )
         await client.chat_postEphemeral(channel=channel, user=user, **message.as_kwargs())
 
     async def publish_home(
