@@ -27,8 +27,6 @@ and Slack rate-limits conversations.replies hard for new apps.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from functools import partial
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncAssistant
@@ -44,8 +42,8 @@ from bot.adapters.slack_events import EventHandlers
 from bot.adapters.slack_post import (
     MAX_REMEMBERED_THREADS,
     THINKING_STATUS,
+    RecentThreads,
     SetStatus,
-    ThreadStatus,
     status_line,
 )
 from tools.contract import Reply
@@ -76,18 +74,13 @@ class MemoryThreadContextStore(AsyncAssistantThreadContextStore):
     """Assistant thread contexts in memory (the most recent MAX_REMEMBERED_THREADS)."""
 
     def __init__(self, limit: int = MAX_REMEMBERED_THREADS) -> None:
-        self.limit = limit
-        self._contexts: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self._contexts: RecentThreads[dict[str, Any]] = RecentThreads(limit)
 
     async def save(self, *, channel_id: str, thread_ts: str, context: dict[str, Any]) -> None:
-        key = (channel_id, thread_ts)
-        self._contexts[key] = dict(context)
-        self._contexts.move_to_end(key)
-        while len(self._contexts) > self.limit:
-            self._contexts.popitem(last=False)
+        self._contexts.add(channel_id, thread_ts, dict(context))
 
     async def find(self, *, channel_id: str, thread_ts: str) -> AssistantThreadContext | None:
-        context = self._contexts.get((channel_id, thread_ts))
+        context = self._contexts.get(channel_id, thread_ts)
         if not context or not context.get("channel_id"):
             return None
         return AssistantThreadContext(context)
@@ -187,12 +180,7 @@ class AssistantHandlers:
         """Status first, then exactly what a DM gets (`message_event`), with tool progress
         shown as the thread's status."""
         channel, thread_ts = str(event.get("channel") or ""), str(event.get("thread_ts") or "")
-        status = ThreadStatus(
-            set_status,
-            channel=channel,
-            thread_ts=thread_ts,
-            on_refused=partial(self.surface.assistant_threads.discard, channel, thread_ts),
-        )
+        status = self.surface.thread_status(set_status, channel, thread_ts)
         await status.show(THINKING_STATUS)
         try:
             await self.events.message_event(body, event, client, bot_user, status=status)

@@ -17,6 +17,7 @@ from bot.adapters import slack_blocks as blocks
 from bot.adapters.slack_post import (
     AssistantConversation,
     RecentThreads,
+    SetStatus,
     SlackConversation,
     StreamingSupport,
     ThreadStatus,
@@ -34,7 +35,7 @@ class SlackSurface:
         self.clock = cockpit.clock
         self.work = SurfaceWork("slack", icon=":warning:", log=log)
         self.streaming = StreamingSupport()
-        self.assistant_threads = RecentThreads()
+        self.assistant_threads: RecentThreads[None] = RecentThreads()
         self._names: dict[str, str] = {}
         self._team_names: dict[str, str] = {}
 
@@ -143,12 +144,13 @@ class SlackSurface:
     ) -> ThreadStatus | None:
         if not channel or not thread_ts or (channel, thread_ts) not in self.assistant_threads:
             return None
-        return ThreadStatus(
-            AsyncSetStatus(client=client, channel_id=channel, thread_ts=thread_ts),
-            channel=channel,
-            thread_ts=thread_ts,
-            on_refused=partial(self.assistant_threads.discard, channel, thread_ts),
-        )
+        set_status = AsyncSetStatus(client=client, channel_id=channel, thread_ts=thread_ts)
+        return self.thread_status(set_status, channel, thread_ts)
+
+    def thread_status(self, set_status: SetStatus, channel: str, thread_ts: str) -> ThreadStatus:
+        """The status line of an assistant thread; forgotten as one when Slack refuses it."""
+        on_refused = partial(self.assistant_threads.discard, channel, thread_ts)
+        return ThreadStatus(set_status, channel=channel, thread_ts=thread_ts, on_refused=on_refused)
 
     async def tell(self, conversation: SlackConversation, text: str) -> None:
         """An ephemeral note to one person (chat.postEphemeral, else the response_url)."""

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -51,6 +51,7 @@ STREAMING_UNAVAILABLE_ERRORS = frozenset(
 )
 
 Respond = Callable[..., Awaitable[Any]]
+V = TypeVar("V")
 
 
 class StreamingSupport:
@@ -460,19 +461,23 @@ class AssistantConversation(SlackConversation):
         return ts
 
 
-class RecentThreads:
-    """The assistant threads seen lately, as (channel, thread_ts), the newest `limit`."""
+class RecentThreads(Generic[V]):
+    """The threads seen lately, as (channel, thread_ts), the newest `limit`, each with a value
+    (the assistant threads themselves; their thread contexts)."""
 
     def __init__(self, limit: int = MAX_REMEMBERED_THREADS) -> None:
         self.limit = limit
-        self._threads: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._threads: OrderedDict[tuple[str, str], V | None] = OrderedDict()
 
-    def add(self, channel: str, thread_ts: str) -> None:
+    def add(self, channel: str, thread_ts: str, value: V | None = None) -> None:
         key = (channel, thread_ts)
-        self._threads[key] = None
+        self._threads[key] = value
         self._threads.move_to_end(key)
         while len(self._threads) > self.limit:
             self._threads.popitem(last=False)
+
+    def get(self, channel: str, thread_ts: str) -> V | None:
+        return self._threads.get((channel, thread_ts))
 
     def discard(self, channel: str, thread_ts: str) -> None:
         self._threads.pop((channel, thread_ts), None)
