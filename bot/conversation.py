@@ -24,10 +24,13 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from storage.db import DATABASE_DOWN_TEXT, DatabaseUnavailable
-from tools.contract import Reply
+from tools.contract import Reply, RequestContext
+
+if TYPE_CHECKING:
+    from bot.app import Cockpit
 
 DRAIN_TIMEOUT_SECONDS = 10.0
 INTERNAL_ERROR_TEXT = (
@@ -190,6 +193,29 @@ def decision_outcome(before: str | None, after: str | None) -> DecisionOutcome:
     if after == "expired":
         return DecisionOutcome.expired
     return DecisionOutcome.approved if after == "executed" else DecisionOutcome.failed
+
+
+# --- a person's overview (Slack's App Home) --------------------------------------------------
+
+# (heading, tool, arguments) of the parts shown besides "who you are", when this build has them.
+OVERVIEW_PARTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("Deployments", "list_deployments", {}),
+    ("Spend this week", "get_spend", {"period": "this_week"}),
+)
+
+
+async def overview(cockpit: Cockpit, ctx: RequestContext) -> list[tuple[str, Reply]]:
+    """Who the person is, then their deployments and this week's spend: each part through the
+    dispatcher (roles and audit apply); a tool missing from this build, or a part that fails,
+    is left out."""
+    parts = [("Who you are", await cockpit.run_tool(ctx, "whoami", {}))]
+    for heading, tool_name, args in OVERVIEW_PARTS:
+        if cockpit.services.registry.get(tool_name) is None:
+            continue
+        reply = await cockpit.run_tool(ctx, tool_name, dict(args))
+        if reply.ok:
+            parts.append((heading, reply))
+    return parts
 
 
 # --- background work -------------------------------------------------------------------------

@@ -17,14 +17,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.adapters import slack_blocks as blocks
 from bot.adapters.slack_base import SlackSurface, log, reply_in_thread
 from bot.adapters.slack_post import ThreadStatus
-from bot.conversation import Answered, SecretRefused
+from bot.conversation import Answered, SecretRefused, overview
 from bot.logs import secret_provider
-from tools.contract import Reply, RequestContext
+from tools.contract import RequestContext
 
-HOME_TOOLS: tuple[tuple[str, dict[str, Any], str], ...] = (
-    ("list_deployments", {}, "Deployments"),
-    ("get_spend", {"period": "this_week"}, "Spend this week"),
-)
 IGNORED_MESSAGE_SUBTYPES = frozenset(
     {"bot_message", "message_changed", "message_deleted", "channel_join", "channel_leave"}
 )
@@ -173,21 +169,12 @@ class EventHandlers:
     async def publish_home(
         self, body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient
     ) -> None:
-        """The Home tab: who you are, and deployments / this week's spend when this build has
-        those tools (each through the dispatcher, so roles and audit apply)."""
-        surface, cockpit = self.surface, self.surface.cockpit
+        """The Home tab: the person's overview (`bot.conversation.overview`)."""
+        surface = self.surface
         ctx = await surface.context(
             client, team_id=body.get("team_id") or "", user_id=event["user"]
         )
-        parts: list[tuple[str, Reply]] = [
-            ("Who you are", await cockpit.run_tool(ctx, "whoami", {}))
-        ]
-        for tool_name, args, heading in HOME_TOOLS:
-            if cockpit.services.registry.get(tool_name) is None:
-                continue  # not part of this build: leave the section out
-            reply = await cockpit.run_tool(ctx, tool_name, dict(args))
-            if reply.ok:
-                parts.append((heading, reply))
+        parts = await overview(surface.cockpit, ctx)
         await client.views_publish(
             user_id=event["user"], view=blocks.home_view(parts, sandbox=surface.sandbox)
         )
