@@ -349,7 +349,8 @@ async def context(cockpit: Any, user: str) -> Any:
     return await loop.run_in_executor(_OLD_DB_THREAD, lambda: cockpit.context_for(**kwargs))
 
 
-def count_statements(engine: Any) -> Callable[[], int]:
+def count_statements(db: Any) -> Callable[[], int]:
+    """Statements on both of the database's engines (units and autocommit reads/units)."""
     from sqlalchemy import event
 
     box = {"n": 0}
@@ -357,7 +358,8 @@ def count_statements(engine: Any) -> Callable[[], int]:
     def bump(*_: Any) -> None:
         box["n"] += 1
 
-    event.listen(engine, "before_cursor_execute", bump)
+    for engine in {db.engine, db._read_engine}:
+        event.listen(engine, "before_cursor_execute", bump)
     return lambda: box["n"]
 
 
@@ -513,7 +515,7 @@ async def _commands(
         await concurrent(cockpit, 20, "/status 1")  # warm up: connections, first sightings
         meter.reset()
 
-        statements = count_statements(cockpit.db.engine)
+        statements = count_statements(cockpit.db)
         before_turns, before_stmts = (proxy.turns if proxy else 0), statements()
         ctx1 = await context(cockpit, "U1")
         ctx1 = ctx1.model_copy(update={"idempotency_key": "slack:bench-rt"})
