@@ -1,14 +1,14 @@
-"""Who an HTTP API request speaks for: an API key checked against storage, the context it acts
-in (its organisation's API workspace), and the audit row of a call outside its scopes. The core
-side of `bot.adapters.http_api`, which only translates HTTP; every call here runs on the
-storage threads, never on the event loop."""
+"""Who an HTTP API request speaks for: an API key checked against storage, and the context it
+acts in (its organisation's API workspace, carrying the key's scopes, which the dispatcher
+enforces wherever a tool runs). The core side of `bot.adapters.http_api`, which only
+translates HTTP; every call here runs on the storage threads, never on the event loop."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from storage import apikeys, audit, orgs
+from storage import apikeys, orgs
 from storage.models import Workspace
 from tools.contract import Platform, RequestContext, Role, Tool
 
@@ -94,23 +94,5 @@ async def context_for(cockpit: Cockpit, caller: ApiCaller) -> RequestContext:
         platform=Platform.api,
         workspace_name=API_WORKSPACE_NAME,
         timezone=tz,
-    )
-
-
-async def audit_out_of_scope(cockpit: Cockpit, ctx: RequestContext, tool: Tool) -> None:
-    """The audit row of a call the key's scopes do not cover (the dispatcher never sees it:
-    scopes are the API's own gate, before the dispatcher's role check)."""
-    await cockpit.db.run(
-        audit.record,
-        org_id=ctx.org_id,
-        workspace_id=ctx.workspace_id,
-        actor=ctx.user_id,
-        actor_role=ctx.role.value,
-        platform=ctx.platform.value,
-        tool=tool.name,
-        outcome="denied",
-        args={},
-        detail="outside the API key's scopes",
-        request_id=ctx.request_id,
-        now=cockpit.clock.now(),
+        scopes=caller.scopes,
     )

@@ -31,6 +31,7 @@ from tools.contract import (
     SideEffect,
     Tool,
     ToolContext,
+    permission_refusal,
 )
 from tools.errors import CockpitError, Forbidden, NotFound, RateLimited
 from tools.metrics import TOOL_CALLS
@@ -313,25 +314,10 @@ class Dispatcher:
             return _replayed(data)
         return None
 
-    def _refusal(self, ctx: RequestContext, tool: Tool) -> tuple[str, str] | None:
-        """(audit detail, message) when this person, or the agent, may not run `tool`."""
-        name = tool.command or tool.name
-        if not ctx.role.allows(tool.role):
-            msg = (
-                f"/{name} needs the {tool.role.value} role; you are "
-                f"{_article(ctx.role.value)} {ctx.role.value}. Ask an admin of this workspace to "
-                "run it or to change your role."
-            )
-            return msg, msg
-        if ctx.origin is Origin.agent and not tool.offered_to_agent(ctx.role):
-            # The model asked for a tool it was never offered (a slash-only tool, one that
-            # takes or returns a secret): refused here, where it would run, whatever the
-            # prompt said.
-            return "the agent asked for a tool it is not offered", (
-                f"/{name} is not available to the assistant; nothing was done. "
-                f"If you want it, type /{name} yourself."
-            )
-        return None
+    @staticmethod
+    def _refusal(ctx: RequestContext, tool: Tool) -> tuple[str, str] | None:
+        """(audit detail, message) when this person, key or agent may not run `tool`."""
+        return permission_refusal(ctx, tool)
 
     @staticmethod
     def _needs_approval(ctx: RequestContext, tool: Tool, args: BaseModel) -> bool:

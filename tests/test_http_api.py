@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.adapters.http_api import add_api_routes
 from bot.testing import BotHarness, running_bot
-from storage import audit
+from storage import approvals, audit
 
 
 async def make_key(bot: BotHarness, args: str, *, user: str = "owner", ws: str = "T1") -> str:
@@ -135,3 +135,39 @@ async def test_openapi_description(env) -> None:
     deploy = spec["paths"]["/api/v1/tools/deploy_model"]["post"]
     assert "202" in deploy["responses"]
     assert deploy["requestBody"]["content"]["application/json"]["schema"]["required"] == ["model"]
+
+
+async def test_a_tool_run_from_inside_another_keeps_the_keys_scopes(env) -> None:
+    """Scopes are checked where a tool runs, not only at the API's door: a key allowed
+    `fix_alert` and `alerts` but not `stop_deployment` or `deployment_status` cannot stop the
+    deployment through an alert's fix, nor read its status through `/alerts status`."""
+    bot, client = env
+    owner = bot.ctx(user="owner", workspace="T1")
+    ask = await bot.cockpit.handle(owner, "/deploy qwen 0.5b --mode pod")
+    assert ask.approval_id is not None, ask.as_plain_text()
+    deployed = await bot.cockpit.approve(owner, ask.approval_id)
+    assert deployed.ok, deployed.as_plain_text()
+    bot.clock.advance(61 * 60)
+    await bot.cockpit.background().run_job("idle")
+    listed = await bot.send("/alerts", user="owner", workspace="T1")
+    assert "idle" in listed.as_plain_text().lower(), listed.as_plain_text()
+
+    key = await make_key(bot, 'fixer --role member --scopes "fix_alert alerts"')
+    status = await client.post(
+        "/api/v1/tools/alerts", headers=auth(key), json={"action": "status", "kind": "1"}
+    )
+    assert status.status == 200
+    fields = {f["label"]: f["value"] for f in (await status.json())["reply"]["fields"]}
+    assert "scopes do not include deployment_status" in fields["Deployment"], fields
+    assert "Model" not in fields  # none of the deployment status fields
+
+    # Refused before anyone is asked to approve: the fix's preview runs the same check.
+    fix = await client.post("/api/v1/tools/fix_alert", headers=auth(key), json={"alert": "1"})
+    assert fix.status == 403, await fix.text()
+    assert "scopes do not include stop_deployment" in (await fix.json())["detail"]
+    with bot.services.db.session() as s:
+        assert approvals.list_pending(s, org_id=owner.org_id, now=bot.clock.now()) == []
+        rows = audit.query(s, org_id=owner.org_id, tool="fix_alert")
+    assert any("scopes do not include" in r.detail for r in rows)  # audited where refused
+    still = await bot.send("/deployments", user="owner", workspace="T1")
+    assert "stopped" not in still.as_plain_text(), still.as_plain_text()

@@ -46,6 +46,7 @@ from tools.contract import (
     ToolInput,
     arg,
     parse_id,
+    permission_refusal,
     previewer,
     tool,
 )
@@ -1036,16 +1037,14 @@ async def _fix_target(tc: ToolContext, value: str) -> tuple[Alert, Deployment, F
 
 
 def _inner_tool(tc: ToolContext, name: str) -> Tool:
-    """A tool this one runs for the caller (outside the dispatcher): it needs its own role
-    too, checked here where it runs."""
+    """A tool this one runs for the caller (outside the dispatcher): the caller needs the
+    right to run it too (role, API key scopes), checked here where it runs."""
     inner = tc.services.registry.get(name)
     if inner is None:
         raise NotFound(f"This build has no {name} tool.")
-    if not tc.request.role.allows(inner.role):
-        raise Forbidden(
-            f"/{inner.command or inner.name} needs the {inner.role.value} role; you are "
-            f"{tc.request.role.value}."
-        )
+    refusal = permission_refusal(tc.request, inner)
+    if refusal is not None:
+        raise Forbidden(refusal[1])
     return inner
 
 

@@ -116,7 +116,39 @@ class RequestContext(BaseModel):
     thread: str | None = None
     idempotency_key: str | None = None
     origin: Origin = Origin.person
+    # The tools an API key may call (its scopes; "*" for any); None: whatever the role allows.
+    scopes: tuple[str, ...] | None = None
     request_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    def in_scope(self, tool: Tool) -> bool:
+        return self.scopes is None or "*" in self.scopes or tool.name in self.scopes
+
+
+def permission_refusal(ctx: RequestContext, tool: Tool) -> tuple[str, str] | None:
+    """(audit detail, message) when `ctx` may not run `tool`: its role, its API key's scopes,
+    or a model asking for a tool it is never offered. Checked wherever a tool runs: the
+    dispatcher, and a tool that runs another for the caller (`/fix`, `/alerts status`)."""
+    name = tool.command or tool.name
+    if not ctx.role.allows(tool.role):
+        article = "an" if ctx.role.value[:1] in "aeiou" else "a"
+        msg = (
+            f"/{name} needs the {tool.role.value} role; you are {article} {ctx.role.value}. "
+            "Ask an admin of this workspace to run it or to change your role."
+        )
+        return msg, msg
+    if not ctx.in_scope(tool):
+        return "outside the API key's scopes", (
+            f"This API key's scopes do not include {tool.name}; nothing was done. "
+            "Create a key with that scope (/apikey --scopes) to allow it."
+        )
+    if ctx.origin is Origin.agent and not tool.offered_to_agent(ctx.role):
+        # The model asked for a tool it was never offered (a slash-only tool, one that takes
+        # or returns a secret): refused here, where it would run, whatever the prompt said.
+        return "the agent asked for a tool it is not offered", (
+            f"/{name} is not available to the assistant; nothing was done. "
+            f"If you want it, type /{name} yourself."
+        )
+    return None
 
 
 # --- Replies -------------------------------------------------------------------------------

@@ -196,10 +196,7 @@ class HttpApi:
                 f"There is no tool {name!r}. GET {API_PREFIX}/tools "
                 "lists the ones this key may call.",
             )
-        ctx = await api_access.context_for(self.cockpit, key)
-        if not key.in_scope(tool):
-            await api_access.audit_out_of_scope(self.cockpit, ctx, tool)
-            return _problem(403, "Forbidden", f"This API key's scopes do not include {name}.")
+        ctx = await api_access.context_for(self.cockpit, key)  # the dispatcher checks scopes
         idempotency = request.headers.get(IDEMPOTENCY_HEADER)
         if idempotency is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency):
             return _problem(
