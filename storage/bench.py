@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from storage.models import BenchRun
+from storage.models import BenchRun, BenchStatus
 
 HISTORY_LIMIT = 20
 
@@ -18,6 +18,17 @@ def create(s: Session, *, org_id: int, **fields: Any) -> BenchRun:
     s.add(row)
     s.flush()
     return row
+
+
+def running_on(s: Session, *, org_id: int, deployment_id: int) -> int | None:
+    """The run going on this deployment now (started by any process), if one is."""
+    return s.exec(
+        select(BenchRun.id).where(
+            col(BenchRun.org_id) == org_id,
+            col(BenchRun.deployment_id) == deployment_id,
+            col(BenchRun.status) == BenchStatus.running,
+        )
+    ).first()
 
 
 def get(s: Session, *, org_id: int, run_id: int) -> BenchRun | None:

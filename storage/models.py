@@ -13,7 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint, text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -449,7 +449,18 @@ class BenchRun(SQLModel, table=True):
     """One `/bench` run against a deployment: what was asked, and the figures per concurrency
     level (`results_json`); the columns below are what `/bench history` compares."""
 
-    __table_args__ = (Index("ix_benchrun_org_created", "org_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_benchrun_org_created", "org_id", "created_at"),
+        # One running run per deployment, whichever process started it (web, discord, worker).
+        Index(
+            "ux_benchrun_one_running",
+            "org_id",
+            "deployment_id",
+            unique=True,
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+    )
     id: int | None = Field(default=None, primary_key=True)
     org_id: int = Field(foreign_key="organization.id", index=True)
     deployment_id: int = Field(foreign_key="deployment.id", index=True)

@@ -361,3 +361,35 @@ async def test_a_second_run_on_a_busy_deployment_is_refused(bot: BotHarness) -> 
     assert (await bot.send("/bench-cancel 1", user="alice")).ok
     _, done = await asyncio.wait_for(task, timeout=1.0)
     assert "Cancelled" in done.text
+
+
+async def test_a_run_in_another_process_blocks_a_second_one(bot: BotHarness) -> None:
+    """One run per deployment holds across processes (web, discord, worker): the database
+    says a run is going, not this process's memory. A row another process left `running` is
+    seen by the preview and by the run, and the database refuses a second running row."""
+    from sqlalchemy.exc import IntegrityError
+
+    await deploy(bot)
+    org = bot.ctx(user="alice").org_id
+    fields = dict(
+        deployment_id=1,
+        deployment_name="qwen",
+        model_id=MODEL,
+        gpu="ADA_24",
+        requested_by="bob",
+        created_at=bot.clock.now(),
+    )
+    with bot.services.db.session() as s:
+        other = bench_store.create(s, org_id=org, **fields)  # another process's run
+    assert not bot.services.bench_runs  # nothing in this process's memory
+
+    refused = await bot.send("/bench 1", user="alice")
+    assert not refused.ok and refused.approval_id is None, refused.as_plain_text()
+    assert f"Benchmark #{other.id} of #1" in refused.text and "still running" in refused.text
+    with pytest.raises(IntegrityError), bot.services.db.session() as s:
+        bench_store.create(s, org_id=org, **fields)
+
+    with bot.services.db.session() as s:
+        bench_store.finish(s, org_id=org, run_id=other.id, now=bot.clock.now(), status="done")
+    _, done = await bench(bot, "1 --concurrency 1 --requests 2 --output-tokens 16")
+    assert done.ok, done.as_plain_text()

@@ -20,6 +20,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from storage import bench as bench_store
 from storage.models import BenchRun, BenchStatus, Deployment, DeploymentStatus
 from tools.bench.load import LevelResult, LoadRun, RequestResult
@@ -146,23 +148,37 @@ def _check_servable(dep: Deployment, args: BenchInput) -> None:
         )
 
 
-def _check_not_running(tc: ToolContext, dep: Deployment) -> None:
+async def _check_not_running(tc: ToolContext, dep: Deployment) -> None:
     """One run per deployment at a time: two would share its workers and measure each other
-    (and each would be priced against the hard cap as if it ran alone)."""
-    busy = next(
-        (
-            run_id
-            for (org_id, run_id), active in tc.services.bench_runs.items()
-            if org_id == tc.org_id and active.deployment_id == dep.id
-        ),
-        None,
-    )
+    (and each would be priced against the hard cap as if it ran alone). Asked of the database:
+    the other run may belong to another process (web, discord, worker)."""
+    assert dep.id is not None
+    busy = await tc.services.db.read(bench_store.running_on, org_id=tc.org_id, deployment_id=dep.id)
     if busy is not None:
-        raise Conflict(
-            f"Benchmark #{busy} of #{dep.id} {dep.name} is still running; two at once would "
-            "measure each other.",
-            fix=f"Wait for it to finish, or stop it with `/bench-cancel {busy}`.",
+        raise _busy(dep, busy)
+
+
+async def _create_run(tc: ToolContext, dep: Deployment, **fields: Any) -> BenchRun:
+    """The run's row, `running`. The database holds one running run per deployment, so two
+    approvals clicked at once (in one process or two) cannot both start."""
+    try:
+        return await tc.services.db.run(bench_store.create, org_id=tc.org_id, **fields)
+    except IntegrityError:
+        assert dep.id is not None
+        busy = await tc.services.db.read(
+            bench_store.running_on, org_id=tc.org_id, deployment_id=dep.id
         )
+        if busy is None:
+            raise
+        raise _busy(dep, busy) from None
+
+
+def _busy(dep: Deployment, run_id: int) -> Conflict:
+    return Conflict(
+        f"Benchmark #{run_id} of #{dep.id} {dep.name} is still running; two at once would "
+        "measure each other.",
+        fix=f"Wait for it to finish, or stop it with `/bench-cancel {run_id}`.",
+    )
 
 
 @dataclass
@@ -241,16 +257,16 @@ def _at_most(dep: Deployment, billing: Billing, args: BenchInput) -> Decimal:
 async def run_benchmark(tc: ToolContext, args: BenchInput) -> Reply:
     dep = await load_deployment(tc, args.deployment)
     _check_servable(dep, args)
-    _check_not_running(tc, dep)
+    await _check_not_running(tc, dep)
     levels = _levels(args.concurrency)
     # The organisation's client (its stored key), resolved once on a storage thread.
     client = await tc.services.db.call(tc.services.runpod_for, tc.org_id)
     billing = await _billing(tc, dep, client)
     clock = tc.services.clock
     assert dep.id is not None
-    row = await tc.services.db.run(
-        bench_store.create,
-        org_id=tc.org_id,
+    row = await _create_run(
+        tc,
+        dep,
         deployment_id=dep.id,
         deployment_name=dep.name,
         model_id=dep.model_id,
@@ -638,7 +654,7 @@ def _chart(tc: ToolContext, levels: list[dict[str, Any]], title: str, run_id: in
 async def preview_benchmark(tc: ToolContext, args: BenchInput) -> Reply:
     dep = await load_deployment(tc, args.deployment)
     _check_servable(dep, args)
-    _check_not_running(tc, dep)
+    await _check_not_running(tc, dep)
     levels = _levels(args.concurrency)
     billing = await _billing(tc, dep)
     per_level = [_requests_for(args, c) for c in levels]
