@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from bot import router
 from bot.agent import offline
 from bot.agent.claude import ClaudeAgent
+from bot.background.presence import Presence
 from bot.background.scheduler import BackgroundJobs
 from bot.clients import wire_alerts, wire_clients
 from bot.conversation import (
@@ -167,6 +168,11 @@ class Cockpit:
         # Migrations are start-up work, but the loop may already serve (web mode's /healthz).
         await asyncio.to_thread(self.db.upgrade)
         await self.runpod.start()
+        # Seen as alive first: recovery (here, or in another process starting) then leaves
+        # this process's work alone and cleans up only what a dead process left.
+        presence = Presence(self.services)
+        await presence.start()
+        self._closers.append(presence.close)
         recovered = await recover_interrupted(self.services)
         if recovered:
             log.warning("cleaned up %d deploy(s) interrupted by the last shutdown", recovered)

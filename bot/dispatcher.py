@@ -384,7 +384,12 @@ class Dispatcher:
 
         def claim(s: Any) -> bool:
             if not approvals.claim(
-                s, org_id=ctx.org_id, approval_id=approval_id, decided_by=ctx.user_id, now=now
+                s,
+                org_id=ctx.org_id,
+                approval_id=approval_id,
+                decided_by=ctx.user_id,
+                now=now,
+                owner=self.services.instance,
             ):
                 return False
             self._audit_row(s, requester, tool.name, "approved", redacted, approved_detail)

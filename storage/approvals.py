@@ -3,11 +3,13 @@ so a double click or two processes can never run it twice."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
+from storage.instances import not_owned_by
 from storage.models import Approval, ApprovalStatus
 
 
@@ -48,8 +50,17 @@ def get(s: Session, *, org_id: int, approval_id: int) -> Approval | None:
     ).first()
 
 
-def claim(s: Session, *, org_id: int, approval_id: int, decided_by: str, now: datetime) -> bool:
-    """Move pending → executing if still pending and unexpired. True for exactly one caller."""
+def claim(
+    s: Session,
+    *,
+    org_id: int,
+    approval_id: int,
+    decided_by: str,
+    now: datetime,
+    owner: str | None = None,
+) -> bool:
+    """Move pending → executing if still pending and unexpired. True for exactly one caller;
+    `owner` is the process that runs it (storage.instances)."""
     result = s.execute(
         update(Approval)
         .where(
@@ -58,7 +69,7 @@ def claim(s: Session, *, org_id: int, approval_id: int, decided_by: str, now: da
             col(Approval.status) == ApprovalStatus.pending,
             col(Approval.expires_at) > now,
         )
-        .values(status=ApprovalStatus.executing, decided_by=decided_by, decided_at=now)
+        .values(status=ApprovalStatus.executing, decided_by=decided_by, decided_at=now, owner=owner)
     )
     s.flush()
     return bool(getattr(result, "rowcount", 0) == 1)
@@ -98,11 +109,16 @@ def finish(
     return True
 
 
-def fail_interrupted(s: Session, *, now: datetime, before: datetime | None = None) -> int:
-    """At start, across organisations: approvals still `executing` were cut short by the last
-    shutdown (their run cannot finish any more). They become `failed` with the reason.
-    `before` limits this to rows claimed before that moment. Returns how many."""
-    stmt = update(Approval).where(col(Approval.status) == ApprovalStatus.executing)
+def fail_interrupted(
+    s: Session, *, now: datetime, before: datetime | None = None, spare: Collection[str] = ()
+) -> int:
+    """Across organisations: approvals still `executing` whose process is gone (`owner` not in
+    `spare`, the live instances) were cut short (their run cannot finish any more). They
+    become `failed` with the reason. `before` limits this to rows claimed before that moment.
+    Returns how many."""
+    stmt = update(Approval).where(
+        col(Approval.status) == ApprovalStatus.executing, not_owned_by(Approval, spare)
+    )
     if before is not None:
         stmt = stmt.where(col(Approval.decided_at) <= before)
     result = s.execute(

@@ -194,6 +194,9 @@ class Deployment(SQLModel, table=True):
     protected: bool = False
     idempotency_key: str | None = None
     failure_reason: str | None = None
+    # The process instance running this work while it is in flight (ProcessInstance.id);
+    # start-up and the recover job clean up only work whose owner is gone.
+    owner: str | None = None
     created_by: str
     channel: str | None = None
     thread: str | None = None
@@ -427,6 +430,9 @@ class Approval(SQLModel, table=True):
     expires_at: datetime
     decided_by: str | None = None
     decided_at: datetime | None = None
+    # The process instance running this work while it is in flight (ProcessInstance.id);
+    # start-up and the recover job clean up only work whose owner is gone.
+    owner: str | None = None
     result_text: str = text_field()
     created_at: datetime
 
@@ -437,6 +443,17 @@ class CacheEntry(SQLModel, table=True):
     key: str = Field(primary_key=True)
     value_json: str = text_field("{}")
     expires_at: datetime
+
+
+class ProcessInstance(SQLModel, table=True):
+    """A running bot process (web, worker, discord, console), seen by the others: it says it is
+    alive every few seconds, so a process that starts never cleans up another's live work."""
+
+    id: str = Field(primary_key=True)  # random per process start
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
 
 
 class SchedulerLease(SQLModel, table=True):
@@ -482,6 +499,9 @@ class BenchRun(SQLModel, table=True):
     cost_per_million_input: float | None = None
     cold_start_seconds: float | None = None
     stop_reason: str | None = None
+    # The process instance running this work while it is in flight (ProcessInstance.id);
+    # start-up and the recover job clean up only work whose owner is gone.
+    owner: str | None = None
     created_at: datetime
     finished_at: datetime | None = None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -30,7 +31,7 @@ from sqlmodel import select
 from bot.testing import BotHarness, running_bot
 from storage import approvals, deployments, orgs
 from storage.db import Database
-from storage.models import Approval, Deployment
+from storage.models import Approval, BenchRun, Deployment
 from tools.clock import FakeClock
 from tools.runpod.client import RunPodClient
 from tools.runpod.models import CreateTemplateRequest
@@ -428,3 +429,80 @@ async def test_cancel_during_an_approved_deploy_ends_the_approval(tmp_path: Path
                 s, org_id=bot.ctx(user="alice").org_id, approval_id=ask.approval_id or 0
             )
         assert row is not None and row.status == "failed" and row.result_text, row
+
+
+# --- several processes: one starting never cuts short another's live work -------------------
+
+
+async def test_a_starting_process_leaves_a_live_processs_work_alone(tmp_path: Path) -> None:
+    """web, worker and discord share one database. A process that starts (or the minute's
+    `recover` job) cleans up only work whose process is gone: another host's process with a
+    recent heartbeat keeps its deploy, approval and benchmark; once its heartbeat is stale they
+    are cleaned up; a process on this host that no longer exists is gone at once."""
+    from storage import bench as bench_store
+    from storage import instances
+    from tools.deploy.saga import INTERRUPTED_REASON, recover_interrupted
+
+    async with running_bot(tmp_path) as bot:
+        owner = bot.ctx(user="alice")
+        now = bot.clock.now()
+        with bot.services.db.session() as s:
+            instances.register(s, instance="web-elsewhere", host="web-1", pid=4242, now=now)
+            instances.register(
+                s, instance="gone-here", host=socket.gethostname(), pid=dead_pid(), now=now
+            )
+
+        def in_flight(owner_id: str, name: str) -> int:
+            with bot.services.db.session() as s:
+                dep = deployments.create(
+                    s,
+                    org_id=owner.org_id,
+                    name=name,
+                    model_id=MODEL,
+                    status="creating",
+                    price_per_hour=0,
+                    created_by="alice",
+                    idempotency_key=name,
+                    owner=owner_id,
+                    created_at=now,
+                    updated_at=now,
+                )
+                assert dep is not None and dep.id is not None
+                run = bench_store.create(
+                    s,
+                    org_id=owner.org_id,
+                    deployment_id=dep.id,
+                    deployment_name=name,
+                    model_id=MODEL,
+                    gpu="ADA_24",
+                    requested_by="alice",
+                    owner=owner_id,
+                    created_at=now,
+                )
+                return dep.id if run.id else 0
+
+        live_dep = in_flight("web-elsewhere", "live")
+        dead_dep = in_flight("gone-here", "dead")
+
+        def state(dep_id: int) -> tuple[str, str | None, str]:
+            with bot.services.db.session() as s:
+                dep = deployments.get(s, org_id=owner.org_id, deployment_id=dep_id)
+                runs = s.exec(select(BenchRun).where(BenchRun.deployment_id == dep_id)).all()
+            assert dep is not None and len(runs) == 1
+            return dep.status, dep.failure_reason, runs[0].status
+
+        assert await recover_interrupted(bot.services) == 1  # as at a start
+        assert state(live_dep) == ("creating", None, "running")
+        assert state(dead_dep) == ("failed", INTERRUPTED_REASON, "failed")
+
+        bot.clock.advance(instances.STALE_AFTER.total_seconds() + 1)  # web-1 stopped beating
+        report = await bot.cockpit.background().run_job("recover")
+        assert report is not None and report.checked == 1
+        assert state(live_dep)[0::2] == ("failed", "failed")
+
+
+def dead_pid() -> int:
+    """A pid no process has now (a child that has exited and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid

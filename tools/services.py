@@ -5,6 +5,7 @@ Protocols (any callable of that shape will do, e.g. a test's)."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -78,6 +79,9 @@ class Services:
     discord_client: ChannelClient | None = None
     # Running /bench load tests by (org_id, run_id), so /bench-cancel finds them.
     bench_runs: dict[tuple[int, int], ActiveRun] = field(default_factory=dict)
+    # This process's id among the running ones (storage.instances): the owner of the work it
+    # has in flight, so another process never cleans that up while this one lives.
+    instance: str = field(default_factory=lambda: uuid.uuid4().hex)
     # Only for what has no named field yet (and for a tool's own experiments); prefer a field.
     extras: dict[str, Any] = field(default_factory=dict)
 

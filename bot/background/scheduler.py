@@ -25,6 +25,7 @@ from tools import monitor
 from tools.alerts import AlertRouter
 from tools.clock import Clock
 from tools.contract import Platform, RequestContext, Role
+from tools.deploy.saga import recover_interrupted
 from tools.metrics import SCHEDULER_LAG, SCHEDULER_RUNS
 from tools.services import Services
 
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 LEASE_NAME = "scheduler"
 LEASE_TTL_SECONDS = 30
 RENEW_SECONDS = 10
+RECOVER_INTERVAL_SECONDS = 60
 SYSTEM_ACTOR = "system"
 
 
@@ -134,6 +136,8 @@ class BackgroundJobs:
             JobSpec("cost", settings.cost_interval_seconds),
             JobSpec("idle", settings.idle_interval_seconds),
             JobSpec("reconcile", settings.reconcile_interval_seconds),
+            # Work a process on another host left when it died (its heartbeat went stale).
+            JobSpec("recover", RECOVER_INTERVAL_SECONDS),
             JobSpec("digest", None, hour=settings.digest_hour_utc),
         ]
 
@@ -153,6 +157,13 @@ class BackgroundJobs:
 
     # -- the jobs ------------------------------------------------------------------------------
 
+    async def recover(self) -> monitor.SweepReport:
+        """Clean up what a dead process left in flight (the start-up recovery, again: a process
+        on another host that died shows only as a heartbeat going stale)."""
+        cleaned = await recover_interrupted(self.services)
+        actions = [f"cleaned up {cleaned} interrupted deploy(s)"] if cleaned else []
+        return monitor.SweepReport(checked=cleaned, actions=actions)
+
     def job(self, name: str) -> Callable[[], Awaitable[monitor.SweepReport]]:
         s, r = self.services, self.router
         jobs: dict[str, Callable[[], Awaitable[monitor.SweepReport]]] = {
@@ -167,6 +178,7 @@ class BackgroundJobs:
             "idle": lambda: monitor.idle_sweep(s, r, act=self.act),
             "reconcile": lambda: monitor.reconcile_sweep(s, r),
             "digest": lambda: monitor.digest(s, r),
+            "recover": lambda: self.recover(),
         }
         return jobs[name]
 

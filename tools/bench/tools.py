@@ -277,6 +277,7 @@ async def run_benchmark(tc: ToolContext, args: BenchInput) -> Reply:
         simulated=tc.services.sandbox,
         price_per_hour=billing.per_hour,
         settings_json=args.model_dump_json(),
+        owner=tc.services.instance,
         created_at=clock.now(),
     )
     assert row.id is not None

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 from datetime import datetime
 from typing import Any
 
-from storage import approvals, deployments
+from storage import approvals, deployments, instances
 from storage.models import Deployment, DeploymentStatus, HealthState
 from tools.bench.recover import fail_interrupted_runs
 from tools.catalog.sizing import GPU_MEMORY_UTILIZATION
@@ -337,16 +339,27 @@ async def run_deploy(
 
 
 async def recover_interrupted(services: Services, *, before: datetime | None = None) -> int:
-    """At start: deploys that were mid-saga when the process died are compensated (their
-    resources, found by id or by their recorded name, deleted; marked failed), and approvals
-    still `executing` and /bench runs still `running` become `failed` "interrupted by a
-    restart", so a restart never leaves a half-created deployment, an approval or a benchmark
-    that never ends. Returns the deploys cleaned up."""
+    """At start (and every minute, the `recover` job): deploys that were mid-saga when their
+    process died are compensated (their resources, found by id or by their recorded name,
+    deleted; marked failed), and approvals still `executing` and /bench runs still `running`
+    become `failed` "interrupted by a restart", so a restart never leaves a half-created
+    deployment, an approval or a benchmark that never ends. Work whose process is alive
+    (storage.instances: this one, or another with a recent heartbeat) is left alone, so one
+    process starting never cuts short another's deploy. Returns the deploys cleaned up."""
+    live = await services.db.read(
+        instances.live,
+        me=services.instance,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        now=services.clock.now(),
+    )
     stuck = await services.db.read(deployments.list_all_active, statuses=IN_FLIGHT_STATUSES)
     count = 0
     for dep in stuck:
         if before is not None and dep.updated_at > before:
             continue
+        if dep.owner is not None and dep.owner in live:
+            continue  # its process is alive and still running the saga
         try:
             client = await services.db.call(services.runpod_for, dep.org_id)
         except CockpitError as exc:
@@ -359,11 +372,11 @@ async def recover_interrupted(services: Services, *, before: datetime | None = N
         await compensate(services, dep, client, INTERRUPTED_REASON)
         count += 1
     ended = await services.db.run(
-        approvals.fail_interrupted, now=services.clock.now(), before=before
+        approvals.fail_interrupted, now=services.clock.now(), before=before, spare=live
     )
     if ended:
         log.warning("%d approval(s) were executing at the last shutdown: marked failed", ended)
-    benches = await fail_interrupted_runs(services, before=before)
+    benches = await fail_interrupted_runs(services, before=before, spare=live)
     if benches:
         log.warning("%d /bench run(s) were running at the last shutdown: marked failed", benches)
     return count

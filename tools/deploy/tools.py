@@ -130,6 +130,7 @@ async def deploy_model(tc: ToolContext, args: DeployInput) -> Reply:
             settings_json=plan.settings_json(),
             protected=args.protected,
             idempotency_key=key,
+            owner=tc.services.instance,
             created_by=tc.request.user_id,
             channel=tc.request.channel,
             thread=tc.request.thread,
