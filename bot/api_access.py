@@ -5,10 +5,12 @@ translates HTTP; every call here runs on the storage threads, never on the event
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from storage import apikeys, orgs
+from storage import apikeys, events, orgs
 from storage.models import Workspace
 from tools.contract import Platform, RequestContext, Role, Tool
 
@@ -96,3 +98,37 @@ async def context_for(cockpit: Cockpit, caller: ApiCaller) -> RequestContext:
         timezone=tz,
         scopes=caller.scopes,
     )
+
+
+REQUEST_MARKER = "api-request:"
+
+
+def fingerprint(arguments: dict[str, Any]) -> str:
+    """The arguments as one value: the same JSON in another key order or spacing is the same."""
+    # ASCII escapes: a lone surrogate (valid JSON, not encodable UTF-8) hashes too.
+    canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def bind_idempotency_key(
+    cockpit: Cockpit, caller: ApiCaller, *, key: str, arguments: dict[str, Any]
+) -> bool:
+    """Tie `key` (already scoped to the API key and tool) to these arguments the first time it
+    is used. False when it was first used with other arguments: the caller reused a key for a
+    different request (the IETF Idempotency-Key draft's 422), which must neither run nor get
+    the first request's answer."""
+    marker = f"{REQUEST_MARKER}{key}"
+    mine = fingerprint(arguments)
+    now = cockpit.clock.now()
+
+    def bind(s: Any) -> bool:
+        if events.claim(s, org_id=caller.org_id, key=marker, now=now):
+            events.store_result(
+                s, org_id=caller.org_id, key=marker, result_json=json.dumps({"arguments": mine})
+            )
+            return True
+        row = events.seen(s, org_id=caller.org_id, key=marker)
+        first = json.loads(row.result_json or "{}").get("arguments") if row is not None else None
+        return first is None or first == mine
+
+    return await cockpit.db.run(bind)

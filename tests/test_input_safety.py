@@ -421,6 +421,42 @@ async def test_api_idempotency_keys_are_scoped_per_api_key(
     assert a["approval_id"] != b["approval_id"]  # another key's answer is never replayed
 
 
+async def test_api_idempotency_key_reused_with_other_arguments_is_422(
+    api: tuple[BotHarness, TestClient, str],
+) -> None:
+    """A key names one request: reusing it with other arguments is refused (422, as the IETF
+    Idempotency-Key draft and Stripe answer), not answered with the first request's result as
+    if the second had run."""
+    harness, client, key = api
+    headers = _headers(key, **{"Idempotency-Key": "deploy-x"})
+    first = await client.post(
+        "/api/v1/tools/deploy_model", headers=headers, json={"model": "Qwen/Qwen2.5-0.5B-Instruct"}
+    )
+    assert first.status == 202
+    other = await client.post(
+        "/api/v1/tools/deploy_model", headers=headers, json={"model": "meta-llama/Llama-3.1-8B"}
+    )
+    assert other.status == 422, await other.text()
+    assert "different arguments" in (await other.json())["detail"]
+    assert count(harness, Approval) == 1  # nothing new was asked for
+    # The same arguments, in another order and spacing, are the same request.
+    same = await client.post(
+        "/api/v1/tools/deploy_model",
+        headers=headers,
+        data='{ "model" : "Qwen/Qwen2.5-0.5B-Instruct" }',
+    )
+    assert same.status == 202
+    assert (await same.json())["approval_id"] == (await first.json())["approval_id"]
+    # A body refused as invalid binds no key: the corrected request may use it.
+    retry = _headers(key, **{"Idempotency-Key": "deploy-y"})
+    bad = await client.post("/api/v1/tools/deploy_model", headers=retry, json={"modle": "x"})
+    assert bad.status == 400
+    fixed = await client.post(
+        "/api/v1/tools/deploy_model", headers=retry, json={"model": "Qwen/Qwen2.5-0.5B-Instruct"}
+    )
+    assert fixed.status == 202, await fixed.text()
+
+
 async def test_openapi_documents_the_idempotency_key(
     api: tuple[BotHarness, TestClient, str],
 ) -> None:

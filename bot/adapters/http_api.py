@@ -6,11 +6,13 @@
 
 `Idempotency-Key: <up to 200 printable characters>` on a POST makes a retry safe: the same key
 for the same tool with the same API key returns the first answer (the same approval id) and
-runs nothing again. Keys are scoped per API key, so one client can never replay another's.
+runs nothing again; the same key with other arguments is 422 (nothing runs). Keys are scoped
+per API key, so one client can never replay another's.
 
 Status codes: 200 done · 202 approval requested (a person approves it in chat with the buttons
 or `/approve <id>`) · 400 bad arguments · 401 missing, wrong, expired or revoked key · 403 role
-or scope too small · 404 unknown tool or resource · 429 rate limited (Retry-After)."""
+or scope too small · 404 unknown tool or resource · 422 Idempotency-Key reused with other
+arguments · 429 rate limited (Retry-After)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from aiohttp import web
 from bot import api_access
 from bot.api_access import ApiCaller
 from tools.contract import Reply
+from tools.errors import CockpitError
 
 if TYPE_CHECKING:
     from bot.app import Cockpit
@@ -209,10 +212,22 @@ class HttpApi:
         if isinstance(raw, str):
             return _problem(400, "Bad Request", raw)
         if idempotency is not None:
+            try:  # a refused body binds no key: the corrected request may reuse it
+                tool.parse_args(raw)
+            except CockpitError as exc:
+                return self._respond(Reply.from_error(exc), request_id=ctx.request_id)
             # Scoped to this API key and tool: another key (or tenant) never gets this answer.
-            ctx = ctx.model_copy(
-                update={"idempotency_key": f"api:{key.key_id}:{tool.name}:{idempotency}"}
-            )
+            scoped = f"api:{key.key_id}:{tool.name}:{idempotency}"
+            if not await api_access.bind_idempotency_key(
+                self.cockpit, key, key=scoped, arguments=raw
+            ):
+                return _problem(
+                    422,
+                    "Unprocessable Content",
+                    f"This {IDEMPOTENCY_HEADER} was first used with different arguments; "
+                    "nothing was run. Use a new key for a new request.",
+                )
+            ctx = ctx.model_copy(update={"idempotency_key": scoped})
         reply = await self.cockpit.dispatcher.run(ctx, tool.name, raw)
         return self._respond(reply, request_id=ctx.request_id)
 
@@ -276,6 +291,7 @@ class HttpApi:
                         "401": {"description": "Missing, wrong, expired or revoked key"},
                         "403": {"description": "Role or scope too small"},
                         "404": {"description": "Unknown tool or resource"},
+                        "422": {"description": "Idempotency-Key reused with other arguments"},
                         "429": {"description": "Rate limited; see Retry-After"},
                         "500": {
                             "description": "A bug on our side; `request_id` names it in the logs"
