@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from bot.logs import SECRETS, log_context
+from bot.options import command_line
 from storage import activity, apikeys, approvals, audit, events, orgs
 from storage.db import DATABASE_DOWN_TEXT, DatabaseUnavailable
 from storage.models import Approval, ApprovalStatus
@@ -33,7 +34,7 @@ from tools.contract import (
     ToolContext,
     permission_refusal,
 )
-from tools.errors import CockpitError, Forbidden, NotFound, RateLimited
+from tools.errors import CockpitError, Forbidden, NeedsChoice, NotFound, RateLimited
 from tools.metrics import TOOL_CALLS
 from tools.services import Services
 
@@ -522,7 +523,7 @@ class Dispatcher:
                 preview = await tool.preview(tc, args)
             except CockpitError as exc:
                 await self._audit(ctx, tool, args.model_dump(mode="json"), "failed", str(exc))
-                return self._finish(Reply.from_error(exc))
+                return self._finish(_error_reply(tool, args, exc))
             except Exception:
                 # The preview path catches what the run path catches (issue 14, finding 5).
                 log.exception("preview of %s failed (request %s)", tool.name, ctx.request_id)
@@ -626,7 +627,7 @@ class Dispatcher:
             reply = Reply.error(DATABASE_DOWN_TEXT, code="database_unavailable")
         except CockpitError as exc:
             outcome, detail = "failed", str(exc)
-            reply = Reply.from_error(exc)
+            reply = _error_reply(tool, args, exc)
         except Exception:
             log.exception("tool %s failed (request %s)", tool.name, ctx.request_id)
             outcome, detail = "failed", "internal error"
@@ -778,6 +779,22 @@ def _replayed(stored: str) -> Reply:
         reply.footer = "(already handled: this is the earlier answer)"
         return reply
     return Reply(text="This request is already being handled.", footer="(duplicate ignored)")
+
+
+MAX_CHOICE_BUTTONS = 5
+
+
+def _error_reply(tool: Tool, args: BaseModel, exc: CockpitError) -> Reply:
+    """The error as a reply; a pick-list (`NeedsChoice`) gets one command button per choice:
+    this same request with the chosen value, the other arguments as given."""
+    reply = Reply.from_error(exc)
+    if not isinstance(exc, NeedsChoice) or exc.field not in tool.input_model.model_fields:
+        return reply
+    given = args.model_dump(mode="json", exclude_defaults=True)
+    for label, value in exc.options[:MAX_CHOICE_BUTTONS]:
+        line = command_line(tool, {**given, exc.field: value})
+        reply.buttons.append(Button(label=label, action="command", value=line))
+    return reply
 
 
 def _args_text(tool: Tool, args: BaseModel) -> str:

@@ -206,3 +206,22 @@ async def test_plain_words_in_limited_mode(bot: BotHarness) -> None:
     stopped = await bot.approve(asked.approval_id, user="alice")
     assert stopped.ok and "Stopped 1 idle deployment(s): #1" in stopped.text
     assert dep_row(bot).status == "stopped"
+
+
+async def test_a_pick_list_offers_each_choice_as_the_same_command(bot: BotHarness) -> None:
+    """'mistral' fits several models: nothing is done, and each choice is a button that runs
+    the same request with that model (flags kept), so picking is one click, not retyping."""
+    amb = await bot.send("/deploy mistral --context 4096", user="alice")
+    assert not amb.ok and amb.error_code == "needs_choice" and "Pick one" in amb.text
+    commands = {b.label: b.value for b in amb.buttons}
+    assert commands["Mistral-7B-Instruct-v0.3"] == (
+        "/deploy mistralai/Mistral-7B-Instruct-v0.3 --context=4096"
+    ), commands
+    assert all(b.action == "command" for b in amb.buttons)
+    picked = await bot.send(commands["Mistral-7B-Instruct-v0.3"], user="alice")
+    assert picked.approval_id is not None, picked.as_plain_text()
+
+    estimate = await bot.send("/estimate mistral", user="alice")  # no approval: the run path
+    assert {b.value for b in estimate.buttons} >= {
+        "/estimate mistralai/Mistral-7B-Instruct-v0.3"
+    }, estimate.buttons

@@ -44,3 +44,24 @@ def test_sandbox_footer_says_sandbox_once_within_the_limit() -> None:
     assert len(long) <= 100 and long.endswith(SANDBOX_NOTE)
     assert sandbox_footer("took 2s", sandbox=True, note="sandbox") == "took 2s · sandbox"
     assert sandbox_footer("f" * 500, sandbox=False, limit=100) == "f" * 99 + ELLIPSIS
+
+
+def test_a_pick_list_renders_as_a_question_with_command_buttons() -> None:
+    """Not an error: no warning sign or error colour; each choice is a command button."""
+    from bot.adapters import discord_render, slack_blocks
+    from tools.contract import Button, Reply
+
+    reply = Reply(text="'mistral' could mean several models. Pick one:", ok=False)
+    reply.error_code = "needs_choice"
+    reply.buttons = [
+        Button(label="Mistral-7B", action="command", value="/deploy mistralai/Mistral-7B")
+    ]
+    slack = slack_blocks.render_reply(reply)
+    assert ":warning:" not in slack.text
+    (actions,) = [b for b in slack.blocks if b["type"] == "actions"]
+    assert actions["elements"][0]["value"] == "/deploy mistralai/Mistral-7B"
+    assert slack_blocks.is_command_action(actions["elements"][0]["action_id"])
+    discord = discord_render.render_reply(reply, sandbox=False)
+    assert discord.embeds[0].colour is not None
+    assert discord.embeds[0].colour.value == discord_render.COLOUR_APPROVAL
+    assert "⚠️" not in (discord.embeds[0].description or "")

@@ -213,6 +213,12 @@ class Reply(BaseModel):
             retry_after=getattr(exc, "retry_after", None),
         )
 
+    @property
+    def needs_choice(self) -> bool:
+        """Nothing was done because the person must pick one of the buttons: a question, which
+        surfaces show as one rather than as an error."""
+        return self.error_code == "needs_choice"
+
     def add_field(self, label: str, value: object) -> Reply:
         self.fields.append(ReplyField(label=label, value=str(value)))
         return self

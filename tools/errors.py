@@ -27,6 +27,21 @@ class InvalidInput(CockpitError):
     code = "invalid_input"
 
 
+class NeedsChoice(InvalidInput):
+    """What was asked fits several things; nothing was done. Each of `options` — (label,
+    value) — is the same request with `field` set to that value: surfaces offer them as
+    buttons (or, in the console, the commands to type)."""
+
+    code = "needs_choice"
+
+    def __init__(
+        self, message: str, *, field: str, options: list[tuple[str, str]], fix: str | None = None
+    ) -> None:
+        super().__init__(message, fix=fix)
+        self.field = field
+        self.options = options
+
+
 class NotFound(CockpitError):
     code = "not_found"
 

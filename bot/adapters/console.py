@@ -166,6 +166,12 @@ class Console:
         self.render(result)
 
     def render(self, reply: Reply) -> None:
+        if reply.needs_choice:
+            # A question, not an error; a terminal has no buttons: the commands to type.
+            commands = [f"  {b.value}" for b in reply.buttons if b.action == "command"]
+            plain = reply.model_copy(update={"buttons": []}).as_plain_text()
+            self.say("\n".join([plain, "Type one of:", *commands] if commands else [plain]))
+            return
         text = reply.as_plain_text()
         self.say(("Error: " + text) if not reply.ok and not text.startswith("Error") else text)
 

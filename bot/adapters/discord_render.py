@@ -113,10 +113,10 @@ class DiscordMessage:
 
 
 def reply_colour(reply: Reply) -> int:
+    if reply.approval_id is not None or reply.needs_choice:  # a question for the person
+        return COLOUR_APPROVAL
     if not reply.ok:
         return COLOUR_ERROR
-    if reply.approval_id is not None:
-        return COLOUR_APPROVAL
     return COLOUR_OK
 
 
@@ -131,7 +131,7 @@ def render_reply(reply: Reply, *, sandbox: bool) -> DiscordMessage:
         cut = True
         title = truncate(title, MAX_TITLE)
     text = reply.text
-    if not reply.ok and text and not title:
+    if not reply.ok and not reply.needs_choice and text and not title:
         text = f"⚠️ {text}"
     chunks = split_text(text, MAX_DESCRIPTION) if text else []
     if reply.table is not None:

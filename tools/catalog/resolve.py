@@ -14,7 +14,7 @@ from tools.catalog.aliases import AliasCandidate, resolve_alias
 from tools.catalog.fit import FitReport, fit
 from tools.catalog.gpus import FALLBACK_LABEL, GpuOffer, fallback_offers, offers_from_catalog
 from tools.contract import ToolContext
-from tools.errors import CockpitError, InvalidInput
+from tools.errors import CockpitError, NeedsChoice
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,8 @@ async def resolve_model(tc: ToolContext, text: str, *, check_access: bool = Fals
             else alias.message
         )
         picks = "\n".join(f"• {p}" for p in await _priced_picks(tc, alias.candidates))
-        raise InvalidInput(f"{lead}\n{picks}")
+        options = [(c.label, c.model_id) for c in alias.candidates]
+        raise NeedsChoice(f"{lead}\n{picks}", field="model", options=options)
     # Not an alias and no candidates: the Hub tries it as a repo id or names nearest matches.
     model_id = alias.model_id or text.strip()
     hub = await tc.services.db.call(tc.services.hub_for, tc.org_id)
