@@ -514,7 +514,9 @@ class Dispatcher:
         return None
 
     async def _request_approval(self, ctx: RequestContext, tool: Tool, args: BaseModel) -> Reply:
-        command = f"/{tool.command or tool.name} {_args_text(tool, args)}".strip()
+        # The command as a person would type it ("/budget set 50 --monthly"), secrets redacted.
+        given = tool.redact(args.model_dump(mode="json", exclude_defaults=True))
+        command = command_line(tool, given)
         # Without a tool preview the card still says in words what a click will do.
         preview = Reply(text=f"{command}\n{tool.summary}")
         if tool.preview is not None:
@@ -795,11 +797,6 @@ def _error_reply(tool: Tool, args: BaseModel, exc: CockpitError) -> Reply:
         line = command_line(tool, {**given, exc.field: value})
         reply.buttons.append(Button(label=label, action="command", value=line))
     return reply
-
-
-def _args_text(tool: Tool, args: BaseModel) -> str:
-    data = tool.redact(args.model_dump(mode="json", exclude_defaults=True))
-    return " ".join(f"{k}={v}" for k, v in data.items())
 
 
 def _article(word: str) -> str:

@@ -18,12 +18,22 @@ LIMITED_MODE_NOTE = (
     "limited mode: no Claude key, so I understand only common requests. "
     "Set ANTHROPIC_API_KEY (or `/connect anthropic`) for full conversations."
 )
-NOT_UNDERSTOOD = (
-    "I did not understand that. Without Claude I follow requests such as "
+EXAMPLES = (
     '"deploy qwen", "what\'s my spend this week", "how much would llama 8b cost", '
-    '"is qwen healthy?", "stop the idle ones", "show the budget" or "delete qwen"; '
+    '"is qwen healthy?", "stop the idle ones", "show the budget", '
+    '"set a budget of 500 dollars a month" or "delete qwen"'
+)
+NOT_UNDERSTOOD = (
+    f"I did not understand that. Without Claude I follow requests such as {EXAMPLES}; "
     "/help lists every command."
 )
+# "help" in plain words: /help itself is for people typing it (the assistant is not offered
+# it), so limited mode answers with what it follows and points at the command.
+LIMITED_HELP = (
+    f"Without Claude I follow short requests such as {EXAMPLES}. "
+    "Type /help for every command, or /help <command> for one."
+)
+HELP_TOOL = "help"
 
 
 # Limited mode follows short requests. Past this (once whitespace is collapsed) a text is "not
@@ -122,6 +132,20 @@ def _idle(m: re.Match[str]) -> dict[str, Any] | None:
     return {} if _IDLE.search(m.string, m.end()) else None
 
 
+def _set_budget(m: re.Match[str]) -> dict[str, Any]:
+    period = (m.group("p1") or m.group("p2") or "month").strip().lower()
+    return {"action": "set", "amount": m.group("amount")} | (
+        {"weekly": True} if period.startswith("week") else {"monthly": True}
+    )
+
+
+# "how much would qwen cost per month", "... cost to run": the question is still the price.
+_COST_SUFFIX = (
+    r"(?: (?:per|a|an|each|every) (?:month|hour|day|week)| monthly| hourly"
+    r"| to (?:run|deploy|host))?"
+)
+
+
 def _deploy(m: re.Match[str]) -> dict[str, Any] | None:
     model = m.group("model")
     article = _ARTICLE.match(model)
@@ -149,7 +173,8 @@ INTENTS: list[Intent] = [
         re.compile(
             r"^(?:how much (?:would|does|will|do|to) (?:it cost to (?:deploy|run) )?"
             r"(?:deploying |running )?(?P<model>(?!we\b|i\b|you\b|it\b)\S.*?) cost"
-            r"|(?:estimate|price(?: of)?|cost of) (?:deploying |running )?"
+            + _COST_SUFFIX
+            + r"|(?:estimate|price(?: of)?|cost of) (?:deploying |running )?"
             r"(?P<model2>(?!this\b|last\b|today\b|yesterday\b)\S.*?))$",
             re.I,
         ),
@@ -183,6 +208,16 @@ INTENTS: list[Intent] = [
         re.compile(r"^(?:delete|remove|tear down|destroy) (?:the )?(?P<dep>[\w./:-]+)$", re.I),
         "delete_deployment",
         _group("dep", "deployment"),
+    ),
+    Intent(
+        re.compile(
+            r"^(?:set|make|change|put) (?:a |the |my |our )?(?P<p1>monthly |weekly )?budget "
+            r"(?:of |to |at )?\$?(?P<amount>\d{1,9}(?:\.\d{1,2})?)(?: dollars| usd)?"
+            r"(?: (?:a|per|each|every) (?P<p2>month|week))?$",
+            re.I,
+        ),
+        "budget",
+        _set_budget,
     ),
     Intent(re.compile(r"\bbudget\b", re.I), "budget", _none),
     Intent(
@@ -263,6 +298,12 @@ async def respond(
             return Reply.from_error(exc)
         return Reply(text=NOT_UNDERSTOOD, footer=note, ok=False)
     tool_name, args = hit
+    if tool_name == HELP_TOOL:
+        try:
+            dispatcher.rate_limiter.check(ctx)
+        except RateLimited as exc:
+            return Reply.from_error(exc)
+        return Reply(text=LIMITED_HELP, footer=note)
     tool = registry.get(tool_name)
     if tool is not None:
         # An intent may offer an argument the registered tool does not take (e.g. `idle`).

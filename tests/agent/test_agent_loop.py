@@ -647,6 +647,20 @@ async def test_a_retried_event_does_not_ask_claude_twice(
         ("which gpu for llama 70b?", ("recommend_gpu", {"model": "llama 70b"})),
         ("find coder models", ("search_models", {"query": "coder"})),
         ("search models for deepseek", ("search_models", {"query": "deepseek"})),
+        # a price question with its period is still about the model, not about spend
+        ("how much would llama 70b cost per month", ("estimate_cost", {"model": "llama 70b"})),
+        ("how much does qwen cost a month?", ("estimate_cost", {"model": "qwen"})),
+        ("how much would mistral cost to run", ("estimate_cost", {"model": "mistral"})),
+        # setting a budget is a budget change (an approval card), not a look at it
+        (
+            "set a budget of 50 dollars a month",
+            ("budget", {"action": "set", "amount": "50", "monthly": True}),
+        ),
+        (
+            "set the weekly budget to $200",
+            ("budget", {"action": "set", "amount": "200", "weekly": True}),
+        ),
+        ("set my budget to 1500", ("budget", {"action": "set", "amount": "1500", "monthly": True})),
     ],
 )
 def test_offline_intents(text: str, expected: tuple[str, dict[str, Any]]) -> None:
@@ -666,6 +680,16 @@ def test_offline_intents(text: str, expected: tuple[str, dict[str, Any]]) -> Non
         "search_models",
     }
     assert offline.match(text, available) == expected
+
+
+async def test_offline_help_says_what_limited_mode_understands(tmp_path: Path) -> None:
+    """ "help" in plain words answers (what limited mode follows, and /help), instead of refusing
+    the slash-only /help as a tool the assistant is not offered."""
+    async with running_bot(tmp_path) as bot:
+        reply = await bot.send("help")
+        assert reply.ok, reply.text
+        assert "deploy qwen" in reply.text and "/help" in reply.text
+        assert "not available to the assistant" not in reply.text
 
 
 def test_offline_skips_tools_that_are_not_registered() -> None:
