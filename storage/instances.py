@@ -17,19 +17,33 @@ from sqlmodel import Session, col, select
 from storage.models import ProcessInstance
 
 # A process says it is alive this often; one silent for STALE_AFTER is taken for dead (a
-# crash on another host leaves no other sign).
+# crash on another host leaves no other sign). Nine missed beats: a database hiccup of a minute
+# does not make a live process look dead.
 HEARTBEAT_SECONDS = 10.0
-STALE_AFTER = timedelta(seconds=45)
+STALE_AFTER = timedelta(seconds=90)
+# Rows of processes gone this long are deleted (crashed processes never remove their own).
+FORGET_AFTER = timedelta(days=1)
 
 
 def register(s: Session, *, instance: str, host: str, pid: int, now: datetime) -> None:
     s.add(ProcessInstance(id=instance, host=host, pid=pid, started_at=now, heartbeat_at=now))
 
 
-def heartbeat(s: Session, *, instance: str, now: datetime) -> None:
-    s.execute(
+def heartbeat(s: Session, *, instance: str, host: str, pid: int, now: datetime) -> None:
+    """This process is alive; its row comes back if something removed it meanwhile."""
+    result = s.execute(
         update(ProcessInstance).where(col(ProcessInstance.id) == instance).values(heartbeat_at=now)
     )
+    if not getattr(result, "rowcount", 0):
+        register(s, instance=instance, host=host, pid=pid, now=now)
+
+
+def forget_gone(s: Session, *, now: datetime) -> int:
+    """Delete the rows of processes silent for FORGET_AFTER; returns how many."""
+    result = s.execute(
+        delete(ProcessInstance).where(col(ProcessInstance.heartbeat_at) < now - FORGET_AFTER)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def remove(s: Session, *, instance: str) -> None:

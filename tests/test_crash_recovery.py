@@ -506,3 +506,32 @@ def dead_pid() -> int:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     return child.pid
+
+
+async def test_instance_rows_come_back_after_removal_and_are_forgotten_after_a_day(
+    tmp_path: Path,
+) -> None:
+    from sqlmodel import select as sql_select
+
+    from storage import instances
+    from storage.models import ProcessInstance
+
+    async with running_bot(tmp_path) as bot:
+        me = bot.services.instance
+
+        def ids() -> set[str]:
+            with bot.services.db.session() as s:
+                return {r.id for r in s.exec(sql_select(ProcessInstance)).all()}
+
+        assert me in ids()  # registered at start
+        with bot.services.db.session() as s:
+            instances.remove(s, instance=me)
+            instances.register(s, instance="old", host="h", pid=1, now=bot.clock.now())
+        with bot.services.db.session() as s:  # the next beat puts the row back
+            instances.heartbeat(s, instance=me, host="h", pid=2, now=bot.clock.now())
+        assert ids() == {me, "old"}
+        bot.clock.advance(instances.FORGET_AFTER.total_seconds() + 60)
+        with bot.services.db.session() as s:
+            instances.heartbeat(s, instance=me, host="h", pid=2, now=bot.clock.now())
+        await bot.cockpit.background().run_job("recover")
+        assert ids() == {me}  # a process silent for a day is forgotten; a live one stays

@@ -43,6 +43,8 @@ class Presence:
                 await self.services.db.run(
                     instances.heartbeat,
                     instance=self.services.instance,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
                     now=self.services.clock.now(),
                 )
             except DatabaseUnavailable:

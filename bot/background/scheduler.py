@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from bot.dispatcher import Dispatcher
+from storage import instances
 from storage.db import Database, DatabaseUnavailable
 from storage.models import Deployment, SchedulerLease
 from tools import monitor
@@ -161,6 +162,7 @@ class BackgroundJobs:
         """Clean up what a dead process left in flight (the start-up recovery, again: a process
         on another host that died shows only as a heartbeat going stale)."""
         cleaned = await recover_interrupted(self.services)
+        await self.services.db.run(instances.forget_gone, now=self.services.clock.now())
         actions = [f"cleaned up {cleaned} interrupted deploy(s)"] if cleaned else []
         return monitor.SweepReport(checked=cleaned, actions=actions)
 
