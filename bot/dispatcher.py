@@ -792,6 +792,8 @@ def _error_reply(tool: Tool, args: BaseModel, exc: CockpitError) -> Reply:
     reply = Reply.from_error(exc)
     if not isinstance(exc, NeedsChoice) or exc.field not in tool.input_model.model_fields:
         return reply
+    if tool.secret_fields:  # a button's command is shown to the channel: never a secret in it
+        return reply
     given = args.model_dump(mode="json", exclude_defaults=True)
     for label, value in exc.options[:MAX_CHOICE_BUTTONS]:
         line = command_line(tool, {**given, exc.field: value})
