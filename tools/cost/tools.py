@@ -108,7 +108,7 @@ async def get_spend(tc: ToolContext, args: SpendInput) -> Reply:
     if period.is_partial:
         reply.add_field(
             "Forecast",
-            f"{money(summary.forecast())} by {period.label} end at the "
+            f"{money(summary.forecast())} by the end of {period.label} at the "
             f"current rate of {rate(summary.burn_rate_per_hour())}/h",
         )
     if budget is not None:
