@@ -88,6 +88,26 @@ async def test_concurrent_catalog_reads_on_one_account_share_one_request() -> No
         await pool.aclose()
 
 
+async def test_concurrent_identical_billing_reads_share_one_request() -> None:
+    """A burst of /spend reports of one account over the same hour-aligned span (what
+    tools.cost.billing asks) costs RunPod one request per billing route."""
+    async with sandbox() as sb:
+        pool = make_http_pool()
+        clients = [sb.client_with(http=pool) for _ in range(8)]
+        end = sb.clock.now().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        start = end - timedelta(days=2)
+        await asyncio.gather(
+            *(c.billing_serverless(start, end, bucket_size="hour") for c in clients),
+            *(c.billing_pods(start, end, bucket_size="hour") for c in clients),
+        )
+        paths = [e.path for e in sb.emulator.exchanges if "/billing/" in e.path]
+        assert sorted(paths) == ["/v2/billing/pods", "/v2/billing/serverless"], paths
+        other = await clients[0].billing_serverless(start, end - timedelta(hours=1))
+        assert other is not None  # another span is another question
+        assert len([e for e in sb.emulator.exchanges if "/billing/" in e.path]) == 3
+        await pool.aclose()
+
+
 # --- templates and endpoints -----------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ scheduler's budget sweep and digest."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -87,11 +88,21 @@ async def billing_lines(
         return [], None
     try:
         client = await services.db.call(services.runpod_for, org_id)
-        sls = await client.billing_serverless(period.start, period.end, bucket_size="hour")
-        pods = await client.billing_pods(period.start, period.end, bucket_size="hour")
+        # RunPod snaps endTime up to the end of its bucket (OpenAPI, /v2/billing/*: "Snapped up
+        # to the end of the bucketSize bucket it lands in"), so asking up to the end of this
+        # hour is the same window; reports made in the same hour then ask the same question and
+        # concurrent ones share one request (RunPodConnection._coalesced).
+        end = _end_of_hour(period.end)
+        sls = await client.billing_serverless(period.start, end, bucket_size="hour")
+        pods = await client.billing_pods(period.start, end, bucket_size="hour")
     except CockpitError as exc:
         log.warning("billing unavailable for org %s: %s", org_id, exc)
         return [], f"RunPod billing unavailable ({exc.message}); figures are estimates"
     lines = [BillingLine(r.serverless_id, r.start_time, r.total_amount) for r in sls.records]
     lines += [BillingLine(r.pod_id, r.start_time, r.total_amount) for r in pods.records]
     return lines, None
+
+
+def _end_of_hour(moment: datetime) -> datetime:
+    floor = moment.replace(minute=0, second=0, microsecond=0)
+    return floor if floor == moment else floor + timedelta(hours=1)

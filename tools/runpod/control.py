@@ -227,10 +227,15 @@ class ControlPlane(RunPodConnection):
         if serverless_id:
             params["serverlessId"] = serverless_id
         action = "read serverless billing"
-        data = await self._call(
-            "GET", self._rest("billing/serverless"), action=action, params=params
-        )
-        return self._parse(ServerlessBilling, data, action)
+
+        async def fetch() -> ServerlessBilling:
+            data = await self._call(
+                "GET", self._rest("billing/serverless"), action=action, params=params
+            )
+            return self._parse(ServerlessBilling, data, action)
+
+        # Concurrent /spend reports of one account over the same span share one request.
+        return await self._coalesced(("billing/serverless", *sorted(params.items())), fetch)
 
     async def billing_pods(
         self,
@@ -244,5 +249,9 @@ class ControlPlane(RunPodConnection):
         if pod_id:
             params["podId"] = pod_id
         action = "read pod billing"
-        data = await self._call("GET", self._rest("billing/pods"), action=action, params=params)
-        return self._parse(PodBilling, data, action)
+
+        async def fetch() -> PodBilling:
+            data = await self._call("GET", self._rest("billing/pods"), action=action, params=params)
+            return self._parse(PodBilling, data, action)
+
+        return await self._coalesced(("billing/pods", *sorted(params.items())), fetch)
