@@ -538,7 +538,8 @@ async def _commands(
         out["deploy"], _ = await concurrent(cockpit, args.commands, "/deploy qwen 0.5b")
         emulator.faults.clear()
         out["spend"], _ = await concurrent(cockpit, args.commands, "/spend this week")
-        out["stall_ms"] = meter.reset() * 1000
+        # The whole run's worst: the /status burst included.
+        out["stall_ms"] = max(out["stall_status_ms"], meter.reset() * 1000)
         meter.reset()
         out["ack_p99_ms"], ack_stall = await ack_p99(cockpit, fake, 10.0, args.ack_seconds, meter)
         out["stall_ms"] = max(out["stall_ms"], ack_stall)
