@@ -159,11 +159,15 @@ class Console:
         else:
             answer = (await self.read_line("Approve? [y/N] ") or "").strip().lower()
         ctx = await self.context()
-        if answer in ("y", "yes"):
-            result = await self.cockpit.approve(ctx, approval_id, progress=self.progress)
+        # The one approval path every surface takes (`Cockpit.decide`): a terminal has no card
+        # to update, so it prints what ran, or why nothing did.
+        decision = await self.cockpit.decide(
+            ctx, approval_id, approve=answer in ("y", "yes"), progress=self.progress
+        )
+        if decision.reply.text or decision.reply.title:
+            self.render(decision.reply)
         else:
-            result = await self.cockpit.cancel(ctx, approval_id)
-        self.render(result)
+            self.say(decision.note)
 
     def render(self, reply: Reply) -> None:
         if reply.needs_choice:
