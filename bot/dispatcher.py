@@ -32,6 +32,7 @@ from tools.contract import (
     SideEffect,
     Tool,
     ToolContext,
+    article,
     permission_refusal,
 )
 from tools.errors import CockpitError, Forbidden, NeedsChoice, NotFound, RateLimited
@@ -231,7 +232,7 @@ class Dispatcher:
             # Bad input changes nothing, not even the audit trail.
             return self._finish(Reply.from_error(exc))
         args_dict = args.model_dump(mode="json")
-        refusal = self._refusal(ctx, tool)
+        refusal = permission_refusal(ctx, tool)
         needs_approval = refusal is None and self._needs_approval(ctx, tool, args)
         stop = await self._start_unit(ctx, tool, args_dict, refusal, execute=not needs_approval)
         if stop is not None:
@@ -314,11 +315,6 @@ class Dispatcher:
         if verdict == "replay":
             return _replayed(data)
         return None
-
-    @staticmethod
-    def _refusal(ctx: RequestContext, tool: Tool) -> tuple[str, str] | None:
-        """(audit detail, message) when this person, key or agent may not run `tool`."""
-        return permission_refusal(ctx, tool)
 
     @staticmethod
     def _needs_approval(ctx: RequestContext, tool: Tool, args: BaseModel) -> bool:
@@ -751,7 +747,7 @@ def _identity_problem(
         )
     if not requester.role.allows(tool.role):
         return "denied", (
-            f"The person who asked is now {_article(requester.role.value)} "
+            f"The person who asked is now {article(requester.role.value)} "
             f"{requester.role.value}; /{tool.command or tool.name} needs {tool.role.value}. "
             "Nothing was done."
         )
@@ -768,7 +764,7 @@ def _internal_error(tool: Tool, ctx: RequestContext) -> Reply:
 
 def _stored(s: Any, org_id: int, key: str) -> str:
     ev = events.seen(s, org_id=org_id, key=key)
-    return ev.result_json if ev else "{}"
+    return ev.result_json if ev else events.EMPTY_RESULT
 
 
 def _refused_json(exc: RateLimited) -> str:
@@ -776,7 +772,7 @@ def _refused_json(exc: RateLimited) -> str:
 
 
 def _replayed(stored: str) -> Reply:
-    if stored and stored != "{}":
+    if stored and stored != events.EMPTY_RESULT:
         reply = Reply.model_validate_json(stored)
         reply.footer = "(already handled: this is the earlier answer)"
         return reply
@@ -799,10 +795,6 @@ def _error_reply(tool: Tool, args: BaseModel, exc: CockpitError) -> Reply:
         line = command_line(tool, {**given, exc.field: value})
         reply.buttons.append(Button(label=label, action="command", value=line))
     return reply
-
-
-def _article(word: str) -> str:
-    return "an" if word[:1] in "aeiou" else "a"
 
 
 __all__ = ["Dispatcher", "Forbidden", "NotFound", "RateLimiter"]

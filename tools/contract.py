@@ -124,15 +124,20 @@ class RequestContext(BaseModel):
         return self.scopes is None or "*" in self.scopes or tool.name in self.scopes
 
 
+def article(word: str) -> str:
+    """ "a" or "an" before `word` (role names: "an admin", "a member")."""
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def permission_refusal(ctx: RequestContext, tool: Tool) -> tuple[str, str] | None:
     """(audit detail, message) when `ctx` may not run `tool`: its role, its API key's scopes,
     or a model asking for a tool it is never offered. Checked wherever a tool runs: the
     dispatcher, and a tool that runs another for the caller (`/fix`, `/alerts status`)."""
     name = tool.command or tool.name
     if not ctx.role.allows(tool.role):
-        article = "an" if ctx.role.value[:1] in "aeiou" else "a"
         msg = (
-            f"/{name} needs the {tool.role.value} role; you are {article} {ctx.role.value}. "
+            f"/{name} needs the {tool.role.value} role; you are {article(ctx.role.value)} "
+            f"{ctx.role.value}. "
             "Ask an admin of this workspace to run it or to change your role."
         )
         return msg, msg
