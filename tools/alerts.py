@@ -71,6 +71,7 @@ STATUS_TOOL = "deployment_status"  # what /alerts status shows of an alert's dep
 # Which alerts offer which fix (keys are set by the sweeps in tools.monitor).
 STOP_KEY_PREFIXES = ("idle:",)
 ROLLBACK_KEY_PREFIXES = ("health:",)
+# Deployments that run: the ones the sweeps in tools.monitor check and a fix still applies to.
 LIVE_STATUSES = (
     DeploymentStatus.healthy,
     DeploymentStatus.degraded,

@@ -29,7 +29,7 @@ from storage.models import (
     DeploymentStatus,
     HealthState,
 )
-from tools.alerts import AlertRouter, alert_state_lines
+from tools.alerts import LIVE_STATUSES, AlertRouter, alert_state_lines
 from tools.cost.accrual import BudgetStatus, accrue_all, budget_period, new_threshold_alerts
 from tools.cost.billing import compute_spend
 from tools.cost.estimate import money
@@ -51,8 +51,9 @@ SWEEP_PAGE = 500  # deployments read (and their changes written) per unit of wor
 PAGES_IN_FLIGHT = 2  # pages held at once: the one being checked and the next
 PROBE_SLOW_SECONDS = 10.0
 IDLE_GRACE = timedelta(minutes=15)
-# "starting": a stopped pod started again with /scale; it becomes healthy once RUNNING.
-MONITORED = ("healthy", "degraded", "unhealthy", "starting")
+# The sweeps check the live deployments, "starting" ones too (a stopped pod started again with
+# /scale; it becomes healthy once RUNNING).
+MONITORED = LIVE_STATUSES
 # How long a restarted pod may take to load its model before a failed check counts.
 STARTING_GRACE = timedelta(minutes=20)
 
