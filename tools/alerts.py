@@ -566,6 +566,10 @@ def _clock_time(moment: datetime) -> str:
     return f"{moment:%H:%M} UTC"
 
 
+def _acknowledged(ack: AlertAck) -> str:
+    return f"acknowledged by {ack.user_name} at {_clock_time(ack.created_at)}"
+
+
 def compose(s: Session, alert: Alert, now: datetime) -> AlertMessage:
     """The alert as a sink shows it now: its state line and the buttons that still make
     sense (none once resolved; none on info messages such as the digest)."""
@@ -583,7 +587,7 @@ def compose(s: Session, alert: Alert, now: datetime) -> AlertMessage:
     else:
         parts = []
         if ack is not None:
-            parts.append(f"Acknowledged by {ack.user_name} at {_clock_time(ack.created_at)}")
+            parts.append(_acknowledged(ack))
         if silenced is not None:
             parts.append(
                 f"silenced by {silenced.user_name} until {silenced.ends_at:%Y-%m-%d %H:%M} UTC"
@@ -799,8 +803,7 @@ async def _acknowledge(tc: ToolContext, args: AlertsInput) -> Reply:
         ack, fresh = found, False
     if not fresh:
         return Reply(
-            text=f"Alert #{alert.id} was already acknowledged by {ack.user_name} at "
-            f"{_clock_time(ack.created_at)}.",
+            text=f"Alert #{alert.id} was already {_acknowledged(ack)}.",
             ephemeral=True,
         )
     await router_of(tc.services).refresh(org_id=tc.org_id, alert_id=alert_id)
@@ -999,7 +1002,7 @@ def alert_state_lines(s: Session, *, org_id: int, now: datetime) -> list[str]:
         for a in open_alerts:
             ack = alert_state.ack_of(s, org_id=org_id, alert=a)
             how = (
-                f"acknowledged by {ack.user_name} at {_clock_time(ack.created_at)}"
+                _acknowledged(ack)
                 if ack is not None
                 else f"open since {a.first_seen:%m-%d %H:%M} UTC"
             )
