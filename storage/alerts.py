@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from storage import alert_state
-from storage.models import Alert, AlertDelivery, AlertRoute, Deployment
+from storage.models import Alert, AlertDelivery, AlertRoute, AlertState, Deployment
 
 
 def find(s: Session, *, org_id: int, key: str) -> Alert | None:
@@ -33,15 +33,15 @@ def incidents_between(s: Session, *, org_id: int, start: datetime, end: datetime
 
 
 def firing_on_deployments_in_all_orgs(
-    s: Session, *, statuses: Iterable[str], state: str
+    s: Session, *, statuses: Iterable[str]
 ) -> list[tuple[Alert, Deployment]]:
-    """Alerts in `state` whose deployment (of the same organisation) has one of `statuses`."""
+    """Firing alerts whose deployment (of the same organisation) has one of `statuses`."""
     return list(
         s.exec(
             select(Alert, Deployment)
             .join(Deployment, col(Deployment.id) == Alert.deployment_id)
             .where(
-                Alert.state == state,
+                Alert.state == AlertState.firing,
                 col(Deployment.org_id) == col(Alert.org_id),
                 col(Deployment.status).in_(list(statuses)),
             )

@@ -338,9 +338,7 @@ class AlertRouter:
         failed), whoever stopped them: an idle or unhealthy deployment that is gone is no
         longer idle or unhealthy. Returns how many were resolved."""
         rows = await self.services.db.read(
-            alert_store.firing_on_deployments_in_all_orgs,
-            statuses=GONE_STATUSES,
-            state=AlertState.firing,
+            alert_store.firing_on_deployments_in_all_orgs, statuses=GONE_STATUSES
         )
         resolved = 0
         for alert, dep in rows:
