@@ -14,7 +14,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters import slack_blocks as blocks
-from bot.adapters.slack_base import SlackSurface, ephemeral_reply, log
+from bot.adapters.slack_base import SlackSurface, ephemeral_reply, log, payload_team_id
 
 
 class ApprovalHandlers:
@@ -52,7 +52,6 @@ class ApprovalHandlers:
     ) -> None:
         surface = self.surface
         ctx, channel, card_ts, thread_ts = await surface.action_context(client, body)
-        team = body.get("team") or {}
         conversation = surface.conversation(
             client,
             channel=channel,
@@ -61,7 +60,7 @@ class ApprovalHandlers:
             respond=respond,
             label="approval",
             broadcast_final=True,
-            team_id=team.get("id") or (body.get("user") or {}).get("team_id"),
+            team_id=payload_team_id(body),
         )
         decision = await surface.cockpit.decide(
             ctx, action.get("value"), approve=approve, progress=conversation.progress

@@ -99,11 +99,10 @@ class SlackSurface:
     ) -> RequestContext:
         """The context of the person behind an interactive payload (a click, a modal)."""
         user = body.get("user") or {}
-        team = body.get("team") or {}
         return await self.context(
             client,
-            team_id=team.get("id") or user.get("team_id") or "",
-            team_name=team.get("domain"),
+            team_id=payload_team_id(body),
+            team_name=(body.get("team") or {}).get("domain"),
             user_id=user["id"],
             user_name=user.get("name") or user.get("username"),
             channel=channel,
@@ -116,7 +115,7 @@ class SlackSurface:
         """(context, channel, card ts, thread ts) for a click on a message's button."""
         container = body.get("container") or {}
         message = body.get("message") or {}
-        channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
+        channel = payload_channel(body) or ""
         card_ts = container.get("message_ts") or message.get("ts")
         # A card posted inside a thread keeps its follow-ups in that thread.
         thread_ts = message.get("thread_ts") or card_ts
@@ -165,6 +164,16 @@ class SlackSurface:
             await conversation.respond(
                 response_type="ephemeral", replace_original=False, **message.as_kwargs()
             )
+
+
+def payload_team_id(body: dict[str, Any]) -> str:
+    """The Slack workspace of an interactive payload (a click, a modal submission)."""
+    return (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id") or ""
+
+
+def payload_channel(body: dict[str, Any]) -> str | None:
+    """The channel of a click on a message's button."""
+    return (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
 
 
 def ephemeral_reply(respond: Any) -> OnError:

@@ -14,7 +14,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import router
 from bot.adapters import slack_blocks as blocks
-from bot.adapters.slack_base import SlackSurface, ephemeral_reply
+from bot.adapters.slack_base import (
+    SlackSurface,
+    ephemeral_reply,
+    payload_channel,
+    payload_team_id,
+)
 from bot.logs import SECRETS
 from tools.contract import Reply, RequestContext
 
@@ -111,17 +116,15 @@ class CommandHandlers:
         if not blocks.is_command_action(str(action.get("action_id") or "")):
             return
         user = body.get("user") or {}
-        team = body.get("team") or {}
         message = body.get("message") or {}
         command = {
             "command": "/" + UMBRELLA_COMMAND,
             "text": str(action.get("value") or "").lstrip("/"),
-            "team_id": team.get("id") or user.get("team_id") or "",
-            "team_domain": team.get("domain"),
+            "team_id": payload_team_id(body),
+            "team_domain": (body.get("team") or {}).get("domain"),
             "user_id": user["id"],
             "user_name": user.get("name") or user.get("username"),
-            "channel_id": (body.get("channel") or {}).get("id")
-            or (body.get("container") or {}).get("channel_id"),
+            "channel_id": payload_channel(body),
             "trigger_id": body.get("trigger_id"),
             "thread_ts": message.get("thread_ts") or message.get("ts"),
         }
