@@ -371,13 +371,13 @@ class AlertRouter:
         silenced key is marked handled without a message."""
         assert alert.id is not None
         now = self.services.clock.now()
-        alert_id = alert.id
+        org_id, alert_id = alert.org_id, alert.id
 
         def mark_sent(s: Session) -> tuple[AlertMessage, datetime] | None:
-            row = s.get(Alert, alert_id)
+            row = alert_state.get_alert(s, org_id=org_id, alert_id=alert_id)
             if row is None or row.last_sent_at is not None:
                 return None
-            silence = alert_state.active_silence(s, org_id=row.org_id, key=row.key, now=now)
+            silence = alert_state.active_silence(s, org_id=org_id, key=row.key, now=now)
             if silence is not None:  # counted as seen, never sent
                 row.last_seen = now
                 s.add(row)
