@@ -44,17 +44,16 @@ class ControlPlane(RunPodConnection):
         params = (
             {"include": "AVAILABILITY", "product": "SERVERLESS"} if include_availability else None
         )
+        action = "list GPU types"
         # A burst of deploy previews all want the catalog at once: they share one request
         # (100 identical responses landing together cost the event loop ~0.1 s).
         gpus = await self._coalesced(
-            ("catalog/gpus", include_availability), lambda: self._fetch_gpus(params)
+            "catalog/gpus",
+            lambda data: self._items(data, "gpus", GpuType, action),
+            action=action,
+            params=params,
         )
         return list(gpus)
-
-    async def _fetch_gpus(self, params: dict[str, str] | None) -> list[GpuType]:
-        action = "list GPU types"
-        data = await self._call("GET", self._rest("catalog/gpus"), action=action, params=params)
-        return [self._parse(GpuType, g, action) for g in (data or {}).get("gpus", [])]
 
     # --- templates -----------------------------------------------------------------------
     async def create_template(self, body: CreateTemplateRequest | Body) -> Template:
@@ -227,15 +226,13 @@ class ControlPlane(RunPodConnection):
         if serverless_id:
             params["serverlessId"] = serverless_id
         action = "read serverless billing"
-
-        async def fetch() -> ServerlessBilling:
-            data = await self._call(
-                "GET", self._rest("billing/serverless"), action=action, params=params
-            )
-            return self._parse(ServerlessBilling, data, action)
-
         # Concurrent /spend reports of one account over the same span share one request.
-        return await self._coalesced(("billing/serverless", *sorted(params.items())), fetch)
+        return await self._coalesced(
+            "billing/serverless",
+            lambda data: self._parse(ServerlessBilling, data, action),
+            action=action,
+            params=params,
+        )
 
     async def billing_pods(
         self,
@@ -249,9 +246,9 @@ class ControlPlane(RunPodConnection):
         if pod_id:
             params["podId"] = pod_id
         action = "read pod billing"
-
-        async def fetch() -> PodBilling:
-            data = await self._call("GET", self._rest("billing/pods"), action=action, params=params)
-            return self._parse(PodBilling, data, action)
-
-        return await self._coalesced(("billing/pods", *sorted(params.items())), fetch)
+        return await self._coalesced(
+            "billing/pods",
+            lambda data: self._parse(PodBilling, data, action),
+            action=action,
+            params=params,
+        )

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import json
 import logging
 import random
 import ssl
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
@@ -227,7 +226,8 @@ def outcome_label(status: int) -> str:
     return "ok" if status < 400 else "rate_limited" if status == 429 else f"{status // 100}xx"
 
 
-# In-flight coalesced reads, per shared connection pool: (what, account) -> the one request.
+# In-flight coalesced reads, per shared connection pool: (url, account, path, params) -> the
+# one request.
 _FLIGHTS: weakref.WeakKeyDictionary[httpx.AsyncClient, dict[Hashable, asyncio.Future[Any]]] = (
     weakref.WeakKeyDictionary()
 )
@@ -262,15 +262,29 @@ class RunPodConnection:
         self._slow_timeout = httpx.Timeout(timeout, read=max(timeout, COLD_START_READ_TIMEOUT))
         self._rng = random.Random()
 
-    async def _coalesced(self, what: Hashable, fetch: Callable[[], Awaitable[T]]) -> T:
-        """One request for concurrent identical reads on the same account and pool: callers
-        that arrive while it is in flight share its answer (or its error). A caller that is
-        cancelled does not cancel it for the others; the next call after it ends asks again."""
-        account = hashlib.sha256(self._key.get_secret_value().encode()).hexdigest()
-        key = (self.api_url, account, what)
+    async def _coalesced(
+        self,
+        path: str,
+        parse: Callable[[Any], T],
+        *,
+        action: str,
+        params: Mapping[str, str] | None = None,
+    ) -> T:
+        """`GET path` and `parse` its answer, once for concurrent identical reads (same path and
+        params) on the same account and pool: callers that arrive while it is in flight share
+        its parsed answer (or its error). A caller that is cancelled does not cancel it for the
+        others; the next call after it ends asks again."""
+        # The key is the request itself; SecretStr compares by value and shows masked.
+        key = (self.api_url, self._key, path, *sorted((params or {}).items()))
         flights = _FLIGHTS.setdefault(self._http, {})
         flight = flights.get(key)
         if flight is None:
+
+            async def fetch() -> T:
+                return parse(
+                    await self._call("GET", self._rest(path), action=action, params=params)
+                )
+
             flight = flights[key] = asyncio.ensure_future(fetch())
             flight.add_done_callback(functools.partial(_landed, flights, key))
         return cast(T, await asyncio.shield(flight))
@@ -505,10 +519,13 @@ class RunPodConnection:
     def _sls(self, endpoint_id: str, path: str) -> str:
         return f"{self.serverless_url}/{endpoint_id}/{path.lstrip('/')}"
 
-    async def _list(self, path: str, key: str, model: type[ModelT], action: str) -> list[ModelT]:
-        data = await self._call("GET", self._rest(path), action=action)
+    def _items(self, data: Any, key: str, model: type[ModelT], action: str) -> list[ModelT]:
         items = data.get(key, []) if isinstance(data, dict) else []
         return [self._parse(model, item, action) for item in items]
+
+    async def _list(self, path: str, key: str, model: type[ModelT], action: str) -> list[ModelT]:
+        data = await self._call("GET", self._rest(path), action=action)
+        return self._items(data, key, model, action)
 
     async def _create(self, path: str, key: str, body: dict[str, Any], action: str) -> Any:
         """POST a create; after an ambiguous failure, adopt a same-named resource if it exists."""
