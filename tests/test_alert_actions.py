@@ -152,6 +152,16 @@ class AlertSlack(SlackEnv):
         assert resp.status == 200
         await self.adapter.drain()
 
+    async def still_idle(self, dep_id: int) -> bool:
+        """The idle sweep's condition fires again for `dep_id`: whether anything was sent."""
+        return await router_of(self.bot.services).fire(
+            org_id=self.owner.org_id,
+            key=f"idle:{dep_id}",
+            severity="warning",
+            title="still idle",
+            deployment_id=dep_id,
+        )
+
     def private_notes(self) -> str:
         return "\n".join(
             json.dumps(c.body)
@@ -241,17 +251,9 @@ async def test_slack_viewer_may_acknowledge_but_not_stop(slack: AlertSlack) -> N
 
     # Repeats while acknowledged post nothing, anywhere, even past the cooldown.
     before = len(slack.fake.calls_to("chat.postMessage"))
-    router = router_of(slack.bot.services)
     for _ in range(3):
         slack.bot.clock.advance(20 * 60)
-        sent = await router.fire(
-            org_id=slack.owner.org_id,
-            key=f"idle:{dep_id}",
-            severity="warning",
-            title="still idle",
-            deployment_id=dep_id,
-        )
-        assert not sent
+        assert not await slack.still_idle(dep_id)
     assert len(slack.fake.calls_to("chat.postMessage")) == before
 
     # Status: the deployment's status, privately.
@@ -265,13 +267,7 @@ async def test_slack_unacknowledged_repeat_threads_under_the_first_message(
 ) -> None:
     dep_id, alert = await idle_alert(slack)
     slack.bot.clock.advance(20 * 60)  # past the cooldown
-    assert await router_of(slack.bot.services).fire(
-        org_id=slack.owner.org_id,
-        key=f"idle:{dep_id}",
-        severity="warning",
-        title="still idle",
-        deployment_id=dep_id,
-    )
+    assert await slack.still_idle(dep_id)
     assert len(slack.alert_posts()) == 1
     (repeat,) = slack.thread(slack.fake_ts(alert))
     blocks = json.dumps(repeat.blocks(), ensure_ascii=False)
@@ -292,13 +288,7 @@ async def test_a_route_without_the_first_message_gets_a_full_one_on_a_repeat(
     added = await slack.bot.cockpit.handle(slack.owner, f"/alerts add slack {LATE_CHANNEL}")
     assert added.ok, added.text
     slack.bot.clock.advance(20 * 60)  # past the cooldown
-    assert await router_of(slack.bot.services).fire(
-        org_id=slack.owner.org_id,
-        key=f"idle:{dep_id}",
-        severity="warning",
-        title="still idle",
-        deployment_id=dep_id,
-    )
+    assert await slack.still_idle(dep_id)
     (late,) = [
         c for c in slack.fake.calls_to("chat.postMessage") if c.body.get("channel") == LATE_CHANNEL
     ]
