@@ -532,12 +532,7 @@ async def test_chat_with_a_deployed_model_continues_in_its_thread(
     if REGISTRY.get("deploy_model") is None or REGISTRY.get("chat_with_model") is None:
         pytest.skip("this build has no deploy/chat tools")
     async for env in slack_env(tmp_path, fake, Tools(registry=REGISTRY)):
-        await env.command("qwen", command="/deploy")
-        card = await fake.wait_for("chat.postMessage", timeout=20)
-        await env.click(card, "cockpit_approve", user="UALICE", user_name="alice")
-        await fake.wait_for("chat.update", timeout=30)
-        await env.adapter.drain(60)
-        before = len(fake.calls_to("chat.postMessage"))
+        before = await _deployed(env, "qwen")
 
         thread = "1699999999.009000"
         await env.event(env.mention("/chat 1 hello there", ts=thread))
@@ -554,15 +549,21 @@ async def test_chat_with_a_deployed_model_continues_in_its_thread(
         assert "limited mode" not in texts(final) and "prompt" in texts(final)
 
 
-async def _deployed_model_thread(env: SlackEnv, model: str) -> str:
-    """Deploy `model` as #1 (alice approves), then `/chat 1`: the ts of the thread it opens."""
+async def _deployed(env: SlackEnv, model: str) -> int:
+    """Deploy `model` as #1 (alice approves): how many messages were posted by then."""
     fake = env.fake
     await env.command(model, command="/deploy")
     card = await fake.wait_for("chat.postMessage", timeout=20)
     await env.click(card, "cockpit_approve", user="UALICE", user_name="alice")
     await fake.wait_for("chat.update", timeout=30)
     await env.adapter.drain(60)
-    before = len(fake.calls_to("chat.postMessage"))
+    return len(fake.calls_to("chat.postMessage"))
+
+
+async def _deployed_model_thread(env: SlackEnv, model: str) -> str:
+    """Deploy `model` as #1 (alice approves), then `/chat 1`: the ts of the thread it opens."""
+    fake = env.fake
+    before = await _deployed(env, model)
     await env.command("1", command="/chat")
     opener = await fake.wait_for("chat.postMessage", count=before + 1, timeout=20)
     await env.adapter.drain(30)
