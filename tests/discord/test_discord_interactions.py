@@ -34,12 +34,10 @@ from sqlmodel import select
 
 from bot.adapters import discord_render as render
 from bot.adapters.discord_stream import STREAM_EDIT_INTERVAL_SECONDS, StreamedMessage
-from bot.app import load_tool_modules
 from storage import conversations, deployments
 from storage.models import Conversation, Workspace
 from tools.clock import FakeClock
 from tools.contract import (
-    REGISTRY,
     Button,
     Platform,
     Registry,
@@ -408,13 +406,8 @@ async def test_expired_approval_is_reported_and_card_closed(env: DiscordEnv) -> 
 
 
 async def test_command_buttons_run_as_the_clicker(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry: Registry
 ) -> None:
-    load_tool_modules()
-    registry = Registry()
-    for t in REGISTRY.all():
-        registry.add(t)
-
     @tool(name="menu", description="Offers a button.", registry=registry)
     async def menu(tc: ToolContext, args: BaseModel) -> Reply:
         return Reply(

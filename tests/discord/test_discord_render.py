@@ -14,9 +14,7 @@ from fakes.discord_env import (
 from pydantic import BaseModel
 
 from bot.adapters import discord_render as render
-from bot.app import load_tool_modules
 from tools.contract import (
-    REGISTRY,
     Image,
     Registry,
     Reply,
@@ -82,13 +80,8 @@ def test_split_text_keeps_code_fences_balanced() -> None:
 
 
 async def test_huge_reply_through_a_command(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry: Registry
 ) -> None:
-    load_tool_modules()
-    registry = Registry()
-    for t in REGISTRY.all():
-        registry.add(t)
-
     @tool(name="dump", description="Prints a lot.", registry=registry)
     async def dump(tc: ToolContext, args: BaseModel) -> Reply:
         return _huge_reply()
