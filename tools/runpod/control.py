@@ -137,14 +137,10 @@ class ControlPlane(RunPodConnection):
     async def _logs(self, url: str, action: str, tail: int) -> list[LogLine]:
         """Read the backfill of a log stream (SSE). RunPod keeps the stream open for live
         lines, so reading stops after `tail` events or when no event came for a moment."""
-        response = await self._send(
-            "GET", url, action=action, params={"tail": str(tail)}, stream=True
-        )
         lines: list[LogLine] = []
-        try:
-            if response.is_error:
-                await response.aread()
-                raise self._error(response, action)
+        async with self._streamed(
+            "GET", url, action=action, params={"tail": str(tail)}
+        ) as response:
             events = sse_data(response).__aiter__()
             while len(lines) < tail:
                 try:
@@ -155,10 +151,6 @@ class ControlPlane(RunPodConnection):
                     lines.append(LogLine.model_validate(json.loads(data)))
                 except ValueError:
                     continue
-        except httpx.TransportError as exc:
-            raise self._transport_error(exc, url, action) from exc
-        finally:
-            await response.aclose()
         return lines
 
     # --- pods ----------------------------------------------------------------------------

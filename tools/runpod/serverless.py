@@ -215,19 +215,11 @@ class ServerlessPlane(RunPodConnection):
     async def _stream_chat(
         self, url: str, body: dict[str, Any], action: str, *, bearer: str | None = None
     ) -> AsyncIterator[ChatDelta]:
-        response = await self._send(
-            "POST", url, action=action, json_body=body, stream=True, slow=True, bearer=bearer
-        )
-        try:
-            if response.is_error:
-                await response.aread()
-                raise self._error(response, action)
+        async with self._streamed(
+            "POST", url, action=action, json_body=body, slow=True, bearer=bearer
+        ) as response:
             async for delta in self._deltas(response, action):
                 yield delta
-        except httpx.TransportError as exc:
-            raise self._transport_error(exc, url, action) from exc
-        finally:
-            await response.aclose()
 
     async def _deltas(self, response: httpx.Response, action: str) -> AsyncIterator[ChatDelta]:
         async for data in sse_data(response):

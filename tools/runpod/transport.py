@@ -5,6 +5,7 @@ build on it. Retry and error policy: see `tools.runpod.client`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -451,6 +452,41 @@ class RunPodConnection:
             )
             await self._clock.sleep(delay)
             attempt += 1
+
+    @contextlib.asynccontextmanager
+    async def _streamed(
+        self,
+        method: str,
+        url: str,
+        *,
+        action: str,
+        json_body: Any = None,
+        params: Mapping[str, str] | None = None,
+        slow: bool = False,
+        bearer: str | None = None,
+    ) -> AsyncIterator[httpx.Response]:
+        """A streamed exchange (retried only before the first byte): the open response, never
+        an error one; a break while reading it raises the client's error, and it is closed
+        after."""
+        response = await self._send(
+            method,
+            url,
+            action=action,
+            json_body=json_body,
+            params=params,
+            stream=True,
+            slow=slow,
+            bearer=bearer,
+        )
+        try:
+            if response.is_error:
+                await response.aread()
+                raise self._error(response, action)
+            yield response
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc, url, action) from exc
+        finally:
+            await response.aclose()
 
     def _retry_plan(
         self, response: httpx.Response, attempt: int, policy: Retry, action: str
