@@ -231,7 +231,7 @@ async def run_web(cockpit: Cockpit, *, port: int | None = None, host: str | None
         await serve(
             cockpit,
             port=resolve_port(port, settings.port, DEFAULT_WEB_PORT),
-            host=resolve_host(host, settings),
+            host=host,  # `serve` resolves it (`--host`, else COCKPIT_HOST)
             slack=slack,
         )
     except SlackApiError as exc:
