@@ -1,6 +1,6 @@
 """The sandbox GPU catalog: GPU types, serverless pools and prices.
 
-Prices come from the same dated file as the bot's fallback table
+GPU names, memory, pools and prices come from the same dated file as the bot's fallback table
 (`tools/catalog/gpu_prices_<date>.json`, each row with its source), so the emulator and the
 fallback never disagree. Serverless prices are RunPod's published flex (list) rates per
 GPU-second; the catalog reports them per hour (`price.serverless` = flex $/s × 3600) as
@@ -25,10 +25,8 @@ POOL_PRICE_PER_SECOND: dict[str, Decimal] = {
     pool: rate for pool, rate in SERVERLESS_PRICE_PER_SECOND.items() if rate is not None
 }
 KNOWN_POOLS = tuple(SERVERLESS_PRICE_PER_SECOND)
-# Pod $/GPU-hour (secure, community) by GPU type id, from the shared dated file.
-_POD_PRICES: dict[str, tuple[str, str]] = {
-    row["id"]: (row["secure"], row["community"] or row["secure"]) for row in price_table()["gpus"]
-}
+# The shared dated file's rows by GPU type id.
+_ROWS: dict[str, dict[str, Any]] = {row["id"]: row for row in price_table()["gpus"]}
 
 DATA_CENTERS: tuple[tuple[str, str], ...] = (
     ("US-KS-2", "US Kansas 2"),
@@ -66,54 +64,49 @@ class GpuSpec:
         return self.community_price if cloud == "COMMUNITY" else self.secure_price
 
 
-def _gpu(gpu_id: str, name: str, memory: int, pool: str | None, **extra: Any) -> GpuSpec:
-    secure_price, community_price = _POD_PRICES[gpu_id]
+def _gpu(gpu_id: str, **extra: Any) -> GpuSpec:
+    """A GPU as the shared dated file lists it (name, nominal memory, serverless pool, pod
+    prices); `extra` is what only the sandbox models (clouds offered, counts, manufacturer)."""
+    row = _ROWS[gpu_id]
     return GpuSpec(
-        gpu_id, name, memory, pool, Decimal(secure_price), Decimal(community_price), **extra
+        gpu_id,
+        row["name"],
+        row["memory_gb"],
+        row["pool"],
+        Decimal(row["secure"]),
+        Decimal(row["community"] or row["secure"]),
+        **extra,
     )
 
 
 GPUS: tuple[GpuSpec, ...] = (
-    _gpu("NVIDIA RTX A4000", "RTX A4000", 16, "AMPERE_16"),
-    _gpu("NVIDIA RTX A4500", "RTX A4500", 20, "AMPERE_16"),
-    _gpu("NVIDIA RTX 4000 Ada Generation", "RTX 4000 Ada", 20, "AMPERE_16"),
-    _gpu("NVIDIA RTX 2000 Ada Generation", "RTX 2000 Ada", 16, "AMPERE_16"),
-    _gpu("NVIDIA RTX A5000", "RTX A5000", 24, "AMPERE_24"),
-    _gpu("NVIDIA L4", "L4", 24, "AMPERE_24"),
-    _gpu("NVIDIA GeForce RTX 3090", "RTX 3090", 24, "AMPERE_24"),
-    _gpu("NVIDIA GeForce RTX 4090", "RTX 4090", 24, "ADA_24"),
-    _gpu("NVIDIA GeForce RTX 5090", "RTX 5090", 32, "ADA_32_PRO"),
-    _gpu("NVIDIA A40", "A40", 48, "AMPERE_48", community=False),
-    _gpu("NVIDIA RTX A6000", "RTX A6000", 48, "AMPERE_48"),
-    _gpu("NVIDIA L40", "L40", 48, "ADA_48_PRO"),
-    _gpu("NVIDIA L40S", "L40S", 48, "ADA_48_PRO"),
-    _gpu("NVIDIA RTX 6000 Ada Generation", "RTX 6000 Ada", 48, "ADA_48_PRO"),
-    _gpu("NVIDIA A100 80GB PCIe", "A100 PCIe", 80, "AMPERE_80"),
-    _gpu("NVIDIA A100-SXM4-80GB", "A100 SXM", 80, "AMPERE_80"),
-    _gpu("NVIDIA H100 80GB HBM3", "H100 SXM", 80, "ADA_80_PRO"),
-    # Pod-only: RunPod's ADA_80_PRO serverless pool is the H100 SXM (issue 15).
-    _gpu("NVIDIA H100 PCIe", "H100 PCIe", 80, None),
-    _gpu("NVIDIA H100 NVL", "H100 NVL", 94, None),
-    _gpu("NVIDIA H200", "H200 SXM", 141, "HOPPER_141", community=False),
-    _gpu("NVIDIA H200 NVL", "H200 NVL", 143, None, community=False),
-    _gpu(
-        "NVIDIA RTX PRO 6000 Blackwell Server Edition",
-        "RTX PRO 6000",
-        96,
-        "BLACKWELL_96",
-    ),
-    _gpu("NVIDIA B200", "B200", 180, "BLACKWELL_180", community=False),
-    _gpu("NVIDIA B300 SXM6 AC", "B300", 288, None, community=False),
-    _gpu(
-        "AMD Instinct MI300X OAM",
-        "MI300X",
-        192,
-        None,
-        community=False,
-        manufacturer="AMD",
-    ),
-    _gpu("NVIDIA A30", "A30", 24, None, secure=False, max_secure=0),
-    _gpu("NVIDIA GeForce RTX 4080 SUPER", "RTX 4080 SUPER", 16, None),
+    _gpu("NVIDIA RTX A4000"),
+    _gpu("NVIDIA RTX A4500"),
+    _gpu("NVIDIA RTX 4000 Ada Generation"),
+    _gpu("NVIDIA RTX 2000 Ada Generation"),
+    _gpu("NVIDIA RTX A5000"),
+    _gpu("NVIDIA L4"),
+    _gpu("NVIDIA GeForce RTX 3090"),
+    _gpu("NVIDIA GeForce RTX 4090"),
+    _gpu("NVIDIA GeForce RTX 5090"),
+    _gpu("NVIDIA A40", community=False),
+    _gpu("NVIDIA RTX A6000"),
+    _gpu("NVIDIA L40"),
+    _gpu("NVIDIA L40S"),
+    _gpu("NVIDIA RTX 6000 Ada Generation"),
+    _gpu("NVIDIA A100 80GB PCIe"),
+    _gpu("NVIDIA A100-SXM4-80GB"),
+    _gpu("NVIDIA H100 80GB HBM3"),
+    _gpu("NVIDIA H100 PCIe"),
+    _gpu("NVIDIA H100 NVL"),
+    _gpu("NVIDIA H200", community=False),
+    _gpu("NVIDIA H200 NVL", community=False),
+    _gpu("NVIDIA RTX PRO 6000 Blackwell Server Edition"),
+    _gpu("NVIDIA B200", community=False),
+    _gpu("NVIDIA B300 SXM6 AC", community=False),
+    _gpu("AMD Instinct MI300X OAM", community=False, manufacturer="AMD"),
+    _gpu("NVIDIA A30", secure=False, max_secure=0),
+    _gpu("NVIDIA GeForce RTX 4080 SUPER"),
 )
 GPUS_BY_ID: dict[str, GpuSpec] = {g.id: g for g in GPUS}
 
