@@ -277,10 +277,7 @@ class ApprovalHandlers:
             interaction, idempotency_key=f"discord:{interaction.id}"
         )
         reply = await surface.cockpit.handle(ctx, "/" + command)
-        kwargs = surface.render(reply).send_kwargs()
-        view = reply_view(reply)
-        if view is not None:
-            kwargs["view"] = view
+        kwargs = surface.render(reply).send_kwargs(view=reply_view(reply))
         private = reply.ephemeral or not reply.ok
         await interaction.followup.send(wait=True, ephemeral=private, **kwargs)
 

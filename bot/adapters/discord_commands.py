@@ -233,9 +233,7 @@ class CommandHandlers:
         view: discord.ui.View | None = None,
         ephemeral: bool = False,
     ) -> discord.WebhookMessage:
-        kwargs = message.send_kwargs()
-        if view is not None:
-            kwargs["view"] = view
+        kwargs = message.send_kwargs(view=view)
         return await interaction.followup.send(wait=True, ephemeral=ephemeral, **kwargs)
 
     # -- /chat: a thread bound to a deployment, the answer streamed -----------------------
@@ -345,11 +343,7 @@ async def deliver(
         reply = reply.model_copy(update={"text": "" if reply.ok else reply.text, "footer": None})
         if not (reply.text or reply.title or reply.fields or reply.table or reply.buttons):
             return
-    kwargs = surface.render(reply).send_kwargs()
-    view = reply_view(reply)
-    if view is not None:
-        kwargs["view"] = view
-    await target.send(**kwargs)
+    await target.send(**surface.render(reply).send_kwargs(view=reply_view(reply)))
 
 
 __all__ = [

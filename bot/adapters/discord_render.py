@@ -97,7 +97,8 @@ class DiscordMessage:
     content: str | None = None
     cut: bool = False  # something did not fit and is in the attached reply.txt
 
-    def send_kwargs(self) -> dict[str, Any]:
+    def send_kwargs(self, *, view: discord.ui.View | None = None) -> dict[str, Any]:
+        """The keyword arguments of `send`, with the reply's buttons (`view`) when it has any."""
         kwargs: dict[str, Any] = {
             "embeds": self.embeds,
             "allowed_mentions": discord.AllowedMentions.none(),
@@ -106,6 +107,8 @@ class DiscordMessage:
             kwargs["content"] = self.content
         if self.attachments:
             kwargs["files"] = [a.to_file() for a in self.attachments[:MAX_FILES]]
+        if view is not None:
+            kwargs["view"] = view
         return kwargs
 
     def total_length(self) -> int:

@@ -197,10 +197,7 @@ class ThreadProgress:
 
     async def send(self, message: DiscordMessage, *, view: discord.ui.View | None = None) -> None:
         channel = await self.target()
-        kwargs = message.send_kwargs()
-        if view is not None:
-            kwargs["view"] = view
-        await channel.send(**kwargs)
+        await channel.send(**message.send_kwargs(view=view))
 
 
 async def start_thread(
