@@ -1032,10 +1032,9 @@ class SandboxState:
     def pod_status(self, pod: PodSim, now: datetime) -> str:
         if pod.desired == "EXITED":
             return "EXITED"
-        elapsed = now - pod.phase_at
-        if pod.phase == "start" and elapsed < self.pod_start / 2:
+        if pod.phase == "start" and now - pod.phase_at < self.pod_start / 2:
             return "PROVISIONING"
-        if elapsed < (self.pod_start / 2 if pod.phase == "restart" else self.pod_start):
+        if now < self.pod_running_at(pod):
             return "STARTING"
         return "RUNNING"
 
