@@ -248,7 +248,8 @@ class ApprovalHandlers:
                 log.warning("could not update the approval card", exc_info=True)
 
         async def post_result(reply: Reply) -> None:
-            await progress.send(surface.render(reply))
+            # With its buttons, as Slack posts it (e.g. the next step an approved run offers).
+            await progress.send(surface.render(reply), view=reply_view(reply))
 
         await decision.report(
             who=f"<@{interaction.user.id}>",
