@@ -16,7 +16,17 @@ from typing import Literal
 from sqlmodel import Session
 
 from storage import deployments, invites, orgs
-from tools.contract import Reply, Role, SideEffect, Table, ToolContext, ToolInput, arg, tool
+from tools.contract import (
+    Reply,
+    Role,
+    SideEffect,
+    Table,
+    ToolContext,
+    ToolInput,
+    arg,
+    article,
+    tool,
+)
 from tools.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 DEFAULT_INVITE_HOURS = 72
@@ -193,7 +203,10 @@ class InviteInput(ToolInput):
 async def invite(tc: ToolContext, args: InviteInput) -> Reply:
     role = Role(args.role)
     if not tc.request.role.allows(role):
-        raise Forbidden(f"You are {tc.request.role.value}; you cannot invite an {role.value}.")
+        raise Forbidden(
+            f"You are {article(tc.request.role.value)} {tc.request.role.value}; you cannot "
+            f"invite {article(role.value)} {role.value}."
+        )
     code = "CK-" + secrets.token_hex(4).upper() + "-" + secrets.token_hex(4).upper()
     now = tc.services.clock.now()
     expires = now + timedelta(hours=args.hours)
