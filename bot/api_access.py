@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from storage import apikeys, events, orgs
 from storage.models import Workspace
-from tools.contract import Platform, RequestContext, Role, Tool
+from tools.contract import Platform, Reply, RequestContext, Role, Tool
+from tools.errors import CockpitError
 
 if TYPE_CHECKING:
     from bot.app import Cockpit
@@ -101,6 +102,10 @@ async def context_for(cockpit: Cockpit, caller: ApiCaller) -> RequestContext:
 
 
 REQUEST_MARKER = "api-request:"
+KEY_REUSED = (
+    "This Idempotency-Key was first used with different arguments; nothing was run. "
+    "Use a new key for a new request."
+)
 
 
 def fingerprint(arguments: dict[str, Any]) -> str:
@@ -108,6 +113,29 @@ def fingerprint(arguments: dict[str, Any]) -> str:
     # ASCII escapes: a lone surrogate (valid JSON, not encodable UTF-8) hashes too.
     canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def keyed_context(
+    cockpit: Cockpit,
+    caller: ApiCaller,
+    ctx: RequestContext,
+    tool: Tool,
+    *,
+    key: str,
+    arguments: dict[str, Any],
+) -> RequestContext | Reply:
+    """`ctx` carrying the request's Idempotency-Key, scoped to this API key and tool (another
+    key or tenant never gets its answer), or the reply that stops the request: arguments the
+    tool refuses (they bind no key, so the corrected request may reuse it), or a key first
+    used with other arguments."""
+    try:
+        tool.parse_args(arguments)
+    except CockpitError as exc:
+        return Reply.from_error(exc)
+    scoped = f"api:{caller.key_id}:{tool.name}:{key}"
+    if not await bind_idempotency_key(cockpit, caller, key=scoped, arguments=arguments):
+        return Reply.error(KEY_REUSED, code="idempotency_key_reused")
+    return ctx.model_copy(update={"idempotency_key": scoped})
 
 
 async def bind_idempotency_key(

@@ -29,7 +29,6 @@ from aiohttp import web
 from bot import api_access
 from bot.api_access import ApiCaller
 from tools.contract import Reply
-from tools.errors import CockpitError
 
 if TYPE_CHECKING:
     from bot.app import Cockpit
@@ -47,6 +46,7 @@ STATUS_BY_CODE = {
     "forbidden": 403,
     "not_found": 404,
     "conflict": 409,
+    "idempotency_key_reused": 422,
     "rate_limited": 429,
     "provider_error": 502,
 }
@@ -212,22 +212,12 @@ class HttpApi:
         if isinstance(raw, str):
             return _problem(400, "Bad Request", raw)
         if idempotency is not None:
-            try:  # a refused body binds no key: the corrected request may reuse it
-                tool.parse_args(raw)
-            except CockpitError as exc:
-                return self._respond(Reply.from_error(exc), request_id=ctx.request_id)
-            # Scoped to this API key and tool: another key (or tenant) never gets this answer.
-            scoped = f"api:{key.key_id}:{tool.name}:{idempotency}"
-            if not await api_access.bind_idempotency_key(
-                self.cockpit, key, key=scoped, arguments=raw
-            ):
-                return _problem(
-                    422,
-                    "Unprocessable Content",
-                    f"This {IDEMPOTENCY_HEADER} was first used with different arguments; "
-                    "nothing was run. Use a new key for a new request.",
-                )
-            ctx = ctx.model_copy(update={"idempotency_key": scoped})
+            keyed = await api_access.keyed_context(
+                self.cockpit, key, ctx, tool, key=idempotency, arguments=raw
+            )
+            if isinstance(keyed, Reply):
+                return self._respond(keyed, request_id=ctx.request_id)
+            ctx = keyed
         reply = await self.cockpit.dispatcher.run(ctx, tool.name, raw)
         return self._respond(reply, request_id=ctx.request_id)
 
