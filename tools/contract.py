@@ -224,6 +224,11 @@ class Reply(BaseModel):
         surfaces show as one rather than as an error."""
         return self.error_code == "needs_choice"
 
+    @property
+    def is_error(self) -> bool:
+        """Shown as an error (warning sign, error colour): not done, and not a question."""
+        return not self.ok and not self.needs_choice
+
     def add_field(self, label: str, value: object) -> Reply:
         self.fields.append(ReplyField(label=label, value=str(value)))
         return self

@@ -177,7 +177,7 @@ class Console:
             self.say("\n".join([plain, "Type one of:", *commands] if commands else [plain]))
             return
         text = reply.as_plain_text()
-        self.say(("Error: " + text) if not reply.ok and not text.startswith("Error") else text)
+        self.say(("Error: " + text) if reply.is_error and not text.startswith("Error") else text)
 
 
 def _forget_if_secret(line: str) -> None:

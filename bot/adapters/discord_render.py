@@ -134,7 +134,7 @@ def render_reply(reply: Reply, *, sandbox: bool) -> DiscordMessage:
         cut = True
         title = truncate(title, MAX_TITLE)
     text = reply.text
-    if not reply.ok and not reply.needs_choice and text and not title:
+    if reply.is_error and text and not title:
         text = f"⚠️ {text}"
     chunks = split_text(text, MAX_DESCRIPTION) if text else []
     if reply.table is not None:

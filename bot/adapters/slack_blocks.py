@@ -217,7 +217,7 @@ def render_reply(
         umbrella=UMBRELLA_COMMAND,
     )
     content: list[dict[str, Any]] = []
-    warn = "" if reply.ok or reply.needs_choice else ":warning: "
+    warn = ":warning: " if reply.is_error else ""
     if reply.title:
         content.append(_header(reply.title))
     if reply.text:
