@@ -7,6 +7,7 @@ import logging
 import traceback
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
@@ -21,7 +22,6 @@ from runpod_helpers import (
 
 from tools.clock import FakeClock
 from tools.errors import ProviderError, RateLimited
-from tools.monitor import gather_bounded
 from tools.runpod.client import RunPodClient, make_http_pool
 from tools.runpod.models import (
     CreatePodRequest,
@@ -37,6 +37,17 @@ KEY_MESSAGE = (
     "RunPod rejected the API key (401). Set a new one with `/connect runpod` or the "
     "RUNPOD_API_KEY environment variable."
 )
+
+
+async def gather_bounded(coros: list[Any], limit: int) -> list[Any]:
+    """At most `limit` at once, as the health sweep's semaphore holds them."""
+    sem = asyncio.Semaphore(limit)
+
+    async def one(coro: Any) -> Any:
+        async with sem:
+            return await coro
+
+    return await asyncio.gather(*(one(c) for c in coros), return_exceptions=True)
 
 
 def elapsed(clock: FakeClock, since: float) -> float:

@@ -69,17 +69,6 @@ class SweepReport:
     actions: list[str] = field(default_factory=list)
 
 
-async def gather_bounded(coros: list[Any], limit: int) -> list[Any]:
-    """Run coroutines with at most `limit` at once; exceptions are returned, not raised."""
-    sem = asyncio.Semaphore(limit)
-
-    async def one(coro: Any) -> Any:
-        async with sem:
-            return await coro
-
-    return await asyncio.gather(*(one(c) for c in coros), return_exceptions=True)
-
-
 def _health_key(dep: Deployment) -> str:
     return f"health:{dep.id}"
 

@@ -56,7 +56,6 @@ UNKNOWN_MODEL_PARAMS = 7.6e9
 # Yields before each step so a consumer in the same loop reads the last token first.
 SETTLE_YIELDS = 16
 FILLER_TOKEN = "token"
-SIMULATED_LABEL = "simulated from data-sheet bandwidth and FLOPs"
 
 
 @dataclass(frozen=True)
