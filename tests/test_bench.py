@@ -393,3 +393,20 @@ async def test_a_run_in_another_process_blocks_a_second_one(bot: BotHarness) -> 
         bench_store.finish(s, org_id=org, run_id=other.id, now=bot.clock.now(), status="done")
     _, done = await bench(bot, "1 --concurrency 1 --requests 2 --output-tokens 16")
     assert done.ok, done.as_plain_text()
+
+
+async def test_a_pods_simulated_speed_follows_its_vllm_serve_arguments(bot: BotHarness) -> None:
+    """The emulator paces a pod as its `vllm serve` arguments make it: `--quantization fp8` is
+    read from the pod's args (where the deploy puts it), not from an env var pods never get."""
+    from tools.runpod.sandbox import throughput
+
+    ask = await bot.send("/deploy qwen --quant fp8 --mode pod", user="alice")
+    assert ask.approval_id is not None, ask.as_plain_text()
+    assert (await bot.approve(ask.approval_id, user="alice")).ok
+    bot.clock.advance(900)  # the pod's vLLM has loaded
+    _, done = await bench(bot, f"1 --concurrency 1 --requests 2 {SMALL}")
+    assert done.ok, done.as_plain_text()
+    (pod,) = emulator(bot).state.pods.values()
+    lane = emulator(bot).throughput._lanes[f"pod:{pod.id}"]
+    assert lane.rate.model == throughput.model_cost("Qwen/Qwen3-8B", "fp8")
+    assert lane.rate.model != throughput.model_cost("Qwen/Qwen3-8B", None)

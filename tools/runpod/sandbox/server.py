@@ -808,8 +808,14 @@ class RunPodEmulator:
     async def _pod_chat(self, request: web.Request) -> web.StreamResponse:
         pod, served = self._pod_server(request)
         body = _chat_request(_BODY.get(), served)
-        env = pod.config.get("env") or {}
-        self._use_lane(body, f"pod:{pod.id}", pod.gpu.id, pod.gpu_count, env, served)
+        # Paced as the pod's `vllm serve` arguments make it: the checkpoint they load (not the
+        # --served-model-name alias) at the --quantization they ask for.
+        env = dict(pod.config.get("env") or {})
+        serve = vllm.from_pod_args(str(pod.config.get("args") or ""), env)
+        if serve.quantization:
+            env["QUANTIZATION"] = serve.quantization
+        model = serve.model or served
+        self._use_lane(body, f"pod:{pod.id}", pod.gpu.id, pod.gpu_count, env, model)
         return await self._answer(request, served, body)
 
     async def _answer(
